@@ -1,0 +1,110 @@
+"""Shared fixtures. End-to-end helpers start real processes on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import msgspec
+import pytest
+import zmq
+import zmq.asyncio
+
+from protocol.messages import Ping, Welcome
+from protocol.transport import Received, bind_router, recv, send_control
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeSupervisor:
+    """The supervisor's side of the worker socket, driven by hand from a test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.endpoint = f"ipc://{tmp}/workers.sock"
+        self.ctx = zmq.asyncio.Context()
+        self.sock = bind_router(self.ctx, self.endpoint)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.next_id = 1
+
+    def spawn(self, worker_id: str = "w1", backend: str = "sandbox", env: dict[str, str] | None = None,
+              extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "worker", "--connect", self.endpoint,
+               "--worker-id", worker_id, "--backend", backend, *(extra or [])]
+        full_env = {**os.environ, **(env or {})}
+        proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        return proc
+
+    async def recv(self, timeout: float = 10.0) -> Received:
+        return await asyncio.wait_for(recv(self.sock, routed=True), timeout)
+
+    async def expect(self, kind: type, timeout: float = 10.0) -> Received:
+        """Receive until a message of ``kind`` arrives (others are skipped, pongs included)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = await self.recv(max(0.01, deadline - time.monotonic()))
+            if isinstance(got.message, kind):
+                return got
+
+    async def send(self, peer: bytes, msg: msgspec.Struct) -> None:
+        await send_control(self.sock, msg, to=peer)
+
+    async def welcome(self, ping_timeout_s: float = 5.0, sessions_per_worker: int = 0) -> bytes:
+        from protocol.messages import Hello
+
+        hello = await self.expect(Hello, timeout=20)
+        assert hello.peer is not None
+        await self.send(hello.peer, Welcome(ping_interval_s=1.0, ping_timeout_s=ping_timeout_s,
+                                            sessions_per_worker=sessions_per_worker))
+        return hello.peer
+
+    async def command(self, peer: bytes, cmd: Any, timeout: float = 15.0, keepalive: bool = True) -> Any:
+        """Send a command and return its reply, pinging meanwhile so the worker stays alive."""
+        from protocol.messages import Err, Ok
+
+        await self.send(peer, cmd)
+        deadline = time.monotonic() + timeout
+        next_ping = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if keepalive and time.monotonic() >= next_ping:
+                await self.send(peer, Ping(seq=0, sent_at=time.time()))
+                next_ping = time.monotonic() + 1.0
+            try:
+                got = await self.recv(1.0)
+            except asyncio.TimeoutError:
+                continue
+            if isinstance(got.message, (Ok, Err)) and got.message.id == cmd.id:
+                return got.message
+        raise AssertionError(f"no reply to {type(cmd).__name__} within {timeout}s")
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(5)
+            if proc.stderr:
+                proc.stderr.close()
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+async def fake_supervisor(tmp_path: Path) -> AsyncIterator[FakeSupervisor]:
+    sup = FakeSupervisor(tmp_path)
+    try:
+        yield sup
+    finally:
+        sup.close()
+
+
+def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The process's exit code if it exits within ``timeout``, else None."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None

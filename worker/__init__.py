@@ -1,0 +1,1 @@
+"""The worker process: hosts exactly one call client and speaks ``protocol`` to the supervisor."""

@@ -1,0 +1,368 @@
+"""The one call client a worker hosts, driven from the worker's asyncio loop.
+
+Threading rule (reference/daily.md): events, completions and audio arrive on SDK threads.
+Nothing here calls the client from those threads; every callback is handed to the loop
+with ``call_soon_threadsafe``, and every command waits for its completion on the loop with
+a timeout, because completions are known to go missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from types import ModuleType
+from typing import Any, Callable
+
+import structlog
+
+from protocol import encode
+from protocol.audio import AudioIn
+from protocol.messages import (
+    COMMANDS,
+    EVENT_BY_CALLBACK,
+    AudioSettings,
+    CallStateUpdated,
+    ClearAudioRenderer,
+    Command,
+    Completion,
+    Err,
+    ErrCode,
+    Event,
+    Join,
+    Leave,
+    Ok,
+    ParticipantJoined,
+    ParticipantLeft,
+    SetAudioRenderer,
+)
+from worker.audio_out import AudioWriter
+
+log = structlog.get_logger("worker.call")
+
+MIC_TRACK = "callfleet-mic"
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class CommandFailed(Exception):
+    def __init__(self, code: ErrCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _forwarding_handler_class(base: type) -> type:
+    """A subclass of the backend's ``EventHandler`` with one method per event Struct.
+
+    Each method packs its arguments into the Struct (fields are named like the callback's
+    parameters) and hands it to the loop. Exceptions are logged here because the SDK
+    swallows whatever a handler raises.
+    """
+
+    def make(cls: type[Event]) -> Callable[..., None]:
+        fields = cls.__struct_fields__
+
+        def handler(self: Any, *args: Any) -> None:
+            try:
+                self._deliver(cls(**dict(zip(fields, args))))
+            except Exception:
+                log.exception("event handler failed", callback=cls.callback)
+
+        handler.__name__ = cls.callback
+        return handler
+
+    def __init__(self: Any, deliver: Callable[[Event], None]) -> None:
+        base.__init__(self)
+        self._deliver = deliver
+
+    namespace: dict[str, Any] = {"__init__": __init__}
+    namespace.update({cb: make(cls) for cb, cls in EVENT_BY_CALLBACK.items()})
+    return type("ForwardingEventHandler", (base,), namespace)
+
+
+class CallHost:
+    """Owns the backend's ``CallClient``, its custom microphone and its audio renderers.
+
+    ``emit_event(event)`` and ``emit_audio(header_bytes, pcm)`` are called on the loop.
+    """
+
+    def __init__(
+        self,
+        backend: ModuleType,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        emit_event: Callable[[Event], None],
+        emit_audio: Callable[[bytes, bytes], None],
+    ) -> None:
+        self._backend = backend
+        self._loop = loop
+        self._emit_event = emit_event
+        self._emit_audio = emit_audio
+        handler_cls = _forwarding_handler_class(backend.EventHandler)
+        self._handler = handler_cls(self._from_sdk_thread)
+        self.client: Any = backend.CallClient(event_handler=self._handler)
+        self.audio = AudioSettings()
+        self._source: Any = None
+        self._track: Any = None
+        self._writer: AudioWriter | None = None
+        self.joined = False
+        self.joining = False
+        self.call_state = "initialized"  # as last reported by on_call_state_updated
+        self.calls_finished = 0
+        self._auto_render = True
+        self._renderers: dict[tuple[str, str], bool] = {}  # (participant, source) -> active
+        self._seq: dict[tuple[str, str], itertools.count[int]] = {}
+        self.frames_in = 0
+        self._local_id: str | None = None
+        self.on_call_ended: Callable[[], None] | None = None
+
+    # -- SDK threads -> loop ------------------------------------------------------------
+
+    def _from_sdk_thread(self, event: Event) -> None:
+        self._loop.call_soon_threadsafe(self._on_event, event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ParticipantJoined) and self._auto_render and self.joined:
+            self._render(event.participant)
+        elif isinstance(event, ParticipantLeft):
+            pid = (event.participant or {}).get("id")
+            for key in [k for k in self._renderers if k[0] == pid]:
+                self._renderers[key] = False
+        elif isinstance(event, CallStateUpdated):
+            self.call_state = event.state or self.call_state
+            if event.state == "left" and self.joined:
+                # Ejected, room expired or deleted: the call ended without our leave().
+                self._call_over()
+        self._emit_event(event)
+
+    def _on_audio(self, participant_id: str, audio_data: Any, audio_source: str) -> None:
+        # SDK thread. Encode the small header here, send on the loop.
+        key = (participant_id, audio_source)
+        if not self._renderers.get(key):
+            return
+        header = encode(
+            AudioIn(
+                participant_id,
+                next(self._seq[key]),
+                audio_data.sample_rate,
+                audio_data.num_channels,
+                audio_source,
+            )
+        )
+        self._loop.call_soon_threadsafe(self._deliver_audio, header, audio_data.audio_frames)
+
+    def _deliver_audio(self, header: bytes, pcm: bytes) -> None:
+        self.frames_in += 1
+        self._emit_audio(header, pcm)
+
+    # -- completions ----------------------------------------------------------------------
+
+    def _future(self) -> tuple[asyncio.Future[Any], Callable[..., None]]:
+        fut: asyncio.Future[Any] = self._loop.create_future()
+
+        def settle(result: Any, error: Any) -> None:
+            if not fut.done():
+                if error:
+                    fut.set_exception(CommandFailed(ErrCode.SDK_ERROR, str(error)))
+                else:
+                    fut.set_result(result)
+
+        def completion(*args: Any) -> None:
+            # (error) or (data, error), on an SDK thread.
+            result, error = (None, args[0]) if len(args) == 1 else (args[0], args[1])
+            self._loop.call_soon_threadsafe(settle, result, error)
+
+        return fut, completion
+
+    async def _await(self, fut: asyncio.Future[Any], what: str, timeout_s: float) -> Any:
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except asyncio.TimeoutError:
+            raise CommandFailed(
+                ErrCode.TIMEOUT, f"{what} did not complete within {timeout_s:g}s"
+            ) from None
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def execute(self, cmd: Command) -> Ok | Err:
+        """Carry out one command; always answers, never raises."""
+        try:
+            if isinstance(cmd, Join):
+                result = await self._join(cmd)
+            elif isinstance(cmd, Leave):
+                result = await self.leave(cmd.timeout_s)
+            elif isinstance(cmd, SetAudioRenderer):
+                result = self._set_renderer(cmd)
+            elif isinstance(cmd, ClearAudioRenderer):
+                self._renderers[(cmd.participant_id, cmd.audio_source)] = False
+                result = None
+            else:
+                result = await self._call(cmd)
+            return Ok(cmd.id, result)
+        except CommandFailed as exc:
+            return Err(cmd.id, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("command failed", command=type(cmd).__name__)
+            return Err(cmd.id, ErrCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    async def _call(self, cmd: Command) -> Any:
+        method = getattr(self.client, cmd.method, None)
+        if method is None:
+            raise CommandFailed(ErrCode.UNSUPPORTED, f"{cmd.method} is not supported by this backend")
+        kwargs = {f: getattr(cmd, f) for f in cmd.__struct_fields__ if f != "id"}
+        if cmd.completion is Completion.NONE:
+            return method(**kwargs)
+        fut, completion = self._future()
+        method(**kwargs, completion=completion)
+        return await self._await(fut, cmd.method, DEFAULT_TIMEOUT_S)
+
+    async def _join(self, cmd: Join) -> Any:
+        if self.joined or self.joining:
+            raise CommandFailed(ErrCode.ALREADY_JOINED, "this worker is already in a call")
+        self.audio = cmd.audio
+        self._auto_render = cmd.auto_render
+        self._ensure_microphone()
+        settings = dict(cmd.client_settings or {})
+        inputs = dict(settings.get("inputs") or {})
+        inputs.setdefault("camera", False)
+        inputs["microphone"] = {"isEnabled": True, "settings": {"customTrack": {"id": self._track.id}}}
+        settings["inputs"] = inputs
+        if cmd.user_name:
+            self.client.set_user_name(cmd.user_name)
+        fut, completion = self._future()
+        self.joining = True
+        try:
+            self.client.join(cmd.meeting_url, cmd.meeting_token, settings, completion=completion)
+            data = await self._await(fut, "join", cmd.timeout_s)
+        finally:
+            self.joining = False
+        self.joined = True
+        participants = (data or {}).get("participants") or {}
+        local = participants.get("local") or {}
+        self._local_id = local.get("id")
+        self._unsubscribe_video()
+        if cmd.auto_render:
+            for pid, participant in participants.items():
+                if pid != "local":
+                    self._render(participant)
+        return data
+
+    def _ensure_microphone(self) -> None:
+        if self._source is not None and (
+            self._source.sample_rate == self.audio.sample_rate
+            and self._source.channels == self.audio.channels
+        ):
+            return
+        if self._writer is not None:
+            self._writer.close()
+        self._source = self._backend.CustomAudioSource(self.audio.sample_rate, self.audio.channels)
+        self._track = self._backend.CustomAudioTrack(self._source)
+        self._writer = AudioWriter(
+            self._source.write_frames,
+            sample_rate=self.audio.sample_rate,
+            channels=self.audio.channels,
+        )
+
+    def _unsubscribe_video(self) -> None:
+        # A bot renders no video; not receiving it saves bandwidth and CPU.
+        def done(error: Any) -> None:
+            if error:
+                log.warning("could not unsubscribe video", error=str(error))
+
+        try:
+            self.client.update_subscription_profiles(
+                {"base": {"camera": "unsubscribed", "screenVideo": "unsubscribed"}},
+                completion=done,
+            )
+        except Exception:
+            log.exception("update_subscription_profiles failed")
+
+    def _render(self, participant: dict[str, Any]) -> None:
+        pid = participant.get("id")
+        info = participant.get("info") or {}
+        if not pid or info.get("isLocal") or pid == self._local_id:
+            return
+        self._set_renderer(SetAudioRenderer(id=0, participant_id=pid))
+
+    def _set_renderer(self, cmd: SetAudioRenderer) -> None:
+        key = (cmd.participant_id, cmd.audio_source)
+        self._seq.setdefault(key, itertools.count())
+        self._renderers[key] = True
+        self.client.set_audio_renderer(
+            cmd.participant_id,
+            self._on_audio,
+            audio_source=cmd.audio_source,
+            sample_rate=cmd.sample_rate or self.audio.sample_rate,
+            callback_interval_ms=cmd.callback_interval_ms or self.audio.frame_ms,
+        )
+
+    def write_audio(self, pcm: bytes) -> bool:
+        """Queue the bot's audio for the call; False if not in a call (frame dropped)."""
+        if self._writer is None or not self.joined:
+            return False
+        self._writer.put(pcm)
+        return True
+
+    @property
+    def frames_out(self) -> int:
+        return self._writer.frames_written if self._writer else 0
+
+    @property
+    def frames_dropped(self) -> int:
+        return self._writer.frames_dropped if self._writer else 0
+
+    @property
+    def in_call(self) -> bool:
+        """True while the SDK may hold a call: joined, joining, or a join that timed out."""
+        return self.joined or self.joining or self.call_state in ("joining", "joined")
+
+    async def leave(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Leave the call and wait for it (bounded). Not being in a call is not an error."""
+        if not self.in_call:
+            return None
+        for key in self._renderers:
+            self._renderers[key] = False
+        if self._writer is not None:
+            self._writer.clear()
+        fut, completion = self._future()
+        self.client.leave(completion=completion)
+        try:
+            await self._await(fut, "leave", timeout_s)
+        finally:
+            self._call_over()
+        return None
+
+    def _call_over(self) -> None:
+        if not self.joined:
+            return
+        self.joined = False
+        self.calls_finished += 1
+        self._renderers.clear()
+        if self.on_call_ended is not None:
+            self.on_call_ended()
+
+    def release(self) -> None:
+        """Free the client and the custom track, in the order daily-python needs.
+
+        Call only after ``leave`` completed (or timed out): never release while in a call.
+        """
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        started = time.monotonic()
+        try:
+            self.client.release()
+        except Exception:
+            log.exception("release failed")
+        log.debug("released", seconds=round(time.monotonic() - started, 3))
+        self.client = None
+        self._track = None
+        self._source = None
+        self._handler = None
+
+
+def capabilities(backend: ModuleType) -> list[str]:
+    """The commands this backend's client can carry out, for the handshake."""
+    return sorted(
+        {c.method for c in COMMANDS if c.method and hasattr(backend.CallClient, c.method)}
+    )
