@@ -1,0 +1,603 @@
+"""daily-python's API, offline: ``Daily``, ``CallClient``, ``EventHandler``,
+``CustomAudioSource``, ``CustomAudioTrack``, ``AudioData`` with the same names, signatures
+and threading as the ``daily`` module.
+
+Threading as in daily-python: ``Daily.init()`` starts an SDK thread (an asyncio loop of its
+own); every completion, event and audio renderer callback runs on it, never on the
+caller's thread. Methods return at once and report through their completion.
+``CustomAudioSource.write_frames`` blocks for as long as the audio lasts, like the real one.
+Features the sandbox does not have (video, live streaming) answer with an error in the
+completion, the way Daily answers a room without that feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+import traceback
+import uuid
+import weakref
+from typing import Any, Callable, Coroutine, Mapping
+
+from sandbox.connection import JoinError, RequestError, RoomConnection
+from sandbox.wire import AudioHead
+
+__version__ = "sandbox"
+
+NOT_JOINED = "Call client is not in a call"
+NO_VIDEO = "Video is not supported by the sandbox"
+
+
+class _Sdk:
+    """The SDK thread: one asyncio loop shared by every client of the process."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="sandbox-sdk", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(2)
+
+
+_sdk: _Sdk | None = None
+
+
+def _require_sdk() -> _Sdk:
+    if _sdk is None:
+        raise RuntimeError("Daily.init() must be called first")
+    return _sdk
+
+
+class Daily:
+    @staticmethod
+    def init(worker_threads: int = 2, log_level: Any = None) -> None:
+        global _sdk
+        if _sdk is not None:
+            raise RuntimeError("Daily.init() called twice (daily-python aborts the process)")
+        _sdk = _Sdk()
+
+    @staticmethod
+    def deinit() -> None:
+        global _sdk
+        if _sdk is not None:
+            _sdk.stop()
+            _sdk = None
+
+    @staticmethod
+    def set_log_level(log_level: Any) -> None:
+        pass
+
+    @staticmethod
+    def create_native_vad(reset_period_ms: int = 1000, sample_rate: int = 16000, channels: int = 1) -> Any:
+        raise NotImplementedError("use daily.Daily.create_native_vad; the sandbox has no VAD")
+
+
+class EventHandler:
+    """Base class for event handlers; override the ``on_*`` methods you need."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def on_active_speaker_changed(self, participant: Any) -> None: ...
+    def on_app_message(self, message: Any, sender: Any) -> None: ...
+    def on_available_devices_updated(self, available_devices: Any) -> None: ...
+    def on_call_state_updated(self, state: Any) -> None: ...
+    def on_dialin_connected(self, data: Any) -> None: ...
+    def on_dialin_error(self, data: Any) -> None: ...
+    def on_dialin_ready(self, sip_endpoint: Any) -> None: ...
+    def on_dialin_stopped(self, data: Any) -> None: ...
+    def on_dialin_warning(self, data: Any) -> None: ...
+    def on_dialout_answered(self, data: Any) -> None: ...
+    def on_dialout_connected(self, data: Any) -> None: ...
+    def on_dialout_error(self, data: Any) -> None: ...
+    def on_dialout_stopped(self, data: Any) -> None: ...
+    def on_dialout_warning(self, data: Any) -> None: ...
+    def on_dtmf_event(self, data: Any) -> None: ...
+    def on_error(self, message: Any) -> None: ...
+    def on_inputs_updated(self, input_settings: Any) -> None: ...
+    def on_live_stream_error(self, stream_id: Any, message: Any) -> None: ...
+    def on_live_stream_started(self, status: Any) -> None: ...
+    def on_live_stream_stopped(self, stream_id: Any) -> None: ...
+    def on_live_stream_updated(self, update: Any) -> None: ...
+    def on_live_stream_warning(self, stream_id: Any, message: Any) -> None: ...
+    def on_network_connection_status_updated(self, status: Any) -> None: ...
+    def on_network_stats_updated(self, stats: Any) -> None: ...
+    def on_participant_counts_updated(self, counts: Any) -> None: ...
+    def on_participant_joined(self, participant: Any) -> None: ...
+    def on_participant_left(self, participant: Any, reason: Any) -> None: ...
+    def on_participant_updated(self, participant: Any) -> None: ...
+    def on_publishing_updated(self, publishing_settings: Any) -> None: ...
+    def on_recording_error(self, stream_id: Any, message: Any) -> None: ...
+    def on_recording_started(self, status: Any) -> None: ...
+    def on_recording_stopped(self, stream_id: Any) -> None: ...
+    def on_subscription_profiles_updated(self, subscription_profiles: Any) -> None: ...
+    def on_subscriptions_updated(self, subscriptions: Any) -> None: ...
+    def on_transcription_error(self, message: Any) -> None: ...
+    def on_transcription_message(self, message: Any) -> None: ...
+    def on_transcription_started(self, status: Any) -> None: ...
+    def on_transcription_stopped(self, stopped_by: Any, stopped_by_error: Any) -> None: ...
+    def on_transcription_updated(self, update: Any) -> None: ...
+
+
+class AudioData:
+    """Audio handed to a renderer callback."""
+
+    def __init__(self, audio_frames: bytes, sample_rate: int, num_channels: int) -> None:
+        self.audio_frames = audio_frames
+        self.sample_rate = sample_rate
+        self.num_channels = num_channels
+        self.bits_per_sample = 16
+        self.num_audio_frames = len(audio_frames) // (2 * num_channels)
+
+
+_tracks: "weakref.WeakValueDictionary[str, CustomAudioTrack]" = weakref.WeakValueDictionary()
+
+
+class CustomAudioSource:
+    """Audio a client sends. ``write_frames`` paces in real time: without a completion it
+    blocks for the audio's duration; with one it returns at once and completes later."""
+
+    PIECE_MS = 20
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self._sample_rate = sample_rate
+        self._channels = channels
+        self._clock = 0.0
+        self._lock = threading.Lock()
+        self._sinks: list[tuple[CallClient, str]] = []  # (client, track name)
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self._channels
+
+    def write_frames(self, frames: bytes, completion: Any = None) -> int:
+        if completion is not None:
+            threading.Thread(target=lambda: self._complete(frames, completion), daemon=True).start()
+            return 0
+        return self._write(bytes(frames))
+
+    def _complete(self, frames: bytes, completion: Callable[[int], None]) -> None:
+        n = self._write(bytes(frames))
+        sdk = _sdk
+        if sdk is not None:
+            sdk.call(completion, n)
+
+    def _write(self, frames: bytes) -> int:
+        bytes_per_ms = self._sample_rate * self._channels * 2 // 1000
+        piece = self.PIECE_MS * bytes_per_ms
+        with self._lock:
+            for start in range(0, len(frames), piece):
+                chunk = frames[start : start + piece]
+                now = time.monotonic()
+                if self._clock < now:
+                    self._clock = now  # idle since the last write: start afresh
+                while (delay := self._clock - time.monotonic()) > 0:
+                    time.sleep(delay)
+                for client, track in list(self._sinks):
+                    client._send_audio(chunk, self._sample_rate, self._channels, track)
+                self._clock += len(chunk) / bytes_per_ms / 1000
+            while (delay := self._clock - time.monotonic()) > 0:
+                time.sleep(delay)
+        return len(frames) // (2 * self._channels)
+
+
+class CustomAudioTrack:
+    def __init__(self, audio_source: CustomAudioSource) -> None:
+        self._id = str(uuid.uuid4())
+        self.source = audio_source
+        _tracks[self._id] = self
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+
+class CallClient:
+    """A participant of a sandbox room, with ``daily.CallClient``'s API."""
+
+    def __init__(self, event_handler: Any = None) -> None:
+        self._sdk = _require_sdk()
+        self._handler = event_handler
+        self._conn: RoomConnection | None = None
+        self._state = "initialized"
+        self._participants: dict[str, dict[str, Any]] = {}
+        self._local: dict[str, Any] = {}
+        self._renderers: dict[tuple[str, str], tuple[Callable[..., None], int, int, bytearray]] = {}
+        self._inputs: dict[str, Any] = {
+            "camera": {"isEnabled": False, "settings": {}},
+            "microphone": {"isEnabled": True, "settings": {}},
+        }
+        self._publishing: dict[str, Any] = {"camera": {"isPublishing": False}, "microphone": {"isPublishing": True}}
+        self._subscriptions: dict[str, Any] = {}
+        self._profiles: dict[str, Any] = {"base": {"camera": "subscribed", "microphone": "subscribed", "screenVideo": "subscribed", "screenAudio": "subscribed"}}
+        self._tracks: dict[str, CustomAudioTrack] = {}
+        self._active_speaker: dict[str, Any] = {}
+        self._released = False
+
+    # -- delivery on the SDK thread --------------------------------------------------------
+
+    def _emit(self, callback: str, *args: Any) -> None:
+        handler = getattr(self._handler, callback, None)
+        if handler is None:
+            return
+        try:
+            handler(*args)
+        except Exception:
+            # daily-python swallows what handlers raise; at least say so on stderr.
+            traceback.print_exc(file=sys.stderr)
+
+    def _complete(self, completion: Any, *args: Any) -> None:
+        if completion is not None:
+            try:
+                completion(*args)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self._emit("on_call_state_updated", state)
+
+    def _on_room_event(self, callback: str, args: list[Any]) -> None:
+        if callback == "_left":
+            self._conn = None
+            self._bind_tracks(False)
+            self._participants.clear()
+            self._emit("on_error", str(args[0]) if args else "left the call")
+            self._set_state("left")
+            return
+        if callback in ("on_participant_joined", "on_participant_updated") and args:
+            self._participants[args[0]["id"]] = args[0]
+        elif callback == "on_participant_left" and args:
+            self._participants.pop(args[0]["id"], None)
+            for key in [k for k in self._renderers if k[0] == args[0]["id"]]:
+                del self._renderers[key]
+        elif callback == "on_active_speaker_changed" and args:
+            self._active_speaker = args[0]
+        self._emit(callback, *args)
+
+    def _on_room_audio(self, head: AudioHead, pcm: bytes) -> None:
+        key = (head.participant_id, head.source)
+        renderer = self._renderers.get(key)
+        if renderer is None:
+            return
+        callback, rate, interval_ms, buf = renderer
+        buf += pcm
+        chunk = rate * interval_ms // 1000 * head.channels * 2
+        while len(buf) >= chunk:
+            data = AudioData(bytes(buf[:chunk]), rate, head.channels)
+            del buf[:chunk]
+            try:
+                callback(head.participant_id, data, head.source)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+
+    def _send_audio(self, pcm: bytes, rate: int, channels: int, track: str) -> None:
+        # Called on the writer's thread: hand the frame to the SDK loop.
+        conn = self._conn
+        if conn is not None and self._state == "joined":
+            self._sdk.call(conn.send_audio, pcm, rate, channels, track)
+
+    def _bind_tracks(self, bind: bool) -> None:
+        for name, track in self._tracks.items():
+            sinks = track.source._sinks
+            if bind and (self, name) not in sinks:
+                sinks.append((self, name))
+            elif not bind and (self, name) in sinks:
+                sinks.remove((self, name))
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._sdk.submit(coro)
+
+    async def _request(self, op: str, completion: Any, **args: Any) -> None:
+        if self._conn is None or self._state != "joined":
+            self._complete(completion, NOT_JOINED)
+            return
+        try:
+            await self._conn.request(op, **args)
+        except (RequestError, asyncio.TimeoutError) as exc:
+            self._complete(completion, str(exc) or "request timed out")
+            return
+        self._complete(completion, None)
+
+    def _fail(self, completion: Any, message: str) -> None:
+        self._sdk.call(self._complete, completion, message)
+
+    # -- joining and leaving -----------------------------------------------------------------
+
+    def join(self, meeting_url: str, meeting_token: Any = None, client_settings: Any = None, completion: Any = None) -> None:
+        self._run(self._join(meeting_url, meeting_token, client_settings or {}, completion))
+
+    async def _join(self, url: str, token: str | None, settings: Mapping[str, Any], completion: Any) -> None:
+        if self._state in ("joining", "joined"):
+            self._complete(completion, None, "Call client is already in a call")
+            return
+        self._set_state("joining")
+        self._apply_inputs(settings.get("inputs") or {})
+        mic_on = bool(self._inputs["microphone"].get("isEnabled", True))
+        conn = RoomConnection(self._on_room_event, self._on_room_audio)
+        user_name = self._local.get("info", {}).get("userName", "") if self._local else ""
+        try:
+            data = await conn.join(url, token, user_name=user_name, mic=mic_on)
+        except JoinError as exc:
+            self._emit("on_error", str(exc))
+            self._set_state("leaving")
+            self._set_state("left")
+            self._complete(completion, None, str(exc))
+            return
+        self._conn = conn
+        self._local = data["participants"]["local"]
+        self._participants = {k: v for k, v in data["participants"].items() if k != "local"}
+        for (pid, source), (_, rate, _, _) in self._renderers.items():
+            await self._renderer_request(pid, source, rate)
+        self._bind_tracks(True)
+        self._set_state("joined")
+        self._complete(completion, data, None)
+
+    def leave(self, completion: Any = None) -> None:
+        self._run(self._leave(completion))
+
+    async def _leave(self, completion: Any) -> None:
+        if self._conn is None or self._state != "joined":
+            self._complete(completion, None)
+            return
+        self._set_state("leaving")
+        self._bind_tracks(False)
+        conn, self._conn = self._conn, None
+        await conn.leave()
+        self._participants.clear()
+        self._set_state("left")
+        self._complete(completion, None)
+
+    def release(self) -> None:
+        self._released = True
+        self._bind_tracks(False)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._sdk.call(conn.close)
+        self._handler = None
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def participants(self) -> Mapping[str, Any]:
+        out: dict[str, Any] = dict(self._participants)
+        if self._local:
+            out["local"] = self._local
+        return out
+
+    def participant_counts(self) -> Mapping[str, Any]:
+        present = len(self._participants) + (1 if self._state == "joined" else 0)
+        return {"present": present, "hidden": 0}
+
+    def active_speaker(self) -> Mapping[str, Any]:
+        return dict(self._active_speaker)
+
+    def inputs(self) -> Mapping[str, Any]:
+        return dict(self._inputs)
+
+    def publishing(self) -> Mapping[str, Any]:
+        return dict(self._publishing)
+
+    def subscriptions(self) -> Mapping[str, Any]:
+        return dict(self._subscriptions)
+
+    def subscription_profiles(self) -> Mapping[str, Any]:
+        return dict(self._profiles)
+
+    def get_network_stats(self) -> Mapping[str, Any]:
+        return {"threshold": "good", "quality": 100, "stats": {"latest": {}, "worstVideoReceivePacketLoss": 0}}
+
+    # -- audio ---------------------------------------------------------------------------------
+
+    def set_audio_renderer(self, participant_id: str, callback: Any, audio_source: str = "microphone",
+                           sample_rate: int = 16000, callback_interval_ms: int = 20,
+                           logging_interval_ms: int = 10000) -> None:
+        if callback_interval_ms <= 0 or callback_interval_ms % 10:
+            raise ValueError("callback_interval_ms must be a positive multiple of 10")
+        self._renderers[(participant_id, audio_source)] = (callback, sample_rate, callback_interval_ms, bytearray())
+        if self._state == "joined":
+            self._run(self._renderer_request(participant_id, audio_source, sample_rate))
+
+    async def _renderer_request(self, pid: str, source: str, rate: int) -> None:
+        if self._conn is None:
+            return
+        try:
+            await self._conn.request("set_renderer", participant_id=pid, source=source, sample_rate=rate)
+        except (RequestError, asyncio.TimeoutError) as exc:
+            self._emit("on_error", f"set_audio_renderer failed: {exc}")
+
+    def set_video_renderer(self, participant_id: str, callback: Any, video_source: str = "camera",
+                           color_format: str = "RGBA", logging_interval_ms: int = 10000) -> None:
+        pass  # no video ever arrives in the sandbox
+
+    def add_custom_audio_track(self, track_name: str, audio_track: Any, ignore_audio_level: Any = None, completion: Any = None) -> None:
+        self._tracks[track_name] = audio_track
+        if self._state == "joined":
+            self._bind_tracks(True)
+        self._sdk.call(self._complete, completion, None)
+
+    def update_custom_audio_track(self, track_name: str, audio_track: Any, ignore_audio_level: Any = None, completion: Any = None) -> None:
+        if track_name not in self._tracks:
+            self._fail(completion, f"no custom audio track named {track_name}")
+            return
+        self._bind_tracks(False)
+        self._tracks[track_name] = audio_track
+        if self._state == "joined":
+            self._bind_tracks(True)
+        self._sdk.call(self._complete, completion, None)
+
+    def remove_custom_audio_track(self, track_name: str, completion: Any = None) -> None:
+        if track_name not in self._tracks:
+            self._fail(completion, f"no custom audio track named {track_name}")
+            return
+        self._bind_tracks(False)
+        del self._tracks[track_name]
+        if self._state == "joined":
+            self._bind_tracks(True)
+        self._sdk.call(self._complete, completion, None)
+
+    def add_custom_video_track(self, track_name: str, video_track: Any, completion: Any = None) -> None:
+        self._fail(completion, NO_VIDEO)
+
+    def update_custom_video_track(self, track_name: str, video_track: Any, completion: Any = None) -> None:
+        self._fail(completion, NO_VIDEO)
+
+    def remove_custom_video_track(self, track_name: str, completion: Any = None) -> None:
+        self._fail(completion, NO_VIDEO)
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def _apply_inputs(self, input_settings: Mapping[str, Any]) -> None:
+        for device in ("camera", "microphone"):
+            value = input_settings.get(device)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = {"isEnabled": value}
+            merged = dict(self._inputs[device])
+            merged.update(value)
+            self._inputs[device] = merged
+        track_id = (((self._inputs["microphone"].get("settings") or {}).get("customTrack") or {}).get("id"))
+        track = _tracks.get(track_id) if track_id else None
+        if track is not None:
+            self._bind_tracks(False)
+            self._tracks["microphone"] = track
+            if self._state == "joined":
+                self._bind_tracks(True)
+
+    def update_inputs(self, input_settings: Any, completion: Any = None) -> None:
+        self._run(self._update_inputs(dict(input_settings or {}), completion))
+
+    async def _update_inputs(self, input_settings: dict[str, Any], completion: Any) -> None:
+        before = self._inputs["microphone"].get("isEnabled")
+        self._apply_inputs(input_settings)
+        after = self._inputs["microphone"].get("isEnabled")
+        if self._conn is not None and self._state == "joined" and before != after:
+            try:
+                await self._conn.request("update_mic", enabled=bool(after))
+            except RequestError as exc:
+                self._complete(completion, str(exc))
+                return
+        self._emit("on_inputs_updated", self.inputs())
+        self._complete(completion, None)
+
+    def update_publishing(self, publishing_settings: Any, completion: Any = None) -> None:
+        self._publishing.update(publishing_settings or {})
+        self._sdk.call(self._settings_done, "on_publishing_updated", self.publishing(), completion)
+
+    def update_subscriptions(self, participant_settings: Any = None, profile_settings: Any = None, completion: Any = None) -> None:
+        self._subscriptions.update(participant_settings or {})
+        self._profiles.update(profile_settings or {})
+        self._sdk.call(self._settings_done, "on_subscriptions_updated", self.subscriptions(), completion)
+
+    def update_subscription_profiles(self, profile_settings: Any, completion: Any = None) -> None:
+        for name, profile in (profile_settings or {}).items():
+            self._profiles[name] = {**self._profiles.get(name, {}), **profile}
+        self._sdk.call(self._settings_done, "on_subscription_profiles_updated", self.subscription_profiles(), completion)
+
+    def _settings_done(self, callback: str, value: Any, completion: Any) -> None:
+        self._emit(callback, value)
+        self._complete(completion, None)
+
+    def update_permissions(self, permissions: Any, completion: Any = None) -> None:
+        if not self._local.get("info", {}).get("isOwner"):
+            self._fail(completion, "only meeting owners can update permissions")
+            return
+        self._sdk.call(self._complete, completion, None)
+
+    def update_remote_participants(self, remote_participants: Any, completion: Any = None) -> None:
+        self._run(self._request("update_remote_participants", completion, remote_participants=remote_participants))
+
+    def eject_remote_participants(self, ids: Any, completion: Any = None) -> None:
+        self._run(self._request("eject", completion, ids=list(ids)))
+
+    def set_user_name(self, user_name: str) -> None:
+        self._local.setdefault("info", {})["userName"] = user_name
+        if self._state == "joined":
+            self._run(self._request("set_user_name", None, user_name=user_name))
+
+    def set_ice_config(self, ice_config: Any = None, completion: Any = None) -> None:
+        self._sdk.call(self._complete, completion, None)
+
+    def set_proxy_url(self, proxy_url: Any = None, completion: Any = None) -> None:
+        self._sdk.call(self._complete, completion, None)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def send_app_message(self, message: Any, participant_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("app_message", completion, message=message, recipient=participant_id))
+
+    def send_prebuilt_chat_message(self, message: str, user_name: Any = None, completion: Any = None) -> None:
+        self._run(self._request("send_prebuilt_chat_message", completion, message=message, user_name=user_name))
+
+    # -- recording, transcription, streaming ---------------------------------------------------
+
+    def start_recording(self, streaming_settings: Any = None, stream_id: Any = None, force_new: Any = None, completion: Any = None) -> None:
+        self._run(self._request("start_recording", completion, stream_id=stream_id, force_new=force_new))
+
+    def stop_recording(self, stream_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("stop_recording", completion, stream_id=stream_id))
+
+    def update_recording(self, update_settings: Any, stream_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("update_recording", completion, stream_id=stream_id))
+
+    def start_transcription(self, settings: Any = None, completion: Any = None) -> None:
+        self._run(self._request("start_transcription", completion, settings=settings))
+
+    def stop_transcription(self, completion: Any = None) -> None:
+        self._run(self._request("stop_transcription", completion))
+
+    def update_transcription(self, participants: Any = None, instance_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("update_transcription", completion, participants=participants))
+
+    def start_live_stream_with_endpoints(self, endpoints: Any, streaming_settings: Any = None, stream_id: Any = None, force_new: Any = None, completion: Any = None) -> None:
+        self._run(self._request("start_live_stream_with_endpoints", completion))
+
+    def start_live_stream_with_rtmp_urls(self, rtmp_urls: Any, streaming_settings: Any = None, stream_id: Any = None, force_new: Any = None, completion: Any = None) -> None:
+        self._run(self._request("start_live_stream_with_rtmp_urls", completion))
+
+    def update_live_stream(self, update_settings: Any, stream_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("update_live_stream", completion))
+
+    def stop_live_stream(self, stream_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("stop_live_stream", completion))
+
+    def add_live_streaming_endpoints(self, endpoints: Any, stream_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("add_live_streaming_endpoints", completion))
+
+    def remove_live_streaming_endpoints(self, endpoints: Any, stream_id: Any = None, completion: Any = None) -> None:
+        self._run(self._request("remove_live_streaming_endpoints", completion))
+
+    # -- telephony -----------------------------------------------------------------------------
+
+    def start_dialout(self, settings: Any, completion: Any = None) -> None:
+        self._run(self._request("start_dialout", completion, settings=settings))
+
+    def stop_dialout(self, participant_id: str, completion: Any = None) -> None:
+        self._run(self._request("stop_dialout", completion, participant_id=participant_id))
+
+    def send_dtmf(self, settings: Any, completion: Any = None) -> None:
+        self._run(self._request("send_dtmf", completion, settings=settings))
+
+    def sip_call_transfer(self, settings: Any, completion: Any = None) -> None:
+        self._run(self._request("sip_call_transfer", completion, settings=settings))
+
+    def sip_refer(self, settings: Any, completion: Any = None) -> None:
+        self._run(self._request("sip_refer", completion, settings=settings))

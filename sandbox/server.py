@@ -1,0 +1,135 @@
+"""``callfleet sandbox``: the Daily stand-in as a server (REST on HTTP, rooms on ZeroMQ).
+
+``Sandbox`` runs it inside any asyncio loop (tests, the bench); ``main`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from callfleet import logs
+from sandbox import rest
+from sandbox.limits import Faults, TokenBuckets
+from sandbox.rooms import RoomServer
+from sandbox.store import Store
+from sandbox.tokens import TokenSigner
+
+log = structlog.get_logger("sandbox")
+
+
+class Sandbox:
+    """The whole stand-in: ``await start()``, use ``base_url``/``api_url``, ``await stop()``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str = "",
+                 rate_limits: bool = True, data_dir: Path | None = None) -> None:
+        self.host, self.port = host, port
+        self.api_key = api_key
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="callfleet-sandbox-"))
+        self.store = Store()
+        self.signer = TokenSigner()
+        self.faults = Faults(rate_limits=rate_limits)
+        self.rooms: RoomServer | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[rest.daily_errors, rest.auth_and_limits])
+        assert self.rooms is not None
+        app[rest.STORE] = self.store
+        app[rest.ROOMS] = self.rooms
+        app[rest.SIGNER] = self.signer
+        app[rest.FAULTS] = self.faults
+        app[rest.BUCKETS] = TokenBuckets()
+        app[rest.API_KEY] = self.api_key
+        app[rest.BASE_URL] = ""
+        app[rest.TASKS] = set()
+        app.cleanup_ctx.append(self._http_client)
+        rest.setup_routes(app)
+        return app
+
+    async def _http_client(self, app: web.Application) -> Any:
+        async with aiohttp.ClientSession() as session:
+            app[rest.HTTP] = session
+            yield
+            for task in list(app[rest.TASKS]):
+                task.cancel()
+
+    async def start(self) -> None:
+        self.rooms = RoomServer(self.store, self.signer, recordings_dir=self.data_dir / "recordings", host=self.host)
+        self.rooms.start()
+        app = self.make_app()
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            self.port = self._runner.addresses[0][1]
+        app[rest.BASE_URL] = self.base_url
+        log.info("sandbox listening", api_url=self.api_url, rooms=self.rooms.endpoint)
+
+    async def stop(self) -> None:
+        if self.rooms is not None:
+            await self.rooms.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> "Sandbox":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="callfleet sandbox", description="Run the local Daily stand-in.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8990)
+    parser.add_argument("--api-key-env", default=None,
+                        help="name of an env var holding the only API key accepted (default: any key)")
+    parser.add_argument("--no-rate-limits", action="store_true", help="switch Daily's rate limits off")
+    parser.add_argument("--data-dir", type=Path, default=None, help="where recordings are written")
+    return parser.parse_args(argv)
+
+
+async def serve(ns: argparse.Namespace) -> None:
+    api_key = os.environ.get(ns.api_key_env, "") if ns.api_key_env else ""
+    sandbox = Sandbox(ns.host, ns.port, api_key=api_key, rate_limits=not ns.no_rate_limits, data_dir=ns.data_dir)
+    await sandbox.start()
+    print(f"sandbox: REST {sandbox.api_url}  rooms {sandbox.base_url}/ROOM", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sandbox.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logs.configure()
+    ns = parse(argv)
+    try:
+        import uvloop
+
+        uvloop.run(serve(ns))
+    except OSError as exc:
+        print(f"callfleet sandbox: cannot listen on {ns.host}:{ns.port}: {exc}", flush=True)
+        return 1
+    return 0
