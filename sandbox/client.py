@@ -64,7 +64,7 @@ def _require_sdk() -> _Sdk:
 
 class Daily:
     @staticmethod
-    def init(worker_threads: int = 2, log_level: Any = None) -> None:
+    def init(worker_threads: int = 2, log_level: Any = ...) -> None:
         global _sdk
         if _sdk is not None:
             raise RuntimeError("Daily.init() called twice (daily-python aborts the process)")
@@ -78,7 +78,7 @@ class Daily:
             _sdk = None
 
     @staticmethod
-    def set_log_level(log_level: Any) -> None:
+    def set_log_level(log_level: Any = ...) -> None:
         pass
 
     @staticmethod
@@ -134,14 +134,32 @@ class EventHandler:
 
 
 class AudioData:
-    """Audio handed to a renderer callback."""
+    """Audio handed to a renderer callback (read-only, like daily's)."""
+
+    __slots__ = ("_frames", "_rate", "_channels")
 
     def __init__(self, audio_frames: bytes, sample_rate: int, num_channels: int) -> None:
-        self.audio_frames = audio_frames
-        self.sample_rate = sample_rate
-        self.num_channels = num_channels
-        self.bits_per_sample = 16
-        self.num_audio_frames = len(audio_frames) // (2 * num_channels)
+        self._frames, self._rate, self._channels = audio_frames, sample_rate, num_channels
+
+    @property
+    def audio_frames(self) -> bytes:
+        return self._frames
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    @property
+    def num_channels(self) -> int:
+        return self._channels
+
+    @property
+    def bits_per_sample(self) -> int:
+        return 16
+
+    @property
+    def num_audio_frames(self) -> int:
+        return len(self._frames) // (2 * self._channels)
 
 
 _tracks: "weakref.WeakValueDictionary[str, CustomAudioTrack]" = weakref.WeakValueDictionary()

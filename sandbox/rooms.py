@@ -527,11 +527,15 @@ class RoomServer:
         number = settings.get("phoneNumber") or settings.get("sipUri")
         if not number:
             raise RoomError("dial-out settings need a phoneNumber or a sipUri")
-        phone = self.add_phone(live, str(number), dial="dialout", user_name=settings.get("displayName"))
-        data = {"sessionId": phone.id, "userId": settings.get("userId") or phone.id}
-        loop = asyncio.get_running_loop()
-        self._broadcast(live, "on_dialout_connected", data, skip=phone.id)
-        loop.call_later(0.1, self._answer_dialout, live.name, phone.id, data)
+        sent: dict[str, Any] = {}
+
+        def connected(phone: Participant) -> None:
+            # Daily's order: dialout-connected, the phone joins, then dialout-answered.
+            sent.update(sessionId=phone.id, userId=settings.get("userId") or phone.id)
+            self._broadcast(live, "on_dialout_connected", dict(sent))
+
+        phone = self.add_phone(live, str(number), dial="dialout", user_name=settings.get("displayName"), before_join=connected)
+        asyncio.get_running_loop().call_later(0.1, self._answer_dialout, live.name, phone.id, sent)
         return {"sessionId": phone.id}
 
     def _answer_dialout(self, room: str, phone_id: str, data: dict[str, Any]) -> None:
@@ -589,7 +593,8 @@ class RoomServer:
 
     # -- phones ---------------------------------------------------------------------------
 
-    def add_phone(self, live: LiveRoom, number: str, *, dial: str, user_name: str | None = None, tone_hz: float = 440.0) -> Participant:
+    def add_phone(self, live: LiveRoom, number: str, *, dial: str, user_name: str | None = None,
+                  tone_hz: float = 440.0, before_join: Callable[[Participant], None] | None = None) -> Participant:
         pid = str(uuid.uuid4())
         participant = Participant(id=pid, room=live.name, peer=None, user_name=user_name or number, user_id=number)
         participant.dial = dial
@@ -599,6 +604,8 @@ class RoomServer:
             self.route_audio(participant, "microphone", pcm, 16000, 1, seq)
 
         participant.phone = Phone(pid, number, speak=speak, tone_hz=tone_hz)
+        if before_join is not None:
+            before_join(participant)
         self._admit(live, participant)
         participant.phone.start()
         return participant
@@ -606,12 +613,16 @@ class RoomServer:
     def connect_dialin(self, call: DialinCall, room: Room) -> Participant:
         """``pinlessCallUpdate`` named this call: the phone joins the room."""
         live = self.rooms.setdefault(room.name, LiveRoom(room.name))
-        phone = self.add_phone(live, call.from_number, dial="dialin", tone_hz=call.tone_hz)
-        phone.dialin_call = call
-        call.room_name, call.participant_id = room.name, phone.id
-        data = {"sessionId": phone.id, "callId": call.call_id, "callDomain": call.call_domain, "sipFrom": call.from_number, "sipTo": call.to_number}
-        self._broadcast(live, "on_dialin_connected", data, skip=phone.id)
-        return phone
+
+        def connected(phone: Participant) -> None:
+            # Daily's order: dialin-connected, then the phone's participant-joined.
+            phone.dialin_call = call
+            call.room_name, call.participant_id = room.name, phone.id
+            data = {"sessionId": phone.id, "callId": call.call_id, "callDomain": call.call_domain,
+                    "sipFrom": call.from_number, "sipTo": call.to_number}
+            self._broadcast(live, "on_dialin_connected", data)
+
+        return self.add_phone(live, call.from_number, dial="dialin", tone_hz=call.tone_hz, before_join=connected)
 
     def hang_up(self, room: str, participant_id: str) -> bool:
         live = self.rooms.get(room)

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class Sandbox:
         app[rest.FAULTS] = self.faults
         app[rest.BUCKETS] = TokenBuckets()
         app[rest.API_KEY] = self.api_key
-        app[rest.BASE_URL] = ""
+        app[rest.BASE_URL] = self.base_url
         app[rest.TASKS] = set()
         app.cleanup_ctx.append(self._http_client)
         rest.setup_routes(app)
@@ -74,14 +75,15 @@ class Sandbox:
     async def start(self) -> None:
         self.rooms = RoomServer(self.store, self.signer, recordings_dir=self.data_dir / "recordings", host=self.host)
         self.rooms.start()
+        # Bind first so the app knows its own URL (port 0 picks a free one).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
         app = self.make_app()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        if self.port == 0:
-            self.port = self._runner.addresses[0][1]
-        app[rest.BASE_URL] = self.base_url
+        await web.SockSite(self._runner, sock).start()
         log.info("sandbox listening", api_url=self.api_url, rooms=self.rooms.endpoint)
 
     async def stop(self) -> None:

@@ -108,3 +108,84 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
         return None
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Any]:
+    """The Daily stand-in, in this process, on a free loopback port (rate limits off)."""
+    from sandbox.server import Sandbox
+
+    sb = Sandbox(rate_limits=False, data_dir=tmp_path / "sandbox")
+    await sb.start()
+    try:
+        yield sb
+    finally:
+        await sb.stop()
+
+
+class DailyRest:
+    """A tiny REST client for tests: returns (status, json body, headers)."""
+
+    def __init__(self, api_url: str, key: str = "test-key") -> None:
+        import aiohttp
+
+        self.api_url = api_url
+        self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"})
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        async with self.session.request(method, self.api_url + path, **kwargs) as resp:
+            body = await resp.json(content_type=None)
+            return resp.status, body, resp.headers
+
+    async def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        status, body, _ = await self.call(method, path, **kwargs)
+        assert status == 200, (status, body)
+        return body
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+@pytest.fixture
+async def rest(sandbox: Any) -> AsyncIterator[DailyRest]:
+    client = DailyRest(sandbox.api_url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SandboxProcess:
+    """``callfleet sandbox`` in its own process, as operators run it."""
+
+    def __init__(self, *extra: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callfleet.cli", "sandbox", "--port", str(self.port), *extra],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        assert "sandbox: REST" in line, line
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_url = self.base_url + "/v1"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
