@@ -7,7 +7,8 @@ else -- a wrong part count, a wrong version byte, bytes that do not decode -- ra
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -18,9 +19,7 @@ _VERSION_PREFIX = bytes([PROTOCOL_VERSION])
 
 _encoder = msgspec.msgpack.Encoder()
 _control_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(Message)
-_audio_decoder: msgspec.msgpack.Decoder[AudioIn | AudioOut] = msgspec.msgpack.Decoder(
-    AudioHeader  # type: ignore[arg-type]
-)
+_audio_decoder: msgspec.msgpack.Decoder[AudioIn | AudioOut] = msgspec.msgpack.Decoder(AudioHeader)
 
 
 class ProtocolError(Exception):
@@ -34,7 +33,7 @@ def encode(msg: msgspec.Struct) -> bytes:
     return bytes(buf)
 
 
-def _payload(frame: bytes | memoryview) -> memoryview:
+def _payload(frame: bytes | bytearray | memoryview) -> memoryview:
     view = memoryview(frame)
     if len(view) < 2:
         raise ProtocolError(f"frame too short ({len(view)} bytes)")
@@ -43,7 +42,7 @@ def _payload(frame: bytes | memoryview) -> memoryview:
     return view[1:]
 
 
-def decode(frame: bytes | memoryview) -> Any:
+def decode(frame: bytes | bytearray | memoryview) -> Any:
     """Decode a one-part control frame into its ``Message`` Struct.
 
     Raises ``ProtocolError`` for a wrong version, truncated or undecodable frame.
@@ -55,7 +54,7 @@ def decode(frame: bytes | memoryview) -> Any:
         raise ProtocolError(f"undecodable control frame: {exc}") from None
 
 
-def decode_audio_header(frame: bytes | memoryview) -> AudioIn | AudioOut:
+def decode_audio_header(frame: bytes | bytearray | memoryview) -> AudioIn | AudioOut:
     """Decode the header part of an audio message; the PCM part is never looked at.
 
     Raises ``ProtocolError`` for a wrong version, truncated or undecodable header.
@@ -85,7 +84,7 @@ def split(parts: Sequence[Any]) -> tuple[Any, Any]:
     raise ProtocolError(f"message has {len(parts)} parts; expected 1 (control) or 2 (audio)")
 
 
-def _buffer(part: Any) -> bytes | memoryview:
+def _buffer(part: Any) -> bytes | bytearray | memoryview:
     # zmq.Frame exposes .buffer (a memoryview, no copy); bytes pass through.
     buf = getattr(part, "buffer", part)
     if not isinstance(buf, (bytes, bytearray, memoryview)):

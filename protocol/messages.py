@@ -26,7 +26,7 @@ class Completion(enum.Enum):
     JOIN = "join"  # completion(data, error)
 
 
-class ErrCode(str, enum.Enum):
+class ErrCode(enum.StrEnum):
     """Stable error codes carried by ``Err``."""
 
     TIMEOUT = "timeout"  # the SDK never called the completion in time
@@ -596,15 +596,8 @@ class TranscriptionUpdated(Event):
     callback: ClassVar[str] = "on_transcription_updated"
 
 
-def _leaves(base: type) -> list[type]:
-    found: list[type] = []
-    for sub in base.__subclasses__():
-        found.append(sub)
-    return found
-
-
-COMMANDS: tuple[type[Command], ...] = tuple(_leaves(Command))
-EVENTS: tuple[type[Event], ...] = tuple(_leaves(Event))
+COMMANDS: tuple[type[Command], ...] = tuple(Command.__subclasses__())
+EVENTS: tuple[type[Event], ...] = tuple(Event.__subclasses__())
 EVENT_BY_CALLBACK: dict[str, type[Event]] = {e.callback: e for e in EVENTS}
 
 CONTROL_TYPES: tuple[type[_Msg], ...] = (
@@ -623,4 +616,4 @@ CONTROL_TYPES: tuple[type[_Msg], ...] = (
 
 # The decoder's target: every control message type. Built from the registry above so a
 # new command or event cannot be forgotten here.
-Message = Union[CONTROL_TYPES]  # type: ignore[valid-type]
+Message = Union[CONTROL_TYPES]  # type: ignore[valid-type]  # noqa: UP007 - built from a tuple

@@ -19,7 +19,8 @@ import time
 import traceback
 import uuid
 import weakref
-from typing import Any, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from sandbox.connection import JoinError, RequestError, RoomConnection
 from sandbox.wire import AudioHead
@@ -162,7 +163,7 @@ class AudioData:
         return len(self._frames) // (2 * self._channels)
 
 
-_tracks: "weakref.WeakValueDictionary[str, CustomAudioTrack]" = weakref.WeakValueDictionary()
+_tracks: weakref.WeakValueDictionary[str, CustomAudioTrack] = weakref.WeakValueDictionary()
 
 
 class CustomAudioSource:
@@ -330,7 +331,7 @@ class CallClient:
             return
         try:
             await self._conn.request(op, **args)
-        except (RequestError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RequestError) as exc:
             self._complete(completion, str(exc) or "request timed out")
             return
         self._complete(completion, None)
@@ -438,7 +439,7 @@ class CallClient:
             return
         try:
             await self._conn.request("set_renderer", participant_id=pid, source=source, sample_rate=rate)
-        except (RequestError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RequestError) as exc:
             self._emit("on_error", f"set_audio_renderer failed: {exc}")
 
     def set_video_renderer(self, participant_id: str, callback: Any, video_source: str = "camera",

@@ -13,7 +13,8 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
@@ -104,7 +105,7 @@ class RoomConnection:
         except RequestError as exc:
             self.close()
             raise JoinError(str(exc)) from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.close()
             raise JoinError("Failed to join: the room server did not answer") from None
         self.participant_id = data["participants"]["local"]["id"]
@@ -190,7 +191,7 @@ class RoomConnection:
         if self._sock is not None and not self.closed:
             try:
                 await self.request("leave", timeout_s=3.0)
-            except (RequestError, asyncio.TimeoutError):
+            except (TimeoutError, RequestError):
                 pass
         self.close()
 

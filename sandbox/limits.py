@@ -47,7 +47,11 @@ class TokenBuckets:
 
 @dataclass
 class Faults:
-    """What goes wrong, switchable at run time through ``/v1/sandbox/faults``."""
+    """What goes wrong, switchable at run time through ``/v1/sandbox/faults``.
+
+    The same endpoint also takes a one-shot ``{"disconnect": ROOM | "*"}`` that cuts the
+    room-server connections of every participant there (see ``RoomServer.disconnect``).
+    """
 
     latency_ms: float = 0.0  # added to every REST response
     error_rate: float = 0.0  # share of REST requests answered 500 server-error

@@ -11,8 +11,9 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from hashlib import sha256
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import structlog
@@ -371,6 +372,9 @@ async def get_faults(request: web.Request) -> web.Response:
 async def set_faults(request: web.Request) -> web.Response:
     body = await json_body(request)
     faults = request.app[FAULTS]
+    disconnect = body.pop("disconnect", None)
+    if disconnect is not None and not isinstance(disconnect, str):
+        raise bad_request("disconnect must be a room name or '*'")
     for key, value in body.items():
         types = FAULT_FIELDS.get(key)
         if types is None:
@@ -381,7 +385,10 @@ async def set_faults(request: web.Request) -> web.Response:
         setattr(faults, key, value)
     if "seed" in body:
         faults.__post_init__()
-    return web.json_response(faults.to_json())
+    reply = faults.to_json()
+    if disconnect is not None:
+        reply["disconnected"] = request.app[ROOMS].disconnect(disconnect)
+    return web.json_response(reply)
 
 
 async def simulate_dialin(request: web.Request) -> web.Response:
@@ -412,7 +419,7 @@ async def _post_webhook(app: web.Application, url: str, body: dict[str, Any]) ->
         async with app[HTTP].post(url, json=body, timeout=aiohttp.ClientTimeout(total=30)) as resp:
             if resp.status >= 300:
                 log.warning("dial-in webhook refused", url=url, status=resp.status, body=(await resp.text())[:200])
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         log.warning("dial-in webhook failed", url=url, error=str(exc))
 
 

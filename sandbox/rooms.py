@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 import zmq
@@ -370,6 +371,19 @@ class RoomServer:
                 self._remove(p, notify_self=reason)
                 done.append(pid)
         return done
+
+    def disconnect(self, room_name: str) -> int:
+        """Fault: drop every client connection in a room (``*``: all rooms) without a word.
+
+        The server forgets them at once; each client notices the silence and leaves with
+        a connection error, as after a network cut."""
+        count = 0
+        for live in list(self.rooms.values()):
+            if room_name in ("*", live.name):
+                for p in [p for p in live.participants.values() if p.peer is not None]:
+                    self._remove(p)
+                    count += 1
+        return count
 
     def close_room(self, room_name: str, reason: str) -> None:
         live = self.rooms.get(room_name)

@@ -92,7 +92,7 @@ class Sandbox:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def __aenter__(self) -> "Sandbox":
+    async def __aenter__(self) -> Sandbox:
         await self.start()
         return self
 

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -76,7 +77,7 @@ class FakeSupervisor:
                 next_ping = time.monotonic() + 1.0
             try:
                 got = await self.recv(1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if isinstance(got.message, (Ok, Err)) and got.message.id == cmd.id:
                 return got.message

@@ -27,9 +27,9 @@ from protocol.messages import (
     Hello,
     Join,
     Leave,
-    SetAudioRenderer,
     Ok,
     Ping,
+    SetAudioRenderer,
 )
 from protocol.transport import BadFrameLog
 

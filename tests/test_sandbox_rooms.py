@@ -251,3 +251,36 @@ async def test_join_failure_reports_like_daily(sandbox: Any) -> None:
     data, error = await c.call("join", "http://127.0.0.1:9/unreachable")
     assert data is None and "Failed to fetch room information" in error
     c.client.release()
+
+
+async def test_room_server_disconnect_fault_makes_clients_leave_with_an_error(rest: DailyRest) -> None:
+    room = await _room(rest, "flaky")
+    a, b = SdkTestClient(), SdkTestClient()
+    await a.join(room["url"])
+    await b.join(room["url"])
+    reply = await rest.ok("POST", "/sandbox/faults", json={"disconnect": "flaky"})
+    assert reply["disconnected"] == 2
+    await wait_for(lambda: "left" in [x[0] for x in a.handler.of("on_call_state_updated")], timeout=10, what="a notices")
+    assert any("lost" in str(x[0]) for x in a.handler.of("on_error"))
+    assert (await rest.ok("GET", "/rooms/flaky/presence"))["total_count"] == 0
+    a.client.release()
+    b.client.release()
+
+
+async def test_token_eject_rules_are_honoured(rest: DailyRest) -> None:
+    room = await _room(rest, "timed")
+    token = (await rest.ok("POST", "/meeting-tokens", json={"properties": {
+        "room_name": "timed", "exp": time.time() + 1.0, "eject_at_token_exp": True}}))["token"]
+    elapsed = (await rest.ok("POST", "/meeting-tokens", json={"properties": {
+        "room_name": "timed", "eject_after_elapsed": 1}}))["token"]
+    a, b, c = SdkTestClient(), SdkTestClient(), SdkTestClient()
+    await a.join(room["url"], token)
+    await b.join(room["url"], elapsed)
+    await c.join(room["url"])
+    for client in (a, b):
+        await wait_for(lambda client=client: "left" in [x[0] for x in client.handler.of("on_call_state_updated")], timeout=5, what="eject")
+        assert any("ejected" in str(x[0]) for x in client.handler.of("on_error"))
+    assert "left" not in [x[0] for x in c.handler.of("on_call_state_updated")]
+    for client in (a, b):
+        client.client.release()
+    await c.leave()

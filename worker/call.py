@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 
@@ -64,7 +65,7 @@ def _forwarding_handler_class(base: type) -> type:
 
         def handler(self: Any, *args: Any) -> None:
             try:
-                self._deliver(cls(**dict(zip(fields, args))))
+                self._deliver(cls(**dict(zip(fields, args, strict=False))))
             except Exception:
                 log.exception("event handler failed", callback=cls.callback)
 
@@ -177,7 +178,7 @@ class CallHost:
     async def _await(self, fut: asyncio.Future[Any], what: str, timeout_s: float) -> Any:
         try:
             return await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CommandFailed(
                 ErrCode.TIMEOUT, f"{what} did not complete within {timeout_s:g}s"
             ) from None

@@ -33,8 +33,8 @@ from protocol.messages import (
     Err,
     ErrCode,
     Event,
-    Exiting,
     ExitCode,
+    Exiting,
     Hello,
     Ok,
     Ping,
@@ -52,7 +52,7 @@ from protocol.transport import (
     send_audio,
     send_control,
 )
-from worker.backends import BackendError, load_backend, sdk_version
+from worker.backends import load_backend, sdk_version
 from worker.call import CallHost, capabilities
 from worker.liveness import ParentWatch, set_parent_death_signal
 
@@ -159,7 +159,7 @@ class Worker:
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 got = await asyncio.wait_for(recv(self.sock, routed=False), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             except BadFrame as exc:
                 self._bad_frame(exc)
@@ -280,7 +280,7 @@ class Worker:
         self.outbox.put_nowait(Exiting(reason=self.exit_reason, exit_code=int(self.exit_code)))
         try:
             await asyncio.wait_for(self.outbox.join(), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         sender.cancel()
         self.sock.close(linger=500)
@@ -291,8 +291,26 @@ class Worker:
         try:
             await asyncio.wait_for(asyncio.shield(release), RELEASE_TIMEOUT_S)
             self.released = True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("release did not return; exiting without deinit", timeout_s=RELEASE_TIMEOUT_S)
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
 
 
 def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Any) -> asyncio.Future[Any]:
@@ -303,10 +321,10 @@ def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Any) -> asyncio.Futur
     def target() -> None:
         try:
             result = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+        except BaseException as exc:  # handed to the awaiting side
+            loop.call_soon_threadsafe(_settle, fut, None, exc)
         else:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
+            loop.call_soon_threadsafe(_settle, fut, result, None)
 
     threading.Thread(target=target, name="sdk-release", daemon=True).start()
     return fut
@@ -320,7 +338,7 @@ async def serve(opts: WorkerOptions) -> int:
     try:
         backend = load_backend(opts.backend)
         init_sdk(backend)
-    except (BackendError, Exception) as exc:
+    except Exception as exc:  # BackendError, or whatever the SDK's init raises
         log.error("cannot boot", error=str(exc))
         return ExitCode.BOOT_FAILED
     worker = Worker(opts, backend)

@@ -14,7 +14,8 @@ import queue
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _RULES = dict(
     item.split("=", 1) for item in os.environ.get("CALLFLEET_DOUBLE", "").split(",") if "=" in item
