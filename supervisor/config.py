@@ -1,0 +1,161 @@
+"""The daemon's TOML configuration, validated into msgspec Structs (SPEC §3).
+
+An unknown key, a wrong type or an out-of-range value is a ``ConfigError`` whose message
+starts with the offending key path (``pool.max_workers: expected int >= 1``); the CLI turns
+it into exit code 2. Relative paths are taken from the working directory, as operators
+start the daemon from the deployment's root.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class SupervisorSection(_Section):
+    http_host: str = "127.0.0.1"
+    http_port: Port = 7860
+    run_dir: str = "run"
+    api_key_env: str | None = None
+    drain_timeout_s: Positive = 30.0
+    profiles: str = "configs/profiles.toml"
+
+
+class PoolSection(_Section):
+    min_idle: Count = 2
+    max_workers: Annotated[int, msgspec.Meta(ge=1)] = 8
+    sessions_per_worker: Count = 1
+    worker_memory_limit_mb: Annotated[int, msgspec.Meta(ge=16)] = 300
+    ping_interval_s: Positive = 1.0
+    ping_timeout_s: Positive = 5.0
+    start_timeout_s: Positive = 15.0
+    shutdown_timeout_s: Positive = 10.0
+    backend: str | None = None  # the worker's call client; default: "sandbox" or "daily" by mode
+
+
+class DailySection(_Section):
+    mode: Literal["sandbox", "cloud"] = "sandbox"
+    api_url: str | None = None  # default: the sandbox's, or https://api.daily.co/v1
+    api_key_env: str = "DAILY_API_KEY"
+    room_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,40}$")] = "cf-"
+    room_exp_s: Annotated[int, msgspec.Meta(ge=60)] = 3 * 3600
+    token_exp_s: Annotated[int, msgspec.Meta(ge=60)] = 3 * 3600
+    requests_per_second: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 20.0
+    request_timeout_s: Positive = 10.0
+    max_retries: Count = 4
+
+
+class SessionsSection(_Section):
+    max_duration_s: Annotated[int, msgspec.Meta(ge=60, le=14400)] = 7200
+    idle_timeout_s: Positive = 60.0
+    join_timeout_s: Positive = 30.0
+    failover: bool = False
+    history: Annotated[int, msgspec.Meta(ge=0)] = 500  # ended sessions kept in memory for GET /sessions
+
+
+class AudioSection(_Section):
+    sample_rate: Literal[8000, 16000, 24000, 48000] = 16000
+    channels: Annotated[int, msgspec.Meta(ge=1, le=2)] = 1
+    frame_ms: Annotated[int, msgspec.Meta(ge=10, le=100, multiple_of=10)] = 20
+
+
+class SandboxSection(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8990
+    start: bool = True
+
+
+class Config(_Section):
+    supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
+    pool: PoolSection = msgspec.field(default_factory=PoolSection)
+    daily: DailySection = msgspec.field(default_factory=DailySection)
+    sessions: SessionsSection = msgspec.field(default_factory=SessionsSection)
+    audio: AudioSection = msgspec.field(default_factory=AudioSection)
+    sandbox: SandboxSection = msgspec.field(default_factory=SandboxSection)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.supervisor.run_dir).resolve()
+
+    @property
+    def backend(self) -> str:
+        if self.pool.backend:
+            return self.pool.backend
+        return "sandbox" if self.daily.mode == "sandbox" else "daily"
+
+    @property
+    def daily_api_url(self) -> str:
+        if self.daily.api_url:
+            return self.daily.api_url.rstrip("/")
+        if self.daily.mode == "sandbox":
+            return f"http://{self.sandbox.host}:{self.sandbox.port}/v1"
+        return "https://api.daily.co/v1"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the key path."""
+
+
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+
+
+def _key_path(error: msgspec.ValidationError) -> str:
+    """Turn msgspec's "Expected `int` >= 1 - at `$.pool.max_workers`" into
+    "pool.max_workers: expected int >= 1"."""
+    text = str(error)
+    m = _AT.match(text)
+    what, path = (m.group("what"), m.group("path") or "") if m else (text, "")
+    path = path.lstrip(".")
+    unknown = _UNKNOWN.match(what)
+    if unknown:
+        key = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
+        return f"{key}: unknown key"
+    what = what.replace("`", "")
+    return f"{path or '(top level)'}: {what[:1].lower()}{what[1:]}"
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    """Parse and validate TOML text; raises ``ConfigError``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        config = msgspec.convert(raw, Config, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_key_path(exc)) from None
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    pool = config.pool
+    if pool.min_idle > pool.max_workers:
+        raise ConfigError(f"pool.min_idle: expected <= pool.max_workers ({pool.max_workers}), got {pool.min_idle}")
+    if pool.ping_timeout_s <= pool.ping_interval_s:
+        raise ConfigError("pool.ping_timeout_s: expected > pool.ping_interval_s")
+    if config.daily.mode == "cloud" and config.backend == "sandbox":
+        raise ConfigError("pool.backend: the sandbox client cannot join Daily's cloud (daily.mode = \"cloud\")")
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file; raises ``ConfigError``."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    return parse(text, str(p))
