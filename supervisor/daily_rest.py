@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import aiohttp
@@ -234,7 +235,7 @@ class DailyREST:
                     return msgspec.json.decode(text) if text else {}
                 error, info = _error_body(text, resp.status)
                 raise DailyAPIError(resp.status, error, info, _retry_after(resp.headers.get("Retry-After")))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DailyAPIError(0, "timeout", f"{method} {path} took longer than {self.timeout_s:g}s") from None
         except aiohttp.ClientError as exc:
             raise DailyAPIError(0, "connection-error", f"{method} {path}: {exc}") from None

@@ -343,8 +343,11 @@ async def serve(opts: WorkerOptions) -> int:
         return ExitCode.BOOT_FAILED
     worker = Worker(opts, backend)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stop, ExitCode.SUPERVISOR_LOST, f"signal {sig.name}")
+    # SIGTERM (also the parent-death signal) ends the worker; SIGINT is ignored because a
+    # Ctrl-C in the operator's terminal reaches the whole process group, and it is the
+    # supervisor's to turn into a drain that ends each session properly.
+    loop.add_signal_handler(signal.SIGTERM, worker.stop, ExitCode.SUPERVISOR_LOST, "signal SIGTERM")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     code = await worker.run()
     released = worker.released
     del worker

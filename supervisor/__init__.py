@@ -1,0 +1,1 @@
+"""The callfleet daemon: config, worker pool, session actors, Daily REST, store, control."""

@@ -1,0 +1,60 @@
+"""What a bot is, and what the session actor gives it to act with."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from protocol.audio import AudioIn
+from protocol.messages import Command, Err, Event, Ok
+
+
+class BotContext(Protocol):
+    """The session, as a bot sees it."""
+
+    session_id: str
+    sample_rate: int
+    channels: int
+
+    def send_audio(self, pcm: Any, sample_rate: int, channels: int) -> bool:
+        """Queue PCM (bytes or a received frame) for the call; False if dropped."""
+
+    async def command(self, cmd: Command, timeout_s: float = 10.0) -> Ok | Err:
+        """Carry out a CallClient command on the session's worker."""
+
+    def end(self, reason: str) -> None:
+        """Ask the session to end (the bot leaves, the room is cleaned up)."""
+
+    def next_id(self) -> int:
+        """A fresh request id for a command."""
+
+
+class Bot:
+    """Base class: every hook is optional. ``on_audio`` runs on the audio fast path and
+    must not block or await; the others run in the session actor."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, ctx: BotContext, config: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.config = config
+
+    async def on_joined(self, join_data: Any) -> None:
+        """The bot is in the call."""
+
+    async def on_first_participant_joined(self, participant: dict[str, Any]) -> None:
+        """The first human arrived (Pipecat's ``on_first_participant_joined``)."""
+
+    async def on_participant_joined(self, participant: dict[str, Any]) -> None:
+        """Any human arrived."""
+
+    async def on_participant_left(self, participant: dict[str, Any], reason: str) -> None:
+        """A human left."""
+
+    async def on_event(self, event: Event) -> None:
+        """Every event from the call, after the hooks above."""
+
+    def on_audio(self, header: AudioIn, pcm: Any) -> None:
+        """One frame of a participant's audio."""
+
+    async def close(self) -> None:
+        """The session is over (ended or failed); release whatever the bot holds."""

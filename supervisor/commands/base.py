@@ -1,0 +1,58 @@
+"""A control command: how it is built from argv, run in the daemon, and printed."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from supervisor.daemon import Daemon
+
+
+class CommandError(Exception):
+    """The command could not be carried out; the message is shown to the operator."""
+
+
+class ControlCommand:
+    name = ""
+    help = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the command's arguments (none by default)."""
+
+    def build(self, ns: argparse.Namespace) -> dict[str, Any]:
+        """The arguments sent over the socket, from parsed argv."""
+        return {}
+
+    async def execute(self, daemon: Daemon, args: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def render(self, result: Any) -> str:
+        """Human output (a table); ``--json`` prints the raw result instead."""
+        return str(result)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain fixed-width table; empty -> "(none)"."""
+    if not rows:
+        return "(none)"
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def require_str(args: dict[str, Any], key: str) -> str:
+    value = args.get(key)
+    if not isinstance(value, str) or not value:
+        raise CommandError(f"{key} is required")
+    return value

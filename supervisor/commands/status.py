@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.commands.base import ControlCommand
+
+
+class Status(ControlCommand):
+    name = "status"
+    help = "the daemon at a glance: sessions and workers by state, where it listens"
+
+    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+        return daemon.status()
+
+    def render(self, result: Any) -> str:
+        lines = [
+            f"state      {result['state']}",
+            f"uptime     {result['uptime_s']:.0f} s",
+            f"http       {result['http_url']}",
+            f"daily      {result['daily_mode']} ({result['daily_api_url']})",
+            f"pool       min_idle={result['pool']['min_idle']} max_workers={result['pool']['max_workers']}",
+            "workers    " + (", ".join(f"{k}={v}" for k, v in sorted(result["workers"].items())) or "none"),
+            "sessions   " + (", ".join(f"{k}={v}" for k, v in sorted(result["sessions"].items())) or "none"),
+        ]
+        return "\n".join(lines)

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.commands.base import ControlCommand, table
+
+
+class Workers(ControlCommand):
+    name = "workers"
+    help = "every worker process: state, pid, session, memory"
+
+    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+        return daemon.workers()
+
+    def render(self, result: Any) -> str:
+        rows = [{**r, "worker": r["id"], "session": r["session_id"], "pss": r["pss_mb"]} for r in result]
+        return table(rows, ["worker", "pid", "state", "session", "pss", "uptime_s", "sessions_done"])

@@ -1,0 +1,307 @@
+"""``callfleet supervisor``: the daemon. One asyncio loop (uvloop) runs everything.
+
+Signals only enqueue (gunicorn's rule): SIGTERM/SIGINT drain and stop -- a second one stops
+at once -- and SIGHUP reloads. In sandbox mode the daemon starts the sandbox as a child
+(or uses a running one when ``[sandbox] start = false``) and waits for it to answer before
+taking work. On start-up it reconciles sessions a crashed predecessor left unfinished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from callfleet import logs
+from supervisor import config as config_mod
+from supervisor import profiles as profiles_mod
+from supervisor.config import Config, ConfigError
+from supervisor.control import ControlServer
+from supervisor.daily_rest import DailyREST
+from supervisor.metrics import Metrics
+from supervisor.pool import Pool
+from supervisor.sessions import EndReason, Registry, Services, reconcile_store
+from supervisor.store import Store
+
+log = structlog.get_logger("supervisor")
+
+SANDBOX_START_TIMEOUT_S = 20.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start (port taken, sandbox not answering, ...)."""
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.run_dir = config.run_dir
+        self.started_at = time.monotonic()
+        self.state = "starting"
+        self.profiles = profiles_mod.load(config.supervisor.profiles)
+        self._stop_now = asyncio.Event()
+        self._drain_requested = asyncio.Event()
+        self._sandbox: subprocess.Popen[bytes] | None = None
+        self.http_url = ""
+        self.metrics = Metrics()
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.run_dir, 0o700)
+        for name in ("workers.sock", "control.sock", "events.sock"):
+            (self.run_dir / name).unlink(missing_ok=True)  # left by a crash; we own run_dir
+
+    async def _start_sandbox(self) -> None:
+        cfg = self.config
+        if cfg.daily.mode != "sandbox":
+            return
+        if cfg.sandbox.start:
+            self._sandbox = subprocess.Popen(
+                [sys.executable, "-m", "callfleet.cli", "sandbox", "--host", cfg.sandbox.host,
+                 "--port", str(cfg.sandbox.port), "--data-dir", str(self.run_dir / "sandbox")],
+                stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
+            )
+        url = f"http://{cfg.sandbox.host}:{cfg.sandbox.port}/v1/sandbox/stats"
+        deadline = time.monotonic() + SANDBOX_START_TIMEOUT_S
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self._sandbox is not None and self._sandbox.poll() is not None:
+                    raise StartupError(f"the sandbox exited with {self._sandbox.returncode} "
+                                       f"(is port {cfg.sandbox.port} taken?)")
+                try:
+                    async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                        if resp.status == 200:
+                            log.info("sandbox answering", api_url=cfg.daily_api_url)
+                            return
+                except (TimeoutError, aiohttp.ClientError):
+                    pass
+                await asyncio.sleep(0.1)
+        raise StartupError(f"the sandbox at {cfg.sandbox.host}:{cfg.sandbox.port} did not answer "
+                           f"within {SANDBOX_START_TIMEOUT_S:g}s")
+
+    def _daily_api_key(self) -> str:
+        key = os.environ.get(self.config.daily.api_key_env, "")
+        if not key and self.config.daily.mode == "cloud":
+            raise StartupError(f"daily.api_key_env: ${self.config.daily.api_key_env} is not set (cloud mode needs it)")
+        return key or "sandbox"
+
+    async def run(self) -> int:
+        from supervisor.http.app import HttpServer
+
+        self._prepare_run_dir()
+        await self._start_sandbox()
+        self.http_session = aiohttp.ClientSession()
+        cfg = self.config
+        self.rest = DailyREST(self._daily_api_key(), self.http_session, api_url=cfg.daily_api_url,
+                              requests_per_second=cfg.daily.requests_per_second,
+                              timeout_s=cfg.daily.request_timeout_s, max_retries=cfg.daily.max_retries)
+        self.store = Store(self.run_dir / "sessions.db")
+        fixed = await reconcile_store(self.store, self.rest)
+        if fixed:
+            log.warning("reconciled sessions left by a crashed supervisor", count=len(fixed))
+        self.control = ControlServer(self, self.run_dir)
+        self.events_endpoint = self.control.events_endpoint
+        self.pool = Pool(cfg, f"ipc://{self.run_dir / 'workers.sock'}", publish=self.control.publish)
+        os.chmod(self.run_dir / "workers.sock", 0o600)
+        await self.pool.start()
+        self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics)
+        self.registry = Registry(self.services)
+        self.metrics.bind(self)
+        self.http = HttpServer(self)
+        await self.http.start()
+        self.http_url = self.http.url
+        self.control.start()
+        self._install_signals()
+        self.state = "running"
+        log.info("supervisor running", http=self.http_url, control=self.control.endpoint,
+                 daily_mode=cfg.daily.mode, min_idle=cfg.pool.min_idle, max_workers=cfg.pool.max_workers)
+        print(f"callfleet supervisor: HTTP API {self.http_url}  control {self.control.control_path}", flush=True)
+        try:
+            await self._main()
+        finally:
+            await self._shutdown()
+        return 0
+
+    async def _main(self) -> None:
+        drain = asyncio.ensure_future(self._drain_requested.wait())
+        now = asyncio.ensure_future(self._stop_now.wait())
+        await asyncio.wait({drain, now}, return_when=asyncio.FIRST_COMPLETED)
+        if self._stop_now.is_set():
+            drain.cancel()
+            return
+        self.state = "draining"
+        self.pool.draining = True
+        self.pool.wake()
+        log.info("draining", sessions=len(self.registry.live))
+        stopping = asyncio.ensure_future(self.registry.stop_all(EndReason.DRAINED, self.config.supervisor.drain_timeout_s))
+        await asyncio.wait({stopping, now}, return_when=asyncio.FIRST_COMPLETED)
+        if not stopping.done():
+            stopping.cancel()
+        now.cancel()
+
+    async def _shutdown(self) -> None:
+        self.state = "stopping"
+        if self.registry.live:
+            await self.registry.stop_all(EndReason.DRAINED, 5.0)
+        await self.http.stop()
+        await self.pool.stop(self.config.pool.shutdown_timeout_s)
+        self.control.close()
+        await self.http_session.close()
+        self.store.close()
+        if self._sandbox is not None:
+            self._sandbox.terminate()
+            try:
+                await asyncio.to_thread(self._sandbox.wait, 5)
+            except subprocess.TimeoutExpired:
+                self._sandbox.kill()
+        log.info("supervisor stopped")
+
+    # -- signals and commands ------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._on_terminate)
+        loop.add_signal_handler(signal.SIGINT, self._on_terminate)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+
+    def _on_terminate(self) -> None:
+        if self._drain_requested.is_set():
+            log.warning("second stop signal: stopping now")
+            self._stop_now.set()
+        else:
+            self.request_drain()
+
+    def _on_hup(self) -> None:
+        try:
+            self.reload()
+        except ConfigError as exc:
+            log.error("reload refused: bad config", error=str(exc))
+
+    def request_drain(self) -> None:
+        self._drain_requested.set()
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file; pool and session settings apply now, others on restart.
+
+        Raises ``CommandError`` (via the command) / ``ConfigError`` for a bad file; the
+        running config is then untouched."""
+        from supervisor.commands.base import CommandError
+
+        if self.config_path is None:
+            raise CommandError("the daemon was started without a config file")
+        try:
+            new = config_mod.load(self.config_path)
+            profiles = profiles_mod.load(new.supervisor.profiles)
+        except ConfigError as exc:
+            raise CommandError(f"config not reloaded: {exc}") from None
+        needs_restart = [name for name in ("supervisor", "daily", "audio", "sandbox")
+                         if getattr(new, name) != getattr(self.config, name)]
+        self.config = new
+        self.profiles = profiles
+        self.pool.config = new
+        self.pool.min_idle, self.pool.max_workers = new.pool.min_idle, new.pool.max_workers
+        self.services.config = new
+        self.pool.wake()
+        log.info("config reloaded", min_idle=new.pool.min_idle, max_workers=new.pool.max_workers,
+                 needs_restart=needs_restart)
+        return {"min_idle": new.pool.min_idle, "max_workers": new.pool.max_workers, "needs_restart": needs_restart}
+
+    def scale(self, min_idle: int | None, max_workers: int | None) -> dict[str, Any]:
+        from supervisor.commands.base import CommandError
+
+        new_min = self.pool.min_idle if min_idle is None else min_idle
+        new_max = self.pool.max_workers if max_workers is None else max_workers
+        if new_min > new_max:
+            raise CommandError(f"min_idle ({new_min}) cannot exceed max_workers ({new_max})")
+        self.pool.min_idle, self.pool.max_workers = new_min, new_max
+        self.pool.wake()
+        return {"min_idle": new_min, "max_workers": new_max}
+
+    async def stop_session(self, session_id: str) -> bool:
+        session = self.registry.get(session_id)
+        if session is None:
+            return False
+        session.stop(EndReason.STOPPED)
+        return True
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        workers: dict[str, int] = {}
+        for w in self.pool.workers.values():
+            workers[w.state.value] = workers.get(w.state.value, 0) + 1
+        sessions: dict[str, int] = {}
+        for s in self.registry.live.values():
+            sessions[s.record.state] = sessions.get(s.record.state, 0) + 1
+        return {
+            "state": self.state,
+            "pid": os.getpid(),
+            "uptime_s": time.monotonic() - self.started_at,
+            "http_url": self.http_url,
+            "daily_mode": self.config.daily.mode,
+            "daily_api_url": self.config.daily_api_url,
+            "pool": {"min_idle": self.pool.min_idle, "max_workers": self.pool.max_workers,
+                     "capacity": self.pool.capacity(), "restarts": self.pool.restarts},
+            "workers": workers,
+            "sessions": sessions,
+            "bad_frames": self.pool.bad_frames.total,
+        }
+
+    def workers(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [w.describe(now) for w in self.pool.workers.values()]
+
+
+def _die_with_parent() -> None:
+    # The sandbox child must not outlive a SIGKILLed supervisor.
+    from worker.liveness import set_parent_death_signal
+
+    set_parent_death_signal(signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="callfleet supervisor", description="Run the callfleet daemon.")
+    parser.add_argument("--config", default="configs/sandbox.toml")
+    ns = parser.parse_args(argv)
+    try:
+        config = config_mod.load(ns.config)
+        profiles_mod.load(config.supervisor.profiles)
+    except ConfigError as exc:
+        print(f"callfleet supervisor: {exc}", file=sys.stderr)
+        return 2
+    logs.configure()
+    import uvloop
+
+    daemon: Daemon | None = None
+
+    async def run() -> int:
+        nonlocal daemon
+        daemon = Daemon(config, Path(ns.config))
+        return await daemon.run()
+
+    try:
+        return uvloop.run(run())
+    except StartupError as exc:
+        print(f"callfleet supervisor: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"callfleet supervisor: cannot start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        with contextlib.suppress(Exception):
+            if daemon is not None and daemon._sandbox is not None and daemon._sandbox.poll() is None:
+                daemon._sandbox.kill()

@@ -1,0 +1,41 @@
+"""The app factory and the server that runs it inside the daemon's loop."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aiohttp import web
+
+from supervisor.http import middlewares, views
+from supervisor.http.keys import DAEMON
+
+MAX_BODY = 1024 * 1024
+
+
+def make_app(daemon: Any) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY,
+                          middlewares=[middlewares.bind_request, middlewares.daily_errors, middlewares.bearer_auth])
+    app[DAEMON] = daemon
+    env = daemon.config.supervisor.api_key_env
+    app[middlewares.API_KEY] = os.environ.get(env, "") if env else ""
+    views.setup_routes(app)
+    return app
+
+
+class HttpServer:
+    def __init__(self, daemon: Any) -> None:
+        self.daemon = daemon
+        self.runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
+        self.url = ""
+
+    async def start(self) -> None:
+        cfg = self.daemon.config.supervisor
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, cfg.http_host, cfg.http_port, reuse_address=True)
+        await site.start()
+        host, port = self.runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()

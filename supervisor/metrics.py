@@ -1,0 +1,68 @@
+"""Prometheus metrics, every series named ``callfleet_…``.
+
+Counts that already live in the daemon (workers, sessions, frames, restarts, retries) are
+read when scraped by a custom collector rather than mirrored; latencies are histograms
+observed as they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._start = Histogram("callfleet_session_start_latency_seconds", "Request to bot joined",
+                                buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30), registry=self.registry)
+        self._failover = Histogram("callfleet_failover_gap_seconds", "Worker lost to bot rejoined",
+                                   buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10), registry=self.registry)
+        self._daemon: Any = None
+
+    def bind(self, daemon: Any) -> None:
+        self._daemon = daemon
+        self.registry.register(_DaemonCollector(daemon))
+
+    def start_latency(self, seconds: float) -> None:
+        self._start.observe(seconds)
+
+    def failover(self, seconds: float) -> None:
+        self._failover.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _DaemonCollector:
+    def __init__(self, daemon: Any) -> None:
+        self.d = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        d = self.d
+        sessions = GaugeMetricFamily("callfleet_sessions", "Live sessions by state", labels=["state"])
+        for state, n in d.status()["sessions"].items():
+            sessions.add_metric([state], n)
+        yield sessions
+        workers = GaugeMetricFamily("callfleet_workers", "Worker processes by state", labels=["state"])
+        for state, n in d.status()["workers"].items():
+            workers.add_metric([state], n)
+        yield workers
+        routed = CounterMetricFamily("callfleet_frames_routed", "Audio frames routed worker -> bot")
+        routed.add_metric([], d.pool.frames_routed)
+        yield routed
+        dropped = CounterMetricFamily("callfleet_frames_dropped", "Audio frames dropped on back-pressure")
+        dropped.add_metric([], sum(s.frames_out_dropped for s in d.registry.live.values()))
+        yield dropped
+        restarts = CounterMetricFamily("callfleet_worker_restarts", "Workers that died or were killed unexpectedly")
+        restarts.add_metric([], d.pool.restarts)
+        yield restarts
+        retries = CounterMetricFamily("callfleet_rest_retries", "Daily REST calls retried")
+        retries.add_metric([], d.rest.retries)
+        yield retries
+        bad = CounterMetricFamily("callfleet_bad_frames", "Undecodable frames dropped on workers.sock")
+        bad.add_metric([], d.pool.bad_frames.total)
+        yield bad

@@ -1,0 +1,81 @@
+"""Bot profiles (``configs/profiles.toml``): a name -> a bot kind and its defaults.
+
+    [profiles.echo]
+    kind = "echo"
+
+    [dialin]
+    profile = "echo"     # what an incoming phone call gets
+
+A profile's keys other than ``kind``, ``max_duration`` and ``end_on_last_leave`` are the
+bot's configuration.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor.config import ConfigError
+
+KINDS = ("echo", "playback", "recorder", "stream")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    kind: str
+    config: dict[str, Any] = field(default_factory=dict)
+    max_duration_s: int | None = None
+    end_on_last_leave: bool = True
+
+
+@dataclass(frozen=True)
+class Profiles:
+    profiles: dict[str, Profile]
+    dialin_profile: str | None = None
+
+    def get(self, name: str) -> Profile | None:
+        return self.profiles.get(name)
+
+
+def parse(text: str, source: str = "profiles.toml") -> Profiles:
+    """Raises ``ConfigError`` naming the offending key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    unknown = set(raw) - {"profiles", "dialin"}
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown key")
+    profiles: dict[str, Profile] = {}
+    for name, body in (raw.get("profiles") or {}).items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"profiles.{name}: expected a table")
+        body = dict(body)
+        kind = body.pop("kind", None)
+        if kind not in KINDS:
+            raise ConfigError(f"profiles.{name}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        max_duration = body.pop("max_duration", None)
+        if max_duration is not None and (not isinstance(max_duration, int) or not 60 <= max_duration <= 14400):
+            raise ConfigError(f"profiles.{name}.max_duration: expected int in 60..14400")
+        end_on_last_leave = body.pop("end_on_last_leave", True)
+        if not isinstance(end_on_last_leave, bool):
+            raise ConfigError(f"profiles.{name}.end_on_last_leave: expected bool")
+        profiles[name] = Profile(name, kind, body, max_duration, end_on_last_leave)
+    dialin = raw.get("dialin") or {}
+    dialin_profile = dialin.get("profile")
+    if set(dialin) - {"profile"}:
+        raise ConfigError(f"dialin.{sorted(set(dialin) - {'profile'})[0]}: unknown key")
+    if dialin_profile is not None and dialin_profile not in profiles:
+        raise ConfigError(f"dialin.profile: no profile named {dialin_profile!r}")
+    return Profiles(profiles, dialin_profile)
+
+
+def load(path: str | Path) -> Profiles:
+    p = Path(path)
+    try:
+        return parse(p.read_text(), str(p))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None

@@ -1,0 +1,174 @@
+"""Start a real ``callfleet supervisor`` process on a temporary run_dir and free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import REPO, free_port
+
+BASE = {
+    "supervisor": {"drain_timeout_s": 15, "profiles": str(REPO / "configs" / "profiles.toml")},
+    "pool": {"min_idle": 1, "max_workers": 4, "sessions_per_worker": 1, "ping_interval_s": 0.5,
+             "ping_timeout_s": 2.5, "start_timeout_s": 15, "shutdown_timeout_s": 5},
+    "daily": {"mode": "sandbox", "requests_per_second": 50},
+    "sessions": {"idle_timeout_s": 30, "join_timeout_s": 15, "failover": False},
+}
+
+
+def toml(config: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, bool):
+                rendered = "true" if value else "false"
+            elif isinstance(value, str):
+                rendered = f'"{value}"'
+            else:
+                rendered = str(value)
+            lines.append(f"{key} = {rendered}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+class SupervisorProcess:
+    def __init__(self, tmp: Path, sandbox_port: int | None, **overrides: dict[str, Any]) -> None:
+        self.tmp = tmp
+        self.run_dir = tmp / "run"
+        self.http_port = free_port()
+        config = {k: dict(v) for k, v in BASE.items()}
+        config["supervisor"].update(http_port=self.http_port, run_dir=str(self.run_dir))
+        if sandbox_port is None:
+            config["sandbox"] = {"port": free_port(), "start": True}
+        else:
+            config["sandbox"] = {"port": sandbox_port, "start": False}
+        for section, values in overrides.items():
+            config.setdefault(section, {}).update(values)
+        self.config = config
+        self.config_path = tmp / "callfleet.toml"
+        self.write_config()
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.log_path = tmp / "supervisor.log"
+
+    def write_config(self) -> None:
+        self.config_path.write_text(toml(self.config))
+
+    def start(self, timeout: float = 30) -> None:
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(self.config_path)],
+                                     cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert "HTTP API" in line, f"supervisor did not start: {line!r}\n{self.log_path.read_text()[-3000:]}"
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(self.config_path), *args],
+                              cwd=REPO, capture_output=True, text=True, timeout=30)
+
+    async def http(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        async with aiohttp.ClientSession() as s, s.request(method, self.url + path, **kwargs) as resp:
+            text = await resp.text()
+            try:
+                import json
+
+                body = json.loads(text)
+            except ValueError:
+                body = text
+            return resp.status, body, resp.headers
+
+    async def start_bot(self, profile: str = "echo", **extra: Any) -> dict[str, Any]:
+        status, body, _ = await self.http("POST", "/bots/start", json={"bot_profile": profile, **extra})
+        assert status == 200, (status, body)
+        return dict(body)
+
+    async def session(self, sid: str) -> dict[str, Any]:
+        status, body, _ = await self.http("GET", f"/sessions/{sid}")
+        assert status == 200, (status, body)
+        return dict(body)
+
+    async def wait_session(self, sid: str, predicate: Any, timeout: float = 20, what: str = "session state") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            detail = await self.session(sid)
+            if predicate(detail):
+                return detail
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {detail}")
+            await asyncio.sleep(0.1)
+
+    async def workers(self, predicate: Any = None, timeout: float = 20) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.ctl("--json", "workers")
+            assert result.returncode == 0, result.stderr
+            import json
+
+            workers = json.loads(result.stdout)
+            if predicate is None or predicate(workers):
+                return list(workers)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on workers: {workers}")
+            await asyncio.sleep(0.2)
+
+    def descendants(self) -> list[int]:
+        """Every live process below the supervisor (workers, forkserver, sandbox)."""
+        assert self.proc is not None
+        return descendants(self.proc.pid)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,0 +1,309 @@
+"""The supervisor end to end: real daemon, real forkserver workers, real sandbox, real callers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.caller import Caller, CallerOptions
+from tests.conftest import DailyRest, SandboxProcess
+from tests.sdk_client import wait_for
+from tests.supervisor_harness import SupervisorProcess, alive
+
+
+@pytest.fixture
+async def sandbox_proc() -> AsyncIterator[SandboxProcess]:
+    sb = SandboxProcess("--no-rate-limits")
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+async def sandbox_rest(sandbox_proc: SandboxProcess) -> AsyncIterator[DailyRest]:
+    rest = DailyRest(sandbox_proc.api_url)
+    try:
+        yield rest
+    finally:
+        await rest.close()
+
+
+def supervisor(tmp_path: Path, sandbox: SandboxProcess | None, **overrides: Any) -> SupervisorProcess:
+    sup = SupervisorProcess(tmp_path, sandbox.port if sandbox else None, **overrides)
+    sup.start()
+    return sup
+
+
+async def caller_in(bot: dict[str, Any], seconds: float = 1.0) -> Caller:
+    caller = Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], seconds=seconds))
+    await caller.join()
+    return caller
+
+
+async def rooms(rest: DailyRest) -> list[str]:
+    return [r["name"] for r in (await rest.ok("GET", "/rooms"))["data"]]
+
+
+async def test_sessions_start_echo_and_stop_with_ctl(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest) -> None:
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        bot = await sup.start_bot("echo", max_duration=300)
+        assert set(bot) == {"room_url", "token", "session_id", "stream_token"}
+        detail = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        assert detail["worker_pid"] and detail["joined_at"] >= detail["assigned_at"] >= detail["requested_at"]
+        caller = await caller_in(bot)
+        await caller.speak()
+        await wait_for(lambda: caller.echoes == 50, what="every frame echoed")
+        assert caller.frames_sent == 50
+        detail = await sup.session(bot["session_id"])
+        assert [p["is_bot"] for p in detail["participants"]] == [True, False]
+        # ctl, for people and for machines
+        assert bot["session_id"] in sup.ctl("sessions").stdout
+        shown = sup.ctl("session", bot["session_id"])
+        assert shown.returncode == 0 and "joined" in shown.stdout and "(bot)" in shown.stdout
+        status = json.loads(sup.ctl("--json", "status").stdout)
+        assert status["sessions"] == {"joined": 1} and status["state"] == "running"
+        assert "busy" in sup.ctl("workers").stdout
+        stopped = sup.ctl("stop", bot["session_id"])
+        assert stopped.returncode == 0
+        done = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "ended")
+        assert done["end_reason"] == "stopped"
+        assert done["frames"]["in"] >= 50 and done["frames"]["out"] >= 50
+        assert bot["room_url"].rsplit("/", 1)[1] not in await rooms(sandbox_rest)  # our room is deleted
+        await caller.conn.leave()
+        # errors: unknown session, unknown command, bad arguments
+        missing = sup.ctl("stop", "nope")
+        assert missing.returncode == 1 and "no live session nope" in missing.stderr
+        assert sup.ctl("frobnicate").returncode == 2
+        assert sup.ctl("scale", "--min-idle", "x").returncode == 2
+        bad_scale = sup.ctl("scale", "--min-idle", "9", "--max-workers", "2")
+        assert bad_scale.returncode == 1 and "cannot exceed" in bad_scale.stderr
+        status, body, _ = await sup.http("DELETE", "/sessions/unknown")
+        assert status == 404 and body["error"] == "not-found"
+    finally:
+        sup.stop()
+
+
+async def test_existing_room_is_not_ours_to_delete(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest) -> None:
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        room = await sandbox_rest.ok("POST", "/rooms", json={"name": "theirs"})
+        bot = await sup.start_bot("echo", room_url=room["url"])
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        await sup.http("DELETE", f"/sessions/{bot['session_id']}")
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "ended")
+        assert "theirs" in await rooms(sandbox_rest)
+    finally:
+        sup.stop()
+
+
+async def test_scaling_by_editing_the_config_and_reload_or_sighup(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        await sup.workers(lambda ws: len([w for w in ws if w["state"] == "idle"]) == 1)
+        sup.config["pool"]["min_idle"] = 3
+        sup.write_config()
+        reply = sup.ctl("reload")
+        assert reply.returncode == 0 and "min_idle=3" in reply.stdout
+        await sup.workers(lambda ws: len([w for w in ws if w["state"] == "idle"]) == 3)
+        sup.config["pool"]["min_idle"] = 2
+        sup.write_config()
+        sup.signal(signal.SIGHUP)
+        await sup.workers(lambda ws: len([w for w in ws if w["state"] == "idle"]) == 2)
+        scaled = sup.ctl("scale", "--min-idle", "0")
+        assert scaled.returncode == 0
+        await sup.workers(lambda ws: not ws)
+        sup.config["pool"]["max_workers"] = 0
+        sup.write_config()
+        # ctl itself refuses the broken file it was pointed at (exit 2)...
+        assert sup.ctl("reload").returncode == 2
+        # ...and the daemon, asked over the socket, refuses to load it and keeps running.
+        import subprocess
+        import sys
+
+        from tests.conftest import REPO
+
+        refused = subprocess.run([sys.executable, "-m", "callfleet.cli", "ctl", "--socket", str(sup.run_dir / "control.sock"),
+                                  "reload"], cwd=REPO, capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 1 and "pool.max_workers: expected int >= 1" in refused.stderr, refused.stderr
+    finally:
+        sup.stop()
+
+
+async def test_pool_full_answers_429_with_retry_after(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    sup = supervisor(tmp_path, sandbox_proc, pool={"min_idle": 0, "max_workers": 1})
+    try:
+        await sup.start_bot("echo")
+        status, body, headers = await sup.http("POST", "/bots/start", json={"bot_profile": "echo"})
+        assert status == 429 and body["error"] == "rate-limit-error" and headers["Retry-After"] == "1"
+    finally:
+        sup.stop()
+
+
+async def test_worker_sigkilled_mid_call_fails_over_to_a_new_worker(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    sup = supervisor(tmp_path, sandbox_proc, sessions={"failover": True})
+    try:
+        bot = await sup.start_bot("echo")
+        before = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        caller = await caller_in(bot, seconds=0.5)
+        await caller.speak()
+        await wait_for(lambda: caller.echoes == 25, what="every frame echoed")
+        killed_at = time.monotonic()
+        os.kill(before["worker_pid"], signal.SIGKILL)
+        after = await sup.wait_session(bot["session_id"], lambda d: d["failovers"] == 1 and d["state"] == "joined")
+        failover_s = time.monotonic() - killed_at
+        assert after["worker_pid"] != before["worker_pid"]
+        assert after["session_id"] == bot["session_id"] and after["failover_gap_ms"] > 0
+        print(f"\nfailover: {after['failover_gap_ms']:.0f} ms recorded gap, {failover_s * 1000:.0f} ms observed")
+        caller.sent_at.clear()
+        caller.echoes = caller.frames_sent = 0
+        await caller.speak()
+        await wait_for(lambda: caller.echoes == 25, what="the caller hears its echo again")
+        await caller.conn.leave()
+    finally:
+        sup.stop()
+
+
+async def test_worker_sigkilled_without_failover_fails_the_session_and_deletes_the_room(
+    tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest
+) -> None:
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        bot = await sup.start_bot("echo")
+        detail = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        os.kill(detail["worker_pid"], signal.SIGKILL)
+        failed = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "failed")
+        assert failed["end_reason"] == "worker_crashed" and "SIGKILL" in failed["error"]
+        assert bot["room_url"].rsplit("/", 1)[1] not in await rooms(sandbox_rest)
+    finally:
+        sup.stop()
+
+
+async def test_sigterm_drains_every_session_and_leaves_no_process(tmp_path: Path) -> None:
+    sup = supervisor(tmp_path, None)  # the supervisor starts its own sandbox child
+    try:
+        bots = [await sup.start_bot("echo") for _ in range(2)]
+        for bot in bots:
+            await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        children = sup.descendants()
+        assert len(children) >= 4  # forkserver, sandbox, workers
+        sup.signal(signal.SIGTERM)
+        assert sup.wait(30) == 0
+        await asyncio.sleep(0.5)
+        assert [pid for pid in children if alive(pid)] == []
+        from supervisor.store import Store
+
+        store = Store(sup.run_dir / "sessions.db")
+        records = {r.id: r for r in store.recent(10)}
+        for bot in bots:
+            assert records[bot["session_id"]].state == "ended"
+            assert records[bot["session_id"]].end_reason == "drained"
+        store.close()
+        log = sup.log_path.read_text()
+        assert "could not delete the room" not in log
+    finally:
+        sup.stop()
+
+
+async def test_supervisor_sigkill_then_restart_reconciles(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest) -> None:
+    sup = supervisor(tmp_path, sandbox_proc)
+    bot = await sup.start_bot("echo")
+    await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+    workers = sup.descendants()
+    room = bot["room_url"].rsplit("/", 1)[1]
+    assert room in await rooms(sandbox_rest)
+    sup.signal(signal.SIGKILL)
+    sup.wait(5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(p) for p in workers):
+        await asyncio.sleep(0.1)
+    assert [p for p in workers if alive(p)] == [], "workers outlived their supervisor by more than 5 s"
+    presence = await sandbox_rest.ok("GET", f"/rooms/{room}/presence")
+    assert presence["total_count"] == 0  # the bot left the room
+    sup.start()  # the same config and run_dir
+    try:
+        detail = await sup.session(bot["session_id"])
+        assert detail["state"] == "failed" and detail["end_reason"] == "supervisor_lost"
+        assert room not in await rooms(sandbox_rest)
+    finally:
+        sup.stop()
+
+
+async def test_garbage_on_workers_sock_is_counted_and_dropped(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    import zmq
+
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        ctx = zmq.Context()
+        rogue = ctx.socket(zmq.DEALER)
+        rogue.setsockopt(zmq.ROUTING_ID, b"rogue")
+        rogue.connect(f"ipc://{sup.run_dir / 'workers.sock'}")
+        for junk in ([b"\xff" * 10], [b"\x01\xc1"], [b"a", b"b", b"c"], [os.urandom(64)]):
+            rogue.send_multipart(junk)
+        from protocol.framing import encode
+        from protocol.messages import Hello
+
+        rogue.send(encode(Hello(worker_id="rogue", pid=1, protocol_version=1, backend="x")))
+        assert rogue.poll(5000), "a rogue Hello is answered with Reject"
+        from protocol.framing import decode
+
+        assert type(decode(rogue.recv())).__name__ == "Reject"
+        rogue.close(0)
+        ctx.term()
+        await asyncio.sleep(0.3)
+        status = json.loads(sup.ctl("--json", "status").stdout)
+        assert status["bad_frames"] >= 4 and status["state"] == "running"
+        bot = await sup.start_bot("echo")
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        code, _, _ = await sup.http("GET", "/healthz")
+        assert code == 200
+    finally:
+        sup.stop()
+
+
+async def test_garbage_on_control_sock_gets_an_error_reply(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    import zmq
+
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.DEALER)
+        s.connect(f"ipc://{sup.run_dir / 'control.sock'}")
+        for junk, expected in ((b"not json", "malformed request"), (b"[1,2]", "malformed request"),
+                               (b'{"command": "nope"}', "unknown command"),
+                               (b'{"command": "scale", "args": {"min_idle": "x"}}', "min_idle")):
+            s.send(junk)
+            assert s.poll(5000)
+            reply = json.loads(s.recv())
+            assert reply["ok"] is False and expected in reply["error"], reply
+        s.close(0)
+        ctx.term()
+        assert sup.ctl("status").returncode == 0
+    finally:
+        sup.stop()
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    for text, key in (("[pool]\nmax_workers = 0\n", "pool.max_workers: expected int >= 1"),
+                      ("[pool]\nbogus = 1\n", "pool.bogus: unknown key"),
+                      ("[sessions]\nmax_duration_s = 20000\n", "sessions.max_duration_s: expected int <= 14400"),
+                      ("[pool\n", "not valid TOML")):
+        path = tmp_path / "bad.toml"
+        path.write_text(text)
+        result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(path)],
+                                cwd=REPO, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and key in result.stderr, (text, result.stderr)
