@@ -27,6 +27,7 @@ from sandbox.connection import JoinError, RequestError, RoomConnection
 from sandbox.wire import AudioHead
 
 FRAME_MS = 20
+PROBE_SEQ = 1 << 30  # probe frames are numbered from here, apart from measured ones
 
 
 @dataclass
@@ -42,6 +43,10 @@ class CallerOptions:
     user_name: str = "caller"
     echo: bool = False  # play back whatever is heard instead of speaking
     markers: bool = True
+    # Before the measured speech, send probe frames until one is echoed: audio sent before
+    # the far side has subscribed is (rightly) never heard, and must not count as lost.
+    await_echo: bool = False
+    await_echo_timeout_s: float = 10.0
     app_messages: list[Any] = field(default_factory=list)
 
 
@@ -60,6 +65,7 @@ class Caller:
         self.left_reason: str | None = None
         self.participant_id: str | None = None
         self.joined_at = 0.0
+        self.probe_echoed = asyncio.Event()
 
     # -- callbacks ---------------------------------------------------------------------------
 
@@ -79,7 +85,9 @@ class Caller:
             self.conn.send_audio(pcm, head.sample_rate, head.channels)
             return
         seq = read_marker(pcm)
-        if seq is not None:
+        if seq is not None and seq >= PROBE_SEQ:
+            self.probe_echoed.set()
+        elif seq is not None:
             sent = self.sent_at.pop(seq, None)
             if sent is not None:
                 self.echoes += 1
@@ -115,6 +123,8 @@ class Caller:
         if self.opts.echo:
             await asyncio.sleep(self.opts.seconds)
             return
+        if self.opts.await_echo:
+            await self.wait_for_echo()
         rate = self.opts.sample_rate
         frame = rate * FRAME_MS // 1000 * 2
         speech = self._speech()
@@ -132,6 +142,23 @@ class Caller:
             delay = started + (seq + 1) * FRAME_MS / 1000 - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    async def wait_for_echo(self) -> None:
+        """Send probe frames until one comes back; raises TimeoutError if none does."""
+        rate = self.opts.sample_rate
+        frame = bytes(rate * FRAME_MS // 1000 * 2)
+        deadline = time.monotonic() + self.opts.await_echo_timeout_s
+        probe = PROBE_SEQ
+        while not self.probe_echoed.is_set():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no echo within {self.opts.await_echo_timeout_s:g}s")
+            self.conn.send_audio(stamp_marker(frame, probe), rate, 1)
+            probe += 1
+            try:
+                await asyncio.wait_for(self.probe_echoed.wait(), FRAME_MS / 1000)
+            except TimeoutError:
+                pass
+        await asyncio.sleep(0.1)  # let the last probes' echoes drain before measuring
 
     async def leave(self, linger_s: float = 0.3) -> None:
         await asyncio.sleep(linger_s)  # let the last echoes arrive

@@ -15,6 +15,7 @@ import itertools
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import random
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class WorkerHandle:
     session_id: str | None = None
     listener: WorkerListener | None = None
     sessions_done: int = 0
+    session_limit: int = 0  # sessions_per_worker with jitter; 0 = unlimited
     frames_in: int = 0
     frames_out: int = 0
     frames_dropped: int = 0
@@ -334,7 +336,7 @@ class Pool:
         handle.listener = None
         handle.session_id = None
         handle.sessions_done += 1
-        spw = self.config.pool.sessions_per_worker
+        spw = handle.session_limit
         if spw and handle.sessions_done >= spw:
             # The worker exits by itself after spw calls (Welcome told it); expect it.
             handle.state = WorkerState.RETIRING
@@ -476,8 +478,9 @@ class Pool:
             handle.state = WorkerState.IDLE
         self.boot = BootHistory()
         p = self.config.pool
+        handle.session_limit = _jittered(p.sessions_per_worker)
         await send_control(self.sock, Welcome(ping_interval_s=p.ping_interval_s, ping_timeout_s=p.ping_timeout_s,
-                                              sessions_per_worker=p.sessions_per_worker), to=handle.identity)
+                                              sessions_per_worker=handle.session_limit), to=handle.identity)
         if not handle.ready.done():
             handle.ready.set_result(None)
         log.info("worker ready", worker_id=handle.id, pid=hello.pid,
@@ -495,6 +498,14 @@ class Pool:
     def _bad_frame(self, peer: bytes | None, why: str) -> None:
         if self.bad_frames.record(peer):
             log.warning("dropped undecodable frame", peer=peer, error=why, total=self.bad_frames.total)
+
+
+def _jittered(limit: int) -> int:
+    """``sessions_per_worker`` plus up to 10 % so workers started together do not all
+    recycle at once (gunicorn's max_requests_jitter)."""
+    if limit <= 1:
+        return limit
+    return limit + random.randint(0, max(1, limit // 10))
 
 
 class WorkerGone(Exception):

@@ -44,7 +44,7 @@ def supervisor(tmp_path: Path, sandbox: SandboxProcess | None, **overrides: Any)
 
 
 async def caller_in(bot: dict[str, Any], seconds: float = 1.0) -> Caller:
-    caller = Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], seconds=seconds))
+    caller = Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], seconds=seconds, await_echo=True))
     await caller.join()
     return caller
 
@@ -166,6 +166,8 @@ async def test_worker_sigkilled_mid_call_fails_over_to_a_new_worker(tmp_path: Pa
         print(f"\nfailover: {after['failover_gap_ms']:.0f} ms recorded gap, {failover_s * 1000:.0f} ms observed")
         caller.sent_at.clear()
         caller.echoes = caller.frames_sent = 0
+        caller.probe_echoed.clear()
+        await caller.wait_for_echo()  # the new worker subscribes afresh
         await caller.speak()
         await wait_for(lambda: caller.echoes == 25, what="the caller hears its echo again")
         await caller.conn.leave()
@@ -307,3 +309,61 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(path)],
                                 cwd=REPO, capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and key in result.stderr, (text, result.stderr)
+
+
+async def test_idle_session_ends_and_the_event_feed_reports_every_transition(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    import zmq
+
+    sup = supervisor(tmp_path, sandbox_proc, sessions={"idle_timeout_s": 1.0})
+    try:
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"session")
+        sub.connect(f"ipc://{sup.run_dir / 'events.sock'}")
+        await asyncio.sleep(0.3)  # let the subscription reach the publisher
+        bot = await sup.start_bot("echo")
+        done = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "ended", timeout=15)
+        assert done["end_reason"] == "idle"
+        states = []
+        while sub.poll(500):
+            _, data = sub.recv_multipart()
+            event = json.loads(data)
+            if event["session_id"] == bot["session_id"]:
+                states.append(event["state"])
+        assert states == ["assigned", "joining", "joined", "leaving", "ended"]
+        sub.close(0)
+        ctx.term()
+    finally:
+        sup.stop()
+
+
+async def test_worker_death_is_detected_at_once(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    """Not a timing assertion: the figure is printed for the record (see `callfleet bench`)."""
+    import zmq
+
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        workers = await sup.workers(lambda ws: any(w["state"] == "idle" for w in ws))
+        victim = next(w for w in workers if w["state"] == "idle")
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"worker")
+        sub.connect(f"ipc://{sup.run_dir / 'events.sock'}")
+        await asyncio.sleep(0.3)
+        killed = time.monotonic()
+        os.kill(victim["pid"], signal.SIGKILL)
+        detected = None
+        while sub.poll(5000):
+            _, data = sub.recv_multipart()
+            event = json.loads(data)
+            if event["worker_id"] == victim["id"] and event["state"] == "dead":
+                detected = time.monotonic() - killed
+                assert "SIGKILL" in event["reason"]
+                break
+        assert detected is not None, "the pool never reported the dead worker"
+        print(f"\nworker death detected after {detected * 1000:.1f} ms")
+        await sup.workers(lambda ws: any(w["state"] == "idle" for w in ws))  # replaced
+        sub.close(0)
+        ctx.term()
+    finally:
+        sup.stop()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from supervisor.commands.base import CommandError, ControlCommand, require_str, table
@@ -10,7 +10,7 @@ from supervisor.commands.base import CommandError, ControlCommand, require_str, 
 def _iso(ts: Any) -> str:
     if not isinstance(ts, (int, float)):
         return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 class Sessions(ControlCommand):
