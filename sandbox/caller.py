@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.audio import read_marker, read_wav, resample, stamp_marker, tone, write_wav
+from callfleet.audio import read_marker, read_wav, resample, stamp_marker, tone, write_wav
 from sandbox.connection import JoinError, RequestError, RoomConnection
 from sandbox.wire import AudioHead
 

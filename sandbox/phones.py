@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sandbox.audio import rms, tone
+from callfleet.audio import rms, tone
 
 RATE = 16000
 FRAME_MS = 20

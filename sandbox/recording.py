@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox.audio import resample, write_wav
+from callfleet.audio import resample, write_wav
 
 RATE = 16000
 

@@ -22,7 +22,7 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from sandbox.audio import resample, rms
+from callfleet.audio import resample, rms
 from sandbox.phones import Phone
 from sandbox.recording import Recorder
 from sandbox.store import DialinCall, Recording, Room, Store, iso

@@ -74,10 +74,12 @@ class DailyRoomProperties(msgspec.Struct, omit_defaults=True):
     sip: DailyRoomSipParams | None = None
     sip_uri: dict[str, Any] | None = None
     start_video_off: bool | None = None
+    extra: dict[str, Any] = {}  # any other Daily room property, passed through as is
 
     def to_json(self) -> dict[str, Any]:
         out = msgspec.to_builtins(self)
-        out["exp"] = int(self.exp)
+        out.update(out.pop("extra", {}))
+        out["exp"] = int(out.get("exp", self.exp))
         # Defaults are sent explicitly: Daily's own defaults differ from the helper's.
         for key in ("enable_chat", "enable_prejoin_ui", "enable_emoji_reactions", "eject_at_room_exp"):
             out[key] = getattr(self, key)

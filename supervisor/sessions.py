@@ -32,6 +32,7 @@ from protocol.messages import (
     AudioSettings,
     CallStateUpdated,
     Command,
+    DialinReady,
     Err,
     ErrCode,
     Event,
@@ -40,6 +41,7 @@ from protocol.messages import (
     Ok,
     ParticipantJoined,
     ParticipantLeft,
+    SendAppMessage,
 )
 from protocol.transport import send_audio
 from supervisor.bots import BOT_KINDS, Bot
@@ -85,6 +87,10 @@ FAILURES = {EndReason.JOIN_FAILED, EndReason.WORKER_CRASHED, EndReason.REST_FAIL
 
 class SessionGone(Exception):
     """The session has finished; the request could not be carried out."""
+
+
+class CommandRefused(Exception):
+    """The worker refused a command (the call client's error text)."""
 
 
 @dataclass
@@ -167,6 +173,8 @@ class Session:
         cfg = services.config
         self.audio = AudioSettings(cfg.audio.sample_rate, cfg.audio.channels, cfg.audio.frame_ms)
         self.sample_rate, self.channels = cfg.audio.sample_rate, cfg.audio.channels
+        self.run_dir = cfg.run_dir
+        self._dialin_done = False
         self.record = SessionRecord(id=self.id, state=SessionState.REQUESTED, profile=request.profile, kind=request.kind,
                                     requested_at=time.time(), max_duration_s=request.max_duration_s,
                                     extra=dict(request.extra))
@@ -297,13 +305,10 @@ class Session:
                 room_url = req.room_url
                 self._room_name = room_url.rstrip("/").rsplit("/", 1)[-1]
             else:
-                props = DailyRoomProperties(exp=time.time() + max(cfg.daily.room_exp_s, req.max_duration_s + 60))
-                extra_props = dict(req.room_properties)
+                props = DailyRoomProperties(exp=time.time() + max(cfg.daily.room_exp_s, req.max_duration_s + 60),
+                                            extra=dict(req.room_properties))
                 if req.sip is not None:
                     props.sip = DailyRoomSipParams(**req.sip)
-                for key in ("enable_dialout", "enable_recording", "max_participants", "start_video_off"):
-                    if key in extra_props:
-                        setattr(props, key, extra_props.pop(key))
                 name = f"{cfg.daily.room_prefix}{self.id}"
                 room = await rest.create_room(DailyRoomParams(name=name, privacy=req.room_privacy, properties=props))
                 self.record.room_created = True
@@ -426,11 +431,55 @@ class Session:
                     if self.request.end_on_last_leave:
                         return EndReason.PARTICIPANT_LEFT, "the last participant left"
                     self._arm_idle()
+        elif isinstance(event, DialinReady):
+            failed = await self._dialin_ready(event)
+            if failed is not None:
+                await self.bot.on_event(event)
+                return failed
         elif isinstance(event, CallStateUpdated) and event.state == "left" and self.record.state == SessionState.JOINED:
             await self.bot.on_event(event)
             return EndReason.CALL_ENDED, "the bot was removed from the call (ejected, room expired or deleted)"
         await self.bot.on_event(event)
         return None
+
+    async def _dialin_ready(self, event: DialinReady) -> tuple[EndReason, str | None] | None:
+        """The room's SIP endpoint is ready: forward the waiting call to it, once."""
+        settings = self.request.extra.get("dialin_settings")
+        if settings is None or self._dialin_done:
+            return None
+        self._dialin_done = True
+        endpoint = self.record.extra.get("sip_endpoint") or event.sip_endpoint
+        if not endpoint:
+            return EndReason.DIALIN_FAILED, "the room has no SIP endpoint"
+        sip_uri = endpoint if str(endpoint).startswith("sip:") else f"sip:{endpoint}"
+        try:
+            await self.s.rest.pinless_call_update(settings["call_id"], settings["call_domain"], sip_uri)
+        except DailyAPIError as exc:
+            return EndReason.DIALIN_FAILED, f"pinlessCallUpdate failed: {exc}"
+        self.log.info("dial-in forwarded", call_id=settings["call_id"], sip_uri=sip_uri)
+        return None
+
+    async def send_app_message(self, message: Any, participant_id: str | None) -> Any:
+        """Send an app message through the bot (runs inside the actor via ``ask``)."""
+        reply = await self.command(SendAppMessage(id=self.next_id(), message=message, participant_id=participant_id))
+        if isinstance(reply, Err):
+            raise CommandRefused(f"{reply.code}: {reply.message}")
+        return reply.result
+
+    def stream_config(self) -> dict[str, Any]:
+        """The first message a stream engine receives."""
+        return {
+            "type": "config",
+            "session_id": self.id,
+            "profile": self.request.profile,
+            "room_url": self.record.room_url,
+            "services": self.request.bot_config.get("services", {}),
+            "config": self.request.bot_config.get("config", []),
+            "service_options": self.request.bot_config.get("service_options", {}),
+            "body": self.request.extra.get("body"),
+            "dialin_settings": self.request.extra.get("dialin_settings"),
+            "audio": {"sample_rate": self.sample_rate, "channels": self.channels, "frame_ms": self.audio.frame_ms},
+        }
 
     def _arm_idle(self) -> None:
         if self.participants:

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from sandbox.audio import tone
+from callfleet.audio import tone
 from tests.conftest import DailyRest
 from tests.sdk_client import SdkTestClient, wait_for
 

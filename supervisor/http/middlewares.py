@@ -50,7 +50,7 @@ async def daily_errors(request: web.Request, handler: Handler) -> web.StreamResp
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     expected = request.app[API_KEY]
-    if expected and not request.path.startswith(OPEN_PATHS):
+    if expected and not request.path.startswith(OPEN_PATHS) and not request.path.endswith("/stream"):
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(), expected.encode()):

@@ -1,36 +1,80 @@
-"""Views. Each validates its body into a Struct and hands work to the daemon's parts."""
+"""Views. Each validates its body into a Struct and hands the work to the daemon's parts."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from supervisor.bots.services import ServiceError, validate
+from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.daily_rest import DailyAPIError
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
 from supervisor.pool import PoolFull
-from supervisor.sessions import SessionGone, StartRequest
+from supervisor.sessions import CommandRefused, SessionGone, StartRequest
 
 START_REPLY_TIMEOUT_S = 60.0
 
 
-class BotsStartBody(msgspec.Struct, forbid_unknown_fields=False):
-    """Daily Bots' ``/bots/start`` body (services/config validation: see the bots module)."""
+# -- bodies ------------------------------------------------------------------------------------
+
+
+class ServiceConfigOption(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    value: Any
+
+
+class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True):
+    service: str
+    options: list[ServiceConfigOption] = []
+
+
+class BotsStartBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Daily Bots' ``/bots/start`` body."""
 
     bot_profile: str
     max_duration: int | None = None
     services: dict[str, str] = {}
-    config: list[dict[str, Any]] = []
+    config: list[ServiceConfig] = []
     service_options: dict[str, dict[str, Any]] = {}
+    api_keys: dict[str, str] = {}  # accepted for compatibility; never logged or stored
     room_url: str | None = None
     token: str | None = None
+    body: Any = None
+
+
+class PipecatStartBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Pipecat Cloud's ``/start`` body, plus ``profile``."""
+
+    createDailyRoom: bool = True
+    dailyRoomProperties: dict[str, Any] = {}
+    dailyMeetingTokenProperties: dict[str, Any] = {}
+    body: Any = None
+    profile: str = "stream"
+
+
+class DialinWebhook(msgspec.Struct):
+    """Daily's dial-in webhook (``sipHeaders`` optional); unknown fields are ignored."""
+
+    From: str
+    To: str
+    callId: str
+    callDomain: str
+    sipHeaders: dict[str, str] | None = None
+
+
+class AppMessageBody(msgspec.Struct, forbid_unknown_fields=True):
+    message: Any
+    participant_id: str | None = None
 
 
 async def read_body(request: web.Request, struct: type[Any]) -> Any:
+    """Decode and validate a JSON body; 400 naming the field, 413 past 1 MB."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -55,14 +99,13 @@ def _daemon(request: web.Request) -> Any:
     return request.app[DAEMON]
 
 
-def _refuse_if_draining(daemon: Any) -> None:
-    if daemon.state != "running":
-        raise ApiError(503, "service-unavailable", f"the supervisor is {daemon.state}; not taking sessions")
+# -- starting sessions ---------------------------------------------------------------------------
 
 
 async def start_session(daemon: Any, start: StartRequest) -> Any:
     """Start a session and wait until its room and tokens exist; map failures to statuses."""
-    _refuse_if_draining(daemon)
+    if daemon.state != "running":
+        raise ApiError(503, "service-unavailable", f"the supervisor is {daemon.state}; not taking sessions")
     try:
         session = daemon.registry.start(start)
     except PoolFull as exc:
@@ -70,37 +113,102 @@ async def start_session(daemon: Any, start: StartRequest) -> Any:
     try:
         return await asyncio.wait_for(asyncio.shield(session.prepared), START_REPLY_TIMEOUT_S)
     except DailyAPIError as exc:
-        status = 504 if exc.status == 0 and exc.error == "timeout" else 502
+        if exc.status == 400:
+            raise ApiError(400, "invalid-request-error", f"Daily refused the request: {exc.info}") from None
+        status = 504 if exc.timed_out else 502
         raise ApiError(status, "daily-api-error", f"Daily REST failed: {exc}") from None
     except (TimeoutError, SessionGone) as exc:
         raise ApiError(500, "server-error", f"session could not start: {exc}") from None
 
 
+def _profile(daemon: Any, name: str) -> Any:
+    profile = daemon.profiles.get(name)
+    if profile is None:
+        known = ", ".join(sorted(daemon.profiles.profiles))
+        raise ApiError(422, "invalid-request-error", f"unknown profile {name!r} (known: {known})")
+    return profile
+
+
+def _max_duration(daemon: Any, requested: int | None, profile: Any) -> int:
+    value = requested or profile.max_duration_s or daemon.config.sessions.max_duration_s
+    if not 60 <= value <= 14400:
+        raise invalid(f"max_duration: expected int in 60..14400, got {value}")
+    return int(value)
+
+
 async def bots_start(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     body: BotsStartBody = await read_body(request, BotsStartBody)
-    profile = daemon.profiles.get(body.bot_profile)
-    if profile is None:
-        raise ApiError(422, "invalid-request-error", f"unknown bot_profile {body.bot_profile!r}")
-    from supervisor.bots import BOT_KINDS
-
-    if profile.kind not in BOT_KINDS:
-        raise ApiError(422, "invalid-request-error", f"bot kind {profile.kind!r} is not available in this build")
-    max_duration = body.max_duration or profile.max_duration_s or daemon.config.sessions.max_duration_s
-    if not 60 <= max_duration <= 14400:
-        raise invalid("max_duration: expected int in 60..14400")
-    start = StartRequest(profile=profile.name, kind=profile.kind, bot_config=dict(profile.config),
-                         max_duration_s=max_duration, room_url=body.room_url,
-                         end_on_last_leave=profile.end_on_last_leave)
+    profile = _profile(daemon, body.bot_profile)
+    if body.token and not body.room_url:
+        raise invalid("token: given without room_url")
+    try:
+        services = validate(profile.name, body.services, msgspec.to_builtins(body.config), body.service_options)
+    except ServiceError as exc:
+        raise ApiError(422, "invalid-request-error", str(exc)) from None
+    start = StartRequest(profile=profile.name, kind=profile.kind, bot_config={**profile.config, **services},
+                         max_duration_s=_max_duration(daemon, body.max_duration, profile), room_url=body.room_url,
+                         end_on_last_leave=profile.end_on_last_leave, extra={"body": body.body})
     prepared = await start_session(daemon, start)
     return web.json_response({"room_url": prepared.room_url, "token": prepared.user_token,
                               "session_id": prepared.session_id, "stream_token": prepared.stream_token})
 
 
-async def list_sessions(request: web.Request) -> web.Response:
+async def pipecat_start(request: web.Request) -> web.Response:
     daemon = _daemon(request)
+    body: PipecatStartBody = await read_body(request, PipecatStartBody)
+    if not body.createDailyRoom:
+        raise invalid("createDailyRoom: callfleet runs Daily sessions; it must be true")
+    profile = _profile(daemon, body.profile)
+    token_props = dict(body.dailyMeetingTokenProperties)
+    token_props.pop("room_name", None)  # the token is for the session's room
+    start = StartRequest(profile=profile.name, kind=profile.kind, bot_config=dict(profile.config),
+                         max_duration_s=_max_duration(daemon, None, profile),
+                         room_properties=dict(body.dailyRoomProperties), user_token_properties=token_props,
+                         end_on_last_leave=profile.end_on_last_leave, extra={"body": body.body})
+    prepared = await start_session(daemon, start)
+    return web.json_response({"dailyRoom": prepared.room_url, "dailyToken": prepared.user_token,
+                              "sessionId": prepared.session_id, "streamToken": prepared.stream_token})
+
+
+async def dialin(request: web.Request) -> web.Response:
+    daemon = _daemon(request)
+    raw = await request.read()
+    try:
+        peek = json.loads(raw or b"{}")
+    except ValueError:
+        raise invalid("body is not valid JSON") from None
+    if isinstance(peek, dict) and "test" in peek:
+        return web.json_response({"status": "OK"})  # Daily's webhook verification ping
+    try:
+        hook = msgspec.json.decode(raw, type=DialinWebhook)
+    except msgspec.ValidationError as exc:
+        raise invalid(_field_message(str(exc))) from None
+    name = daemon.profiles.dialin_profile
+    if name is None:
+        raise ApiError(422, "invalid-request-error", "no [dialin] profile is configured in profiles.toml")
+    profile = _profile(daemon, name)
+    settings = {"call_id": hook.callId, "call_domain": hook.callDomain, "To": hook.To, "From": hook.From,
+                "sip_headers": hook.sipHeaders}
+    start = StartRequest(profile=profile.name, kind=profile.kind, bot_config=dict(profile.config),
+                         max_duration_s=_max_duration(daemon, None, profile),
+                         sip={"display_name": hook.From[:60] or "caller", "video": False, "sip_mode": "dial-in",
+                              "num_endpoints": 1},
+                         end_on_last_leave=profile.end_on_last_leave,
+                         extra={"dialin_settings": settings,
+                                "body": {"dialin_settings": settings, "daily_api_url": daemon.config.daily_api_url}})
+    prepared = await start_session(daemon, start)
+    return web.json_response({"status": "OK", "session_id": prepared.session_id, "room_url": prepared.room_url})
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+async def list_sessions(request: web.Request) -> web.Response:
     state = request.query.get("state")
-    return web.json_response({"data": daemon.registry.list(state, 200)}, dumps=_dumps)
+    if state is not None and state not in ("requested", "assigned", "joining", "joined", "leaving", "ended", "failed"):
+        raise invalid(f"state: unknown state {state!r}")
+    return web.json_response({"data": _daemon(request).registry.list(state, 200)}, dumps=_dumps)
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -120,10 +228,72 @@ async def delete_session(request: web.Request) -> web.Response:
     return web.json_response({"session_id": sid, "stopping": True})
 
 
+def _live_session(request: web.Request) -> Any:
+    daemon = _daemon(request)
+    sid = request.match_info["id"]
+    session = daemon.registry.get(sid)
+    if session is None:
+        if daemon.registry.describe(sid) is None:
+            raise not_found(f"session {sid} not found")
+        raise ApiError(409, "invalid-request-error", f"session {sid} has finished")
+    return session
+
+
+async def app_message(request: web.Request) -> web.Response:
+    session = _live_session(request)
+    body: AppMessageBody = await read_body(request, AppMessageBody)
+    if len(msgspec.json.encode(body.message)) > 4096:
+        raise invalid("message: larger than 4 KB (Daily's app-message limit)")
+    if session.record.state != "joined":
+        raise ApiError(409, "invalid-request-error", f"session is {session.record.state}; the bot is not in the call")
+    try:
+        await session.ask(lambda: session.send_app_message(body.message, body.participant_id))
+    except SessionGone as exc:
+        raise ApiError(409, "invalid-request-error", str(exc)) from None
+    except CommandRefused as exc:
+        raise ApiError(502, "daily-api-error", f"the call refused the message: {exc}") from None
+    return web.json_response({"sent": True})
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    session = _live_session(request)
+    token = request.query.get("token") or request.headers.get("X-Stream-Token", "")
+    if not hmac.compare_digest(token.encode(), session.stream_token.encode()):
+        raise ApiError(401, "authentication-error", "missing or invalid stream token")
+    if session.request.kind != "stream":
+        raise ApiError(409, "invalid-request-error", f"session {session.id} runs a {session.request.kind} bot, not stream")
+    for _ in range(100):  # the bot exists once the actor has started it
+        if isinstance(session.bot, StreamBot):
+            break
+        await asyncio.sleep(0.05)
+    bot = session.bot
+    if not isinstance(bot, StreamBot):
+        raise ApiError(409, "invalid-request-error", "the session's bot is not running yet")
+    if bot.ws is not None and not bot.ws.closed:
+        raise ApiError(409, "invalid-request-error", "an engine is already attached to this session")
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024 * 1024)
+    await ws.prepare(request)
+    try:
+        await bot.attach(ws, session.stream_config())
+    except EngineBusy as exc:
+        await ws.send_json({"type": "error", "error": str(exc)})
+        await ws.close()
+        return ws
+    try:
+        await bot.serve(ws)
+    finally:
+        await bot.detach(ws)
+    return ws
+
+
+# -- health, metrics, docs ---------------------------------------------------------------------
+
+
 async def healthz(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     status = daemon.status()
-    healthy = daemon.state == "running" and (daemon.pool.capacity() > 0 or daemon.pool.boot.failures == 0)
+    can_start = daemon.pool.capacity() > 0 or daemon.pool.boot.failures == 0
+    healthy = daemon.state == "running" and can_start
     body = {"status": "ok" if healthy else "unavailable", "state": daemon.state,
             "workers": status["workers"], "sessions": status["sessions"], "capacity": status["pool"]["capacity"]}
     return web.json_response(body, status=200 if healthy else 503)
@@ -133,15 +303,31 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=_daemon(request).metrics.render(), content_type="text/plain", charset="utf-8")
 
 
+async def openapi(request: web.Request) -> web.Response:
+    from supervisor.http.openapi import document
+
+    return web.json_response(document())
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=str)
 
 
+ROUTES: list[tuple[str, str, Any]] = [
+    ("POST", "/bots/start", bots_start),
+    ("POST", "/start", pipecat_start),
+    ("POST", "/dialin", dialin),
+    ("GET", "/sessions", list_sessions),
+    ("GET", "/sessions/{id}", get_session),
+    ("DELETE", "/sessions/{id}", delete_session),
+    ("POST", "/sessions/{id}/app-message", app_message),
+    ("GET", "/sessions/{id}/stream", stream),
+    ("GET", "/healthz", healthz),
+    ("GET", "/metrics", metrics),
+    ("GET", "/openapi.json", openapi),
+]
+
+
 def setup_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/bots/start", bots_start)
-    r.add_get("/sessions", list_sessions)
-    r.add_get("/sessions/{id}", get_session)
-    r.add_delete("/sessions/{id}", delete_session)
-    r.add_get("/healthz", healthz)
-    r.add_get("/metrics", metrics)
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)

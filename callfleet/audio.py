@@ -1,4 +1,4 @@
-"""PCM helpers shared by the room server and the synthetic callers (numpy, int16 LE)."""
+"""PCM helpers shared by the sandbox, the synthetic callers and the bots (numpy, int16 LE)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,132 @@
+"""The OpenAPI 3.1 document of the HTTP API.
+
+Request schemas are generated from the very msgspec Structs the views decode into, so
+the document cannot drift from the code; a test checks that every route is documented and
+every documented path is routed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from supervisor.http.views import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "malformed or invalid body (invalid-request-error, the field path in info)",
+            401: "missing or wrong bearer key", 404: "unknown session", 409: "the session cannot do that now",
+            413: "body over 1 MB", 422: "unknown profile, service, provider or option",
+            429: "every worker busy and max_workers reached (Retry-After)", 502: "Daily REST failed after retries",
+            503: "the supervisor is draining", 504: "Daily REST timed out after retries"}
+    return {str(c): {"description": text[c], **_json(ERROR)} for c in codes}
+
+
+SESSION = {
+    "type": "object",
+    "required": ["session_id", "state", "profile", "participants"],
+    "properties": {
+        "session_id": {"type": "string"},
+        "state": {"type": "string", "enum": ["requested", "assigned", "joining", "joined", "leaving", "ended", "failed"]},
+        "profile": {"type": "string"},
+        "kind": {"type": "string"},
+        "room_url": {"type": ["string", "null"]},
+        "room_created": {"type": "boolean"},
+        "worker_id": {"type": ["string", "null"]},
+        "worker_pid": {"type": ["integer", "null"]},
+        "participants": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "is_bot": {"type": "boolean"}}}},
+        "requested_at": {"type": ["number", "null"]},
+        "assigned_at": {"type": ["number", "null"]},
+        "joined_at": {"type": ["number", "null"]},
+        "ended_at": {"type": ["number", "null"]},
+        "end_reason": {"type": ["string", "null"]},
+        "error": {"type": ["string", "null"]},
+        "frames": {"type": "object", "properties": {"in": {"type": "integer"}, "out": {"type": "integer"},
+                                                    "dropped": {"type": "integer"}}},
+        "failovers": {"type": "integer"},
+        "failover_gap_ms": {"type": "number"},
+        "max_duration_s": {"type": "integer"},
+    },
+}
+SESSION_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def document() -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        [BotsStartBody, PipecatStartBody, DialinWebhook, AppMessageBody], ref_template="#/components/schemas/{name}"
+    )
+    components["Error"] = {"type": "object", "required": ["error", "info"],
+                           "properties": {"error": {"type": "string"}, "info": {"type": "string"}}}
+    components["Session"] = SESSION
+    ref = "#/components/schemas/{}".format
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "callfleet", "version": "1", "description": "Start and steer Daily bot sessions."},
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/bots/start": {"post": {
+                "summary": "Start a bot the Daily Bots way",
+                "requestBody": {"required": True, **_json({"$ref": ref("BotsStartBody")})},
+                "responses": {"200": {"description": "started", **_json({"type": "object", "required": [
+                    "room_url", "token", "session_id", "stream_token"], "properties": {
+                    "room_url": {"type": "string"}, "token": {"type": "string"}, "session_id": {"type": "string"},
+                    "stream_token": {"type": "string"}}})}, **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
+            "/start": {"post": {
+                "summary": "Start a bot the Pipecat Cloud way",
+                "requestBody": {"required": True, **_json({"$ref": ref("PipecatStartBody")})},
+                "responses": {"200": {"description": "started", **_json({"type": "object", "required": [
+                    "dailyRoom", "dailyToken", "sessionId", "streamToken"], "properties": {
+                    "dailyRoom": {"type": "string"}, "dailyToken": {"type": "string"}, "sessionId": {"type": "string"},
+                    "streamToken": {"type": "string"}}})}, **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
+            "/dialin": {"post": {
+                "summary": "Daily's dial-in webhook ({\"test\": ...} is answered {\"status\": \"OK\"})",
+                "requestBody": {"required": True, **_json({"oneOf": [{"$ref": ref("DialinWebhook")},
+                                                                     {"type": "object", "required": ["test"]}]})},
+                "responses": {"200": {"description": "call accepted", **_json({"type": "object", "properties": {
+                    "status": {"type": "string"}, "session_id": {"type": "string"}, "room_url": {"type": "string"}}})},
+                    **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
+            "/sessions": {"get": {
+                "summary": "Live sessions and recent history",
+                "parameters": [{"name": "state", "in": "query", "required": False, "schema": SESSION["properties"]["state"]}],
+                "responses": {"200": {"description": "sessions", **_json({"type": "object", "properties": {
+                    "data": {"type": "array", "items": {"$ref": ref("Session")}}}})}, **_errors(400, 401)}}},
+            "/sessions/{id}": {
+                "get": {"summary": "One session", "parameters": [SESSION_ID],
+                        "responses": {"200": {"description": "the session", **_json({"$ref": ref("Session")})},
+                                      **_errors(401, 404)}},
+                "delete": {"summary": "Stop a session: the bot leaves, a room we created is deleted",
+                           "parameters": [SESSION_ID],
+                           "responses": {"200": {"description": "stopping", **_json({"type": "object"})},
+                                         **_errors(401, 404)}}},
+            "/sessions/{id}/app-message": {"post": {
+                "summary": "Send an app message through the bot", "parameters": [SESSION_ID],
+                "requestBody": {"required": True, **_json({"$ref": ref("AppMessageBody")})},
+                "responses": {"200": {"description": "sent", **_json({"type": "object", "properties": {
+                    "sent": {"type": "boolean"}}})}, **_errors(400, 401, 404, 409, 413, 502)}}},
+            "/sessions/{id}/stream": {"get": {
+                "summary": "WebSocket for an external bot engine (see the README for the wire format)",
+                "parameters": [SESSION_ID, {"name": "token", "in": "query", "required": True,
+                                            "schema": {"type": "string"}, "description": "the session's stream_token"}],
+                "security": [],
+                "responses": {"101": {"description": "switching to WebSocket"}, **_errors(401, 404, 409)}}},
+            "/healthz": {"get": {"summary": "Liveness and readiness", "security": [],
+                                 "responses": {"200": {"description": "ok", **_json({"type": "object"})},
+                                               "503": {"description": "draining, or no worker can start",
+                                                       **_json({"type": "object"})}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (callfleet_*)", "security": [],
+                                 "responses": {"200": {"description": "text exposition format",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}}}},
+        },
+    }

@@ -1,0 +1,39 @@
+"""HTTP behaviour that needs no processes: the app over a small stand-in daemon."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from supervisor.config import parse
+from supervisor.http.app import make_app
+from supervisor.profiles import parse as parse_profiles
+
+
+class _Pool:
+    boot = type("Boot", (), {"failures": 0})()
+
+    def capacity(self) -> int:
+        return 0
+
+
+class DrainingDaemon:
+    """Just enough daemon for the views to answer while it drains."""
+
+    state = "draining"
+    config = parse("")
+    profiles = parse_profiles('[profiles.echo]\nkind = "echo"\n')
+    pool = _Pool()
+
+    def status(self) -> dict[str, Any]:
+        return {"workers": {}, "sessions": {}, "pool": {"capacity": 0}}
+
+
+async def test_a_draining_supervisor_answers_503_and_takes_no_session() -> None:
+    async with TestClient(TestServer(make_app(DrainingDaemon()))) as client:
+        resp = await client.post("/bots/start", json={"bot_profile": "echo"})
+        assert resp.status == 503
+        assert (await resp.json())["error"] == "service-unavailable"
+        health = await client.get("/healthz")
+        assert health.status == 503 and (await health.json())["state"] == "draining"
