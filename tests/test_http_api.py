@@ -204,7 +204,7 @@ async def test_stream_engine_hears_callers_and_speaks_back(sup: SupervisorProces
             while (not speaking.done() or heard < 10) and time.monotonic() < deadline:
                 try:
                     msg = await ws.receive(timeout=0.2)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     n = msg.data[0]
