@@ -51,7 +51,8 @@ async def run(api: str, profile: str, seconds: float) -> None:
                     elif event.get("type") != "event" or event["event"] not in ("active_speaker_changed",):
                         print(event)
                 else:
-                    break
+                    print(f"session over: {ws.close_code} {msg.extra or ''}")
+                    return
             await ws.send_json({"type": "command", "id": next_id, "command": "leave"})
 
 
