@@ -171,6 +171,7 @@ class CustomAudioSource:
     blocks for the audio's duration; with one it returns at once and completes later."""
 
     PIECE_MS = 20
+    LEAD_S = 0.1
 
     def __init__(self, sample_rate: int, channels: int) -> None:
         self._sample_rate = sample_rate
@@ -200,6 +201,9 @@ class CustomAudioSource:
             sdk.call(completion, n)
 
     def _write(self, frames: bytes) -> int:
+        """Send in 20 ms pieces at real-time pace. Like an audio device's playout buffer,
+        up to ``LEAD_S`` of audio may be handed over ahead of time: steady input passes
+        straight through (no added latency), a burst is smoothed out."""
         bytes_per_ms = self._sample_rate * self._channels * 2 // 1000
         piece = self.PIECE_MS * bytes_per_ms
         with self._lock:
@@ -208,13 +212,11 @@ class CustomAudioSource:
                 now = time.monotonic()
                 if self._clock < now:
                     self._clock = now  # idle since the last write: start afresh
-                while (delay := self._clock - time.monotonic()) > 0:
-                    time.sleep(delay)
+                while (ahead := self._clock - time.monotonic()) > self.LEAD_S:
+                    time.sleep(ahead - self.LEAD_S)
                 for client, track in list(self._sinks):
                     client._send_audio(chunk, self._sample_rate, self._channels, track)
                 self._clock += len(chunk) / bytes_per_ms / 1000
-            while (delay := self._clock - time.monotonic()) > 0:
-                time.sleep(delay)
         return len(frames) // (2 * self._channels)
 
 

@@ -36,7 +36,7 @@ async def run(api: str, profile: str, seconds: float) -> None:
             while loop.time() < deadline:
                 try:
                     msg = await ws.receive(timeout=1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     id_len = msg.data[0]

@@ -188,6 +188,7 @@ class Session:
         self._had_human = False
         self._out_seq = 0
         self._room_name: str | None = None
+        self._bot_token_value: str | None = None
         self.frames_out_sent = 0
         self.frames_out_dropped = 0
         self.log = log.bind(session_id=self.id)
@@ -316,8 +317,11 @@ class Session:
                 self.record.extra["sip_endpoint"] = room.sip_endpoint
             self.record.room_url, self.record.room_name = room_url, self._room_name
             self._save()
-            user_token = await rest.get_token(room_url, cfg.daily.token_exp_s, owner=False,
-                                              params=req.user_token_properties or None)
+            # Both tokens at once: one round trip less before the bot can join.
+            user_token, self._bot_token_value = await asyncio.gather(
+                rest.get_token(room_url, cfg.daily.token_exp_s, owner=False, params=req.user_token_properties or None),
+                rest.get_token(room_url, cfg.daily.token_exp_s, owner=True, params={"user_name": req.bot_name}),
+            )
         except DailyAPIError as exc:
             if not self.prepared.done():
                 self.prepared.set_exception(exc)
@@ -326,7 +330,11 @@ class Session:
             self.prepared.set_result(Prepared(self.id, room_url, user_token, self.stream_token))
 
     async def _bot_token(self) -> str:
+        """The bot's owner token: the one fetched with the room, then a fresh one per rejoin."""
         assert self.record.room_url is not None
+        if self._bot_token_value is not None:
+            token, self._bot_token_value = self._bot_token_value, None
+            return token
         try:
             return await self.s.rest.get_token(self.record.room_url, self.s.config.daily.token_exp_s, owner=True,
                                                params={"user_name": self.request.bot_name})
