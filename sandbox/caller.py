@@ -56,6 +56,7 @@ class Caller:
         self.conn = RoomConnection(self._on_event, self._on_audio)
         self.sent_at: dict[int, float] = {}
         self.rtts_ms: list[float] = []
+        self.echo_times: list[float] = []  # monotonic arrival time of each echo
         self.frames_sent = 0
         self.frames_heard = 0
         self.echoes = 0
@@ -92,6 +93,7 @@ class Caller:
             if sent is not None:
                 self.echoes += 1
                 self.rtts_ms.append((now - sent) * 1000)
+                self.echo_times.append(now)
 
     # -- life --------------------------------------------------------------------------------
 

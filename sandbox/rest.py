@@ -450,6 +450,7 @@ async def sandbox_stats(request: web.Request) -> web.Response:
     rooms = request.app[ROOMS]
     return web.json_response({
         "rooms": len(request.app[STORE].live_rooms()),
+        "rooms_created": request.app[STORE].rooms_created,
         "live_rooms": len(rooms.rooms),
         "participants": sum(len(r.participants) for r in rooms.rooms.values()),
         "frames_routed": rooms.frames_routed,

@@ -145,6 +145,7 @@ class Store:
         self.recordings: dict[str, Recording] = {}
         self.dialins: dict[str, DialinCall] = {}
         self._seq = 0
+        self.rooms_created = 0  # every successful POST /rooms, for duplicate checks
         self.call_domain = str(uuid.uuid4())
 
     def next_seq(self) -> int:
@@ -162,6 +163,7 @@ class Store:
             raise ValueError(f"a room named {name} already exists")
         room = Room(name=name, privacy=privacy, properties=properties, seq=self.next_seq())
         self.rooms[name] = room
+        self.rooms_created += 1
         return room
 
     def live_rooms(self) -> list[Room]:

@@ -207,6 +207,8 @@ class Pool:
             task.cancel()
         self.sock.close(0)
         self.ctx.term()
+        if self.endpoint.startswith("ipc://"):
+            Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
 
     # -- spawning --------------------------------------------------------------------------
 

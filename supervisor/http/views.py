@@ -129,6 +129,20 @@ def _profile(daemon: Any, name: str) -> Any:
     return profile
 
 
+def _check_room_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from supervisor.daily_rest import get_name_from_url
+
+    try:
+        parts = urlsplit(url)
+        name = get_name_from_url(url)
+    except ValueError:
+        raise invalid(f"room_url: not a Daily room URL: {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc or not name.replace("-", "").replace("_", "").isalnum():
+        raise invalid(f"room_url: not a Daily room URL: {url!r}")
+
+
 def _max_duration(daemon: Any, requested: int | None, profile: Any) -> int:
     value = requested or profile.max_duration_s or daemon.config.sessions.max_duration_s
     if not 60 <= value <= 14400:
@@ -142,6 +156,8 @@ async def bots_start(request: web.Request) -> web.Response:
     profile = _profile(daemon, body.bot_profile)
     if body.token and not body.room_url:
         raise invalid("token: given without room_url")
+    if body.room_url is not None:
+        _check_room_url(body.room_url)
     try:
         services = validate(profile.name, body.services, msgspec.to_builtins(body.config), body.service_options)
     except ServiceError as exc:
@@ -181,9 +197,11 @@ async def dialin(request: web.Request) -> web.Response:
     if isinstance(peek, dict) and "test" in peek:
         return web.json_response({"status": "OK"})  # Daily's webhook verification ping
     try:
-        hook = msgspec.json.decode(raw, type=DialinWebhook)
+        hook = msgspec.json.decode(raw or b"{}", type=DialinWebhook)
     except msgspec.ValidationError as exc:
         raise invalid(_field_message(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise invalid(f"body is not valid JSON: {exc}") from None
     name = daemon.profiles.dialin_profile
     if name is None:
         raise ApiError(422, "invalid-request-error", "no [dialin] profile is configured in profiles.toml")
