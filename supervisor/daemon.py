@@ -23,6 +23,7 @@ import aiohttp
 import structlog
 
 from callfleet import logs
+from callfleet.procfs import set_parent_death_signal
 from supervisor import config as config_mod
 from supervisor import profiles as profiles_mod
 from supervisor.config import Config, ConfigError
@@ -268,8 +269,6 @@ class Daemon:
 
 def _die_with_parent() -> None:
     # The sandbox child must not outlive a SIGKILLed supervisor.
-    from worker.liveness import set_parent_death_signal
-
     set_parent_death_signal(signal.SIGTERM)
 
 

@@ -11,6 +11,7 @@ logged once per peer per minute, and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import multiprocessing
 import multiprocessing.forkserver
@@ -19,13 +20,14 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 import zmq
 import zmq.asyncio
 
+from callfleet.entry import run_entry
+from callfleet.procfs import memory_mb
 from protocol import PROTOCOL_VERSION
 from protocol.audio import AudioIn
 from protocol.messages import (
@@ -57,8 +59,6 @@ from supervisor.reconcile import (
     WorkerView,
     reconcile,
 )
-from worker.main import WorkerOptions
-from worker.main import run as worker_run
 
 log = structlog.get_logger("supervisor.pool")
 
@@ -124,21 +124,6 @@ class WorkerHandle:
             "sessions_done": self.sessions_done,
             "retire_after_session": self.retire_after_session,
         }
-
-
-def read_memory_mb(pid: int) -> tuple[float, float] | None:
-    """(PSS, RSS) in MB from ``/proc/PID/smaps_rollup``; None if the process is gone."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return None
-    values: dict[str, int] = {}
-    for line in text.splitlines()[1:]:
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[-1] == "kB":
-            values[key] = int(parts[0])
-    return values.get("Pss", 0) / 1024, values.get("Rss", 0) / 1024
 
 
 class Pool:
@@ -208,20 +193,21 @@ class Pool:
         self.sock.close(0)
         self.ctx.term()
         if self.endpoint.startswith("ipc://"):
-            Path(self.endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.endpoint.removeprefix("ipc://"))
 
     # -- spawning --------------------------------------------------------------------------
 
     def _spawn(self, state: WorkerState = WorkerState.BOOTING) -> WorkerHandle:
         wid = f"w{next(self._ids)}-{self._tag}"
-        opts = WorkerOptions(
-            connect=self.endpoint,
-            worker_id=wid,
-            backend=self.config.backend,
-            supervisor_pid=self.supervisor_pid,
-            handshake_timeout_s=self.config.pool.start_timeout_s,
-        )
-        process = self.mp.Process(target=worker_run, args=(opts,), name=wid, daemon=False)
+        opts = {
+            "connect": self.endpoint,
+            "worker_id": wid,
+            "backend": self.config.backend,
+            "supervisor_pid": self.supervisor_pid,
+            "handshake_timeout_s": self.config.pool.start_timeout_s,
+        }
+        process = self.mp.Process(target=run_entry, args=("worker.main:run_options", opts), name=wid, daemon=False)
         process.start()
         handle = WorkerHandle(wid, process, state=state, pid=process.pid)
         self.workers[wid] = handle
@@ -421,7 +407,7 @@ class Pool:
         while True:
             for handle in list(self.workers.values()):
                 if handle.pid and handle.booted:
-                    mem = read_memory_mb(handle.pid)
+                    mem = memory_mb(handle.pid)
                     if mem is not None:
                         handle.pss_mb, handle.rss_mb = mem
             await asyncio.sleep(PSS_INTERVAL_S)

@@ -269,12 +269,7 @@ class Session:
         self.log.info("session state", state=state.value, end_reason=self.record.end_reason)
 
     def _save(self) -> None:
-        worker = self.worker
-        if worker is not None:
-            self.record.worker_id, self.record.worker_pid = worker.id, worker.pid
-            self.record.frames_in = worker.frames_in
-        self.record.frames_out = self.frames_out_sent
-        self.record.frames_dropped = self.frames_out_dropped
+        self._save_counters()
         try:
             self.s.store.save(self.record)
         except Exception:

@@ -180,8 +180,9 @@ class SandboxProcess:
         self.api_url = self.base_url + "/v1"
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        from callfleet.procfs import cpu_seconds
+
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -190,3 +191,22 @@ class SandboxProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+@pytest.fixture
+async def sandbox_proc() -> AsyncIterator[SandboxProcess]:
+    """``callfleet sandbox`` as its own process (rate limits off)."""
+    sb = SandboxProcess("--no-rate-limits")
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+async def sandbox_rest(sandbox_proc: SandboxProcess) -> AsyncIterator[DailyRest]:
+    rest = DailyRest(sandbox_proc.api_url)
+    try:
+        yield rest
+    finally:
+        await rest.close()

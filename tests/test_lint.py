@@ -16,3 +16,31 @@ def test_ruff_is_clean() -> None:
 def test_protocol_is_mypy_strict_clean() -> None:
     result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "protocol"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# package -> packages it must never import (STYLE.md: the layout is the architecture)
+FORBIDDEN = {
+    "protocol": {"worker", "supervisor", "sandbox"},
+    "worker": {"supervisor"},
+    "supervisor": {"worker", "sandbox"},
+    "sandbox": {"supervisor", "worker"},
+}
+
+
+def test_packages_import_only_what_the_architecture_allows() -> None:
+    import ast
+
+    offences = []
+    for package, banned in FORBIDDEN.items():
+        for path in (REPO / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for name in names:
+                    if name.split(".")[0] in banned:
+                        offences.append(f"{path.relative_to(REPO)}:{node.lineno} imports {name}")
+    assert offences == []

@@ -7,34 +7,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import DailyRest, SandboxProcess
 from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess, alive
-
-
-@pytest.fixture
-async def sandbox_proc() -> AsyncIterator[SandboxProcess]:
-    sb = SandboxProcess("--no-rate-limits")
-    try:
-        yield sb
-    finally:
-        sb.stop()
-
-
-@pytest.fixture
-async def sandbox_rest(sandbox_proc: SandboxProcess) -> AsyncIterator[DailyRest]:
-    rest = DailyRest(sandbox_proc.api_url)
-    try:
-        yield rest
-    finally:
-        await rest.close()
 
 
 def supervisor(tmp_path: Path, sandbox: SandboxProcess | None, **overrides: Any) -> SupervisorProcess:

@@ -7,24 +7,11 @@ going quiet for longer than the ping timeout (checked by the main loop).
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
-import sys
 
-PR_SET_PDEATHSIG = 1
+from callfleet.procfs import set_parent_death_signal
 
-
-def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
-    """Ask the kernel to send ``sig`` when the parent exits. Linux only; False elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
+__all__ = ["ParentWatch", "set_parent_death_signal"]
 
 class ParentWatch:
     """Remembers the parent (and optionally the supervisor) at start; says when either is gone."""

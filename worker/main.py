@@ -304,15 +304,6 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
         fut.set_result(result)
 
 
-def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
-
-
 def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Any) -> asyncio.Future[Any]:
     """Run a blocking call on a daemon thread (not the loop's executor, whose shutdown
     would wait forever for a call stuck in native code)."""
@@ -359,6 +350,11 @@ async def serve(opts: WorkerOptions) -> int:
         except Exception as exc:
             log.warning("deinit failed", error=str(exc))
     return int(code)
+
+
+def run_options(**kwargs: Any) -> None:
+    """``run`` from plain keyword arguments (what the pool's forkserver passes)."""
+    run(WorkerOptions(**kwargs))
 
 
 def run(opts: WorkerOptions) -> None:

@@ -6,31 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import DailyRest, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess, alive
-
-
-@pytest.fixture
-async def sandbox_proc() -> AsyncIterator[SandboxProcess]:
-    sb = SandboxProcess("--no-rate-limits")
-    try:
-        yield sb
-    finally:
-        sb.stop()
-
-
-@pytest.fixture
-async def sandbox_rest(sandbox_proc: SandboxProcess) -> AsyncIterator[DailyRest]:
-    rest = DailyRest(sandbox_proc.api_url)
-    try:
-        yield rest
-    finally:
-        await rest.close()
 
 
 async def rooms(rest: DailyRest) -> list[str]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import aiohttp
 
+from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb
 from sandbox.caller import Caller, CallerOptions, percentile
 
 
@@ -44,37 +45,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _pss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 class Progress:
@@ -203,7 +177,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
                 raise RuntimeError(f"only {health.get('workers')} workers after 120 s")
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)
-        idle_pids = [p for p in _descendants(sup_pid) if _pss_mb(p) is not None]
+        idle_pids = [p for p in descendants(sup_pid) if _pss(p) is not None]
         worker_pss_idle = _worker_pss(stack, sup_pid)
 
         progress(f"starting {n} sessions at once")
@@ -246,7 +220,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
 
         progress(f"speaking for {seconds:g} s in {n} sessions and {n} direct rooms")
         _, metrics_before = await _metrics(http, stack.api)
-        cpu_before = _cpu_seconds(sup_pid)
+        cpu_before = cpu_seconds(sup_pid)
         breakdown_before = _cpu_breakdown(stack)
         window = time.monotonic()
         speaking = asyncio.ensure_future(asyncio.gather(*(c.speak() for c in echo_callers + direct_callers)))
@@ -258,7 +232,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
             await asyncio.sleep(1.0)
         await speaking
         await asyncio.sleep(0.5)  # the last echoes in flight
-        cpu = _cpu_seconds(sup_pid) - cpu_before
+        cpu = cpu_seconds(sup_pid) - cpu_before
         window = time.monotonic() - window
         breakdown = {k: round((v - breakdown_before.get(k, 0.0)) / window, 2) for k, v in _cpu_breakdown(stack).items()}
         _, metrics_after = await _metrics(http, stack.api)
@@ -286,9 +260,9 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
             await asyncio.sleep(0.2)
         await asyncio.sleep(3.0)  # recycled workers exit, the pool refills to min_idle
         _, health = await _json(http, "GET", f"{stack.api}/healthz")
-        helpers = [p for p in _descendants(sup_pid) if "forkserver" in _cmdline(p) or "resource_tracker" in _cmdline(p)]
-        workers_left = [w for f in helpers for w in _descendants(f)]
-        others = [p for p in _descendants(sup_pid) if p not in helpers and p not in workers_left]
+        helpers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p) or "resource_tracker" in cmdline(p)]
+        workers_left = [w for f in helpers for w in descendants(f)]
+        others = [p for p in descendants(sup_pid) if p not in helpers and p not in workers_left]
         leaked_processes = max(0, len(workers_left) - n) + len(others)  # beyond the idle pool
         _, rooms = await _json(http, "GET", f"{stack.sandbox_api}/rooms", headers=sandbox_auth)
         progress.done()
@@ -320,11 +294,11 @@ async def _metrics(http: aiohttp.ClientSession, api: str) -> tuple[int, float]:
 
 def _worker_pss(stack: Stack, sup_pid: int, exclude: list[int] | None = None, busy_only: bool = False) -> float | None:
     """Median PSS of the worker processes (the forkserver's children)."""
-    forkservers = [p for p in _descendants(sup_pid) if "forkserver" in _cmdline(p)]
-    workers = [c for f in forkservers for c in _descendants(f)]
+    forkservers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p)]
+    workers = [c for f in forkservers for c in descendants(f)]
     if busy_only and exclude is not None:
         pass  # every worker is in a call during the speaking window; the idle ones are replacements
-    values = [v for v in (_pss_mb(p) for p in workers) if v is not None]
+    values = [v for v in (_pss(p) for p in workers) if v is not None]
     return round(statistics.median(values), 1) if values else None
 
 
@@ -335,26 +309,21 @@ def _cpu_breakdown(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of the supervisor, the sandbox, all workers, and this process."""
     assert stack.supervisor is not None and stack.sandbox is not None
     sup = stack.supervisor.pid
-    forkservers = [p for p in _descendants(sup) if "forkserver" in _cmdline(p)]
-    workers = [w for f in forkservers for w in _descendants(f)]
-    out = {"supervisor": _cpu_seconds(sup), "sandbox": _cpu_seconds(stack.sandbox.pid),
-           "bench callers": _cpu_seconds(os.getpid())}
-    out["workers"] = sum(_safe_cpu(p) for p in workers)
+    forkservers = [p for p in descendants(sup) if "forkserver" in cmdline(p)]
+    workers = [w for f in forkservers for w in descendants(f)]
+    out = {"supervisor": cpu_seconds(sup), "sandbox": cpu_seconds(stack.sandbox.pid),
+           "bench callers": cpu_seconds(os.getpid())}
+    out["workers"] = sum(cpu_seconds(p) for p in workers)
     return out
 
 
-def _safe_cpu(pid: int) -> float:
-    try:
-        return _cpu_seconds(pid)
-    except (OSError, IndexError):
-        return 0.0
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+
+
+def _pss(pid: int) -> float | None:
+    mem = memory_mb(pid)
+    return None if mem is None else mem[0]
 
 
 def summary(report: dict[str, Any]) -> str:
