@@ -366,3 +366,34 @@ async def test_bearer_key_is_required_when_configured(tmp_path: Path, sandbox: S
     finally:
         sup.stop()
         del os.environ["CALLFLEET_TEST_KEY"]
+
+
+async def test_echo_is_heard_back_by_several_concurrent_callers(sup: SupervisorProcess, tmp_path: Path) -> None:
+    """Two people talk at once: each hears the bot's echo of both (mixed into one voice)."""
+    import numpy as np
+
+    from callfleet.audio import read_wav
+
+    bot = await sup.start_bot("echo")
+    await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+    callers = [Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], seconds=2.0, tone_hz=hz,
+                                    markers=False, record=tmp_path / f"{hz}.wav", user_name=f"c{hz}"))
+               for hz in (300, 700)]
+    for caller in callers:
+        await caller.join()
+    await asyncio.sleep(0.5)  # the bot subscribes to both
+    await asyncio.gather(*(c.speak() for c in callers))
+    await asyncio.gather(*(c.leave(0.5) for c in callers))
+    for caller, own in zip(callers, (300, 700), strict=True):
+        pcm, rate, _ = read_wav(caller.opts.record)
+        samples = np.frombuffer(pcm, "<i2").astype(np.float64)
+        spectrum = np.abs(np.fft.rfft(samples))
+        freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+        def energy(hz: float, spectrum: Any = spectrum, freqs: Any = freqs) -> float:
+            return float(spectrum[(freqs > hz - 10) & (freqs < hz + 10)].sum())
+        noise = float(spectrum[(freqs > 1500) & (freqs < 2500)].sum()) / 10
+        # A caller's own voice can only come back through the bot: it hears its echo.
+        assert energy(own) > 20 * noise, (own, energy(own), noise)
+        # It hears the other caller (100 frames) and the bot (100 frames of mixed echo): the
+        # bot speaks in real time with one voice, not 200 frames of echoes queued in turn.
+        assert 180 <= caller.frames_heard <= 220, caller.frames_heard

@@ -322,3 +322,28 @@ async def test_worker_death_is_detected_at_once(tmp_path: Path, sandbox_proc: Sa
         ctx.term()
     finally:
         sup.stop()
+
+
+async def test_ctl_drain_and_ctl_events(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        follower = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(sup.config_path), "events"],
+                                    cwd=REPO, stdout=subprocess.PIPE, text=True)
+        await asyncio.sleep(1.0)  # the subscription reaches the publisher
+        bot = await sup.start_bot("echo")
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        drained = sup.ctl("drain")
+        assert drained.returncode == 0 and "draining" in drained.stdout
+        assert sup.wait(30) == 0
+        follower.terminate()
+        out, _ = follower.communicate(timeout=10)
+        lines = [line for line in out.splitlines() if bot["session_id"] in line]
+        assert any('"state":"joined"' in line for line in lines), out[-2000:]
+        assert any('"end_reason":"drained"' in line for line in lines), out[-2000:]
+    finally:
+        sup.stop()
