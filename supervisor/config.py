@@ -55,6 +55,7 @@ class DailySection(_Section):
     requests_per_second: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 20.0
     request_timeout_s: Positive = 10.0
     max_retries: Count = 4
+    room_pool: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0  # rooms (+ default tokens) created ahead
 
 
 class SessionsSection(_Section):

@@ -31,6 +31,7 @@ from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
+from supervisor.room_pool import RoomPool, delete_leftover_pooled_rooms
 from supervisor.sessions import EndReason, Registry, Services, reconcile_store
 from supervisor.store import Store
 
@@ -114,12 +115,19 @@ class Daemon:
         fixed = await reconcile_store(self.store, self.rest)
         if fixed:
             log.warning("reconciled sessions left by a crashed supervisor", count=len(fixed))
+        leftover = await delete_leftover_pooled_rooms(self.rest, self.store)
+        if leftover:
+            log.warning("deleted rooms pooled by a crashed supervisor", count=leftover)
+        self.room_pool = RoomPool(self.rest, self.store, size=cfg.daily.room_pool, prefix=cfg.daily.room_prefix,
+                                  room_exp_s=cfg.daily.room_exp_s, token_exp_s=cfg.daily.token_exp_s)
         self.control = ControlServer(self, self.run_dir)
         self.events_endpoint = self.control.events_endpoint
         self.pool = Pool(cfg, f"ipc://{self.run_dir / 'workers.sock'}", publish=self.control.publish)
         os.chmod(self.run_dir / "workers.sock", 0o600)
         await self.pool.start()
-        self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics)
+        self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics,
+                                 room_pool=self.room_pool)
+        self.room_pool.start()
         self.registry = Registry(self.services)
         self.metrics.bind(self)
         self.http = HttpServer(self)
@@ -159,6 +167,7 @@ class Daemon:
         if self.registry.live:
             await self.registry.stop_all(EndReason.DRAINED, 5.0)
         await self.http.stop()
+        await self.room_pool.close()
         await self.pool.stop(self.config.pool.shutdown_timeout_s)
         self.control.close()
         await self.http_session.close()
@@ -257,6 +266,7 @@ class Daemon:
             "daily_api_url": self.config.daily_api_url,
             "pool": {"min_idle": self.pool.min_idle, "max_workers": self.pool.max_workers,
                      "capacity": self.pool.capacity(), "restarts": self.pool.restarts},
+            "room_pool": {"size": self.room_pool.size, "ready": len(self.room_pool.ready), "taken": self.room_pool.taken},
             "workers": workers,
             "sessions": sessions,
             "bad_frames": self.pool.bad_frames.total,

@@ -110,6 +110,12 @@ class StartRequest:
     end_on_last_leave: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # body, dial-in settings, … kept on the record
 
+    @property
+    def pooled(self) -> bool:
+        """A plain session that a pre-created room with default tokens can serve."""
+        return not (self.room_url or self.room_properties or self.user_token_properties or self.sip
+                    or self.bot_name != "bot")
+
 
 @dataclass
 class Prepared:
@@ -153,7 +159,8 @@ class Services:
     """What every session needs, shared."""
 
     def __init__(self, config: Config, pool: Pool, rest: DailyREST, store: Store,
-                 publish: Callable[[str, dict[str, Any]], None], metrics: Any = None) -> None:
+                 publish: Callable[[str, dict[str, Any]], None], metrics: Any = None, room_pool: Any = None) -> None:
+        self.room_pool = room_pool
         self.config = config
         self.pool = pool
         self.rest = rest
@@ -297,6 +304,15 @@ class Session:
         req, cfg = self.request, self.s.config
         rest = self.s.rest
         try:
+            ready = self.s.room_pool.take() if self.s.room_pool is not None and req.pooled else None
+            if ready is not None:
+                self.record.room_created = True
+                self.record.room_url, self.record.room_name = ready.url, ready.name
+                self._room_name = ready.name
+                self._bot_token_value = ready.bot_token
+                self._save()
+                self.prepared.set_result(Prepared(self.id, ready.url, ready.user_token, self.stream_token))
+                return
             if req.room_url:
                 room_url = req.room_url
                 self._room_name = room_url.rstrip("/").rsplit("/", 1)[-1]

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
 CREATE INDEX IF NOT EXISTS sessions_requested ON sessions(requested_at);
+CREATE TABLE IF NOT EXISTS pooled_rooms (name TEXT PRIMARY KEY, created_at REAL);
 """
 
 
@@ -86,6 +87,16 @@ class Store:
             f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE state NOT IN ('ended', 'failed')"
         ).fetchall()
         return [_from_row(r) for r in rows]
+
+    def remember_pooled_room(self, name: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO pooled_rooms (name, created_at) VALUES (?, strftime('%s','now'))",
+                        (name,))
+
+    def forget_pooled_room(self, name: str) -> None:
+        self.db.execute("DELETE FROM pooled_rooms WHERE name = ?", (name,))
+
+    def pooled_rooms(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT name FROM pooled_rooms").fetchall()]
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])

@@ -347,3 +347,47 @@ async def test_ctl_drain_and_ctl_events(tmp_path: Path, sandbox_proc: SandboxPro
         assert any('"end_reason":"drained"' in line for line in lines), out[-2000:]
     finally:
         sup.stop()
+
+
+async def test_pooled_rooms_serve_starts_and_are_never_leaked(tmp_path: Path, sandbox_proc: SandboxProcess,
+                                                              sandbox_rest: DailyRest) -> None:
+    sup = supervisor(tmp_path, sandbox_proc, daily={"room_pool": 2})
+    try:
+        async def pooled() -> list[str]:
+            return [n for n in await rooms(sandbox_rest) if "-pool-" in n]
+
+        await wait_for_async(lambda: pooled(), lambda names: len(names) == 2)
+        bot = await sup.start_bot("echo")
+        assert "-pool-" in bot["room_url"]  # a ready room, no REST call on the request path
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        caller = await caller_in(bot, seconds=0.4)
+        await caller.speak()
+        await wait_for(lambda: caller.echoes == 20, what="echo in a pooled room")
+        await caller.conn.leave()
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "ended")
+        assert bot["room_url"].rsplit("/", 1)[1] not in await rooms(sandbox_rest)  # deleted with the session
+        await wait_for_async(lambda: pooled(), lambda names: len(names) == 2)  # refilled
+        status = json.loads(sup.ctl("--json", "status").stdout)
+        assert status["room_pool"] == {"size": 2, "ready": 2, "taken": 1}
+        # A crash leaves pooled rooms behind; the next start deletes them.
+        sup.signal(signal.SIGKILL)
+        sup.wait(5)
+        leftover = await pooled()
+        assert len(leftover) == 2
+        sup.start()
+        assert not set(leftover) & set(await rooms(sandbox_rest))
+        await wait_for_async(lambda: pooled(), lambda names: len(names) == 2)  # a fresh pool
+    finally:
+        sup.stop()
+    assert await rooms(sandbox_rest) == []  # a clean stop deletes the rooms still waiting
+
+
+async def wait_for_async(fetch: Any, predicate: Any, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if predicate(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last value {value}")
+        await asyncio.sleep(0.1)
