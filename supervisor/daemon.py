@@ -31,8 +31,9 @@ from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
+from supervisor.registry import Registry, reconcile_store
 from supervisor.room_pool import RoomPool, delete_leftover_pooled_rooms
-from supervisor.sessions import EndReason, Registry, Services, reconcile_store
+from supervisor.sessions import EndReason, Services
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor")
