@@ -50,6 +50,7 @@ class RoomPool:
         self.ready: collections.deque[ReadyRoom] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.taken = 0
 
     def start(self) -> None:
@@ -72,8 +73,8 @@ class RoomPool:
 
     async def _fill(self) -> None:
         failures = 0
-        while True:
-            while len(self.ready) < self.size:
+        while not self._closing:
+            while len(self.ready) < self.size and not self._closing:
                 try:
                     self.ready.append(await self._create())
                     failures = 0
@@ -110,12 +111,19 @@ class RoomPool:
         except DailyAPIError as exc:
             log.error("could not delete a pooled room", room=name, error=str(exc))
 
-    async def close(self) -> None:
-        """Stop refilling and delete every room still waiting."""
+    async def close(self, timeout_s: float = 15.0) -> None:
+        """Stop refilling, let a creation under way finish (cancelling it could leave a room
+        the sandbox or Daily still makes), then delete every room the pool recorded."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-        while self.ready:
-            await self._delete(self.ready.popleft().name)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        self.ready.clear()
+        for name in self.store.pooled_rooms():
+            await self._delete(name)
 
 
 async def delete_leftover_pooled_rooms(rest: DailyREST, store: Store) -> int:
