@@ -142,7 +142,14 @@ def parse(text: str, source: str = "<config>") -> Config:
     return config
 
 
+LOOPBACK = ("127.", "::1", "localhost")
+
+
 def _check(config: Config) -> None:
+    sup = config.supervisor
+    if sup.api_key_env is None and not sup.http_host.startswith(LOOPBACK):
+        raise ConfigError(f"supervisor.api_key_env: required when http_host ({sup.http_host}) is not loopback; "
+                          "without a bearer key the API is served on loopback only")
     pool = config.pool
     if pool.min_idle > pool.max_workers:
         raise ConfigError(f"pool.min_idle: expected <= pool.max_workers ({pool.max_workers}), got {pool.min_idle}")

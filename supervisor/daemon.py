@@ -96,6 +96,11 @@ class Daemon:
         raise StartupError(f"the sandbox at {cfg.sandbox.host}:{cfg.sandbox.port} did not answer "
                            f"within {SANDBOX_START_TIMEOUT_S:g}s")
 
+    def _check_http_key(self) -> None:
+        env = self.config.supervisor.api_key_env
+        if env and not os.environ.get(env) and not self.config.supervisor.http_host.startswith(config_mod.LOOPBACK):
+            raise StartupError(f"supervisor.api_key_env: ${env} is not set, and http_host is not loopback")
+
     def _daily_api_key(self) -> str:
         key = os.environ.get(self.config.daily.api_key_env, "")
         if not key and self.config.daily.mode == "cloud":
@@ -105,6 +110,7 @@ class Daemon:
     async def run(self) -> int:
         from supervisor.http.app import HttpServer
 
+        self._check_http_key()
         self._prepare_run_dir()
         await self._start_sandbox()
         self.http_session = aiohttp.ClientSession()

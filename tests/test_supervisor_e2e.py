@@ -258,7 +258,8 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     for text, key in (("[pool]\nmax_workers = 0\n", "pool.max_workers: expected int >= 1"),
                       ("[pool]\nbogus = 1\n", "pool.bogus: unknown key"),
                       ("[sessions]\nmax_duration_s = 20000\n", "sessions.max_duration_s: expected int <= 14400"),
-                      ("[pool\n", "not valid TOML")):
+                      ("[pool\n", "not valid TOML"),
+                      ('[supervisor]\nhttp_host = "0.0.0.0"\n', "supervisor.api_key_env: required when http_host")):
         path = tmp_path / "bad.toml"
         path.write_text(text)
         result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(path)],
