@@ -98,11 +98,10 @@ class Caller:
     # -- life --------------------------------------------------------------------------------
 
     async def join(self) -> None:
-        data = await self.conn.join(self.opts.room_url, self.opts.token, user_name=self.opts.user_name)
+        await self.conn.join(self.opts.room_url, self.opts.token, user_name=self.opts.user_name,
+                             render_all=self.opts.sample_rate)
         self.participant_id = self.conn.participant_id
         self.joined_at = time.monotonic()
-        await self.conn.request("set_renderer", participant_id="*", source="microphone", sample_rate=self.opts.sample_rate)
-        del data
 
     def _speech(self) -> bytes:
         rate = self.opts.sample_rate

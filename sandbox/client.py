@@ -412,7 +412,9 @@ class CallClient:
         self._conn = conn
         self._local = data["participants"]["local"]
         self._participants = {k: v for k, v in data["participants"].items() if k != "local"}
-        for (pid, source), (_, rate, _, _) in self._renderers.items():
+        # Renderers set before this point are requested here; any set from now on requests
+        # itself (set_audio_renderer checks _conn), so none falls between the two.
+        for (pid, source), (_, rate, _, _) in list(self._renderers.items()):
             await self._renderer_request(pid, source, rate)
         self._bind_tracks(True)
         self._set_state("joined")
@@ -479,7 +481,7 @@ class CallClient:
         if callback_interval_ms <= 0 or callback_interval_ms % 10:
             raise ValueError("callback_interval_ms must be a positive multiple of 10")
         self._renderers[(participant_id, audio_source)] = (callback, sample_rate, callback_interval_ms, bytearray())
-        if self._state == "joined":
+        if self._conn is not None:
             self._run(self._renderer_request(participant_id, audio_source, sample_rate))
 
     async def _renderer_request(self, pid: str, source: str, rate: int) -> None:

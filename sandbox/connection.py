@@ -88,8 +88,12 @@ class RoomConnection:
         self.frames_sent = 0
         self.frames_dropped = 0
 
-    async def join(self, room_url: str, token: str | None, *, user_name: str = "", mic: bool = True) -> dict[str, Any]:
-        """Look the room up, connect, join. Returns Daily's join data; raises JoinError."""
+    async def join(self, room_url: str, token: str | None, *, user_name: str = "", mic: bool = True,
+                   render_all: int | None = None) -> dict[str, Any]:
+        """Look the room up, connect, join. Returns Daily's join data; raises JoinError.
+
+        ``render_all`` (a sample rate) subscribes to every participant's microphone as part
+        of the join, so no audio sent after the join can be missed."""
         base, name = split_room_url(room_url)
         endpoint = await asyncio.to_thread(_lookup, base, name)
         sock = _context().socket(zmq.DEALER)
@@ -101,7 +105,8 @@ class RoomConnection:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._receive())]
         try:
-            data = await self.request("join", room=name, token=token, user_name=user_name, mic=mic)
+            data = await self.request("join", room=name, token=token, user_name=user_name, mic=mic,
+                                      render_all=render_all)
         except RequestError as exc:
             self.close()
             raise JoinError(str(exc)) from None

@@ -312,6 +312,9 @@ class RoomServer:
             owner=bool(props.get("is_owner", False)),
             mic_on=bool(args.get("mic", True)),
         )
+        render_rate = args.get("render_all")
+        if render_rate:  # subscribed to everyone from the first frame, as Daily's clients are
+            p.renderers[("*", "microphone")] = int(render_rate)
         elapsed = props.get("eject_after_elapsed") or room_rec.properties.get("eject_after_elapsed")
         if elapsed:
             p.eject_at = time.time() + elapsed
@@ -694,6 +697,7 @@ class RoomServer:
                 "kind": p.dial or "client",
                 "frames_sent": p.frames_sent,
                 "frames_received": p.frames_received,
+                "renders": sorted(f"{pid}/{source}" for pid, source in p.renderers),
                 **(p.phone.inspect() if p.phone else {}),
             }
             for p in live.participants.values()

@@ -201,10 +201,13 @@ async def test_stream_engine_hears_callers_and_speaks_back(sup: SupervisorProces
             heard = 0
             deadline = time.monotonic() + 15
             # The engine is an echo: what it hears, it says back (minus the participant header).
-            while (not speaking.done() or heard < 10) and time.monotonic() < deadline:
+            # Echo until the caller has finished and nothing more arrives for 0.5 s.
+            while time.monotonic() < deadline:
                 try:
-                    msg = await ws.receive(timeout=0.2)
+                    msg = await ws.receive(timeout=0.5)
                 except TimeoutError:
+                    if speaking.done() and heard >= 10:
+                        break
                     continue
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     n = msg.data[0]
@@ -294,12 +297,21 @@ async def test_playback_is_heard_in_full_and_in_time(sup: SupervisorProcess, tmp
     assert 2.9 < elapsed < 6, elapsed  # played at real-time pace, not dumped at once
 
 
-async def test_recorder_files_match_what_callers_said(sup: SupervisorProcess) -> None:
+async def test_recorder_files_match_what_callers_said(sup: SupervisorProcess, sandbox: SandboxProcess) -> None:
     bot = await sup.start_bot("recorder")
     sid = bot["session_id"]
     caller = Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], seconds=1.0, markers=False, tone_hz=300))
     await caller.join()
-    await asyncio.sleep(0.5)  # the bot subscribes to the caller
+    room = bot["room_url"].rsplit("/", 1)[1]
+
+    async def bot_renders_caller() -> bool:
+        people = (await sandbox_call(sandbox, "GET", f"/sandbox/rooms/{room}/participants"))["data"]
+        return any(f"{caller.participant_id}/microphone" in p["renders"] for p in people)
+
+    deadline = time.monotonic() + 10
+    while not await bot_renders_caller():  # audio before the bot subscribes is rightly never heard
+        assert time.monotonic() < deadline, "the bot never subscribed to the caller"
+        await asyncio.sleep(0.05)
     await caller.speak()
     await caller.leave(0.3)
     await sup.wait_session(sid, lambda d: d["state"] == "ended")

@@ -234,3 +234,20 @@ async def test_sigterm_makes_the_worker_leave_and_exit(fake_supervisor: FakeSupe
     exiting = await fake_supervisor.expect(Exiting)
     assert "SIGTERM" in exiting.message.reason
     assert await asyncio.to_thread(wait_exit, proc, 10) == ExitCode.SUPERVISOR_LOST
+
+
+async def test_a_participant_joining_while_the_join_completes_is_still_rendered(
+    fake_supervisor: FakeSupervisor,
+) -> None:
+    proc = fake_supervisor.spawn(backend=DOUBLE, env={"CALLFLEET_DOUBLE": "late_joiner=yes"})
+    peer = await fake_supervisor.welcome()
+    assert isinstance(await fake_supervisor.command(peer, Join(id=1, meeting_url="http://s/r", timeout_s=5)), Ok)
+    heard: set[str] = set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and heard != {"remote-1", "remote-late"}:
+        got = await fake_supervisor.recv()
+        if isinstance(got.message, AudioIn):
+            heard.add(got.message.participant_id)
+    assert heard == {"remote-1", "remote-late"}
+    await fake_supervisor.send(peer, Shutdown(reason="done"))
+    assert await asyncio.to_thread(wait_exit, proc, 10) == 0

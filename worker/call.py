@@ -115,6 +115,7 @@ class CallHost:
         self._seq: dict[tuple[str, str], itertools.count[int]] = {}
         self.frames_in = 0
         self._local_id: str | None = None
+        self._early_joiners: list[dict[str, Any]] = []
         self.on_call_ended: Callable[[], None] | None = None
 
     # -- SDK threads -> loop ------------------------------------------------------------
@@ -123,8 +124,12 @@ class CallHost:
         self._loop.call_soon_threadsafe(self._on_event, event)
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, ParticipantJoined) and self._auto_render and self.joined:
-            self._render(event.participant)
+        if isinstance(event, ParticipantJoined) and self._auto_render:
+            if self.joined:
+                self._render(event.participant)
+            elif self.joining:
+                # Arrived between the join's data and its completion: render once joined.
+                self._early_joiners.append(event.participant)
         elif isinstance(event, ParticipantLeft):
             pid = (event.participant or {}).get("id")
             for key in [k for k in self._renderers if k[0] == pid]:
@@ -232,6 +237,7 @@ class CallHost:
             self.client.set_user_name(cmd.user_name)
         fut, completion = self._future()
         self.joining = True
+        self._early_joiners.clear()
         try:
             self.client.join(cmd.meeting_url, cmd.meeting_token, settings, completion=completion)
             data = await self._await(fut, "join", cmd.timeout_s)
@@ -246,6 +252,9 @@ class CallHost:
             for pid, participant in participants.items():
                 if pid != "local":
                     self._render(participant)
+            for participant in self._early_joiners:
+                self._render(participant)
+        self._early_joiners.clear()
         return data
 
     def _ensure_microphone(self) -> None:

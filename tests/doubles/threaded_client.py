@@ -22,6 +22,7 @@ _RULES = dict(
 )
 
 REMOTE_ID = "remote-1"
+LATE_ID = "remote-late"
 
 
 class _SdkThread:
@@ -128,6 +129,9 @@ class CallClient:
                 "participants": {"local": _participant("local-1", True),
                                  REMOTE_ID: _participant(REMOTE_ID, False)}}
         self._event("on_call_state_updated", "joined")
+        if _RULES.get("late_joiner") == "yes":
+            # Someone joins after the join data was made but before the completion runs.
+            self._event("on_participant_joined", _participant(LATE_ID, False))
         self._complete("join", completion, data, None)
         self._audio_thread = threading.Thread(target=self._speak, name="double-audio", daemon=True)
         self._audio_thread.start()
