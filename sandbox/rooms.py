@@ -232,22 +232,24 @@ class RoomServer:
         if room.recorder is not None:
             room.recorder.add(sender.id, pcm, rate, channels)
         self._track_speaker(room, sender, pcm)
-        converted: dict[int, bytes] = {rate: pcm}
+        # Resampled audio and its header depend only on the destination's rate: made once each.
+        converted: dict[int, tuple[bytes, bytes]] = {}
         for other in room.participants.values():
             if other is sender:
                 continue
             want = other.renderers.get((sender.id, source)) or other.renderers.get(("*", source))
             if want is None:
                 continue
-            out = converted.get(want)
-            if out is None:
-                out = converted[want] = resample(pcm, rate, want, channels)
+            made = converted.get(want)
+            if made is None:
+                made = converted[want] = (resample(pcm, rate, want, channels),
+                                          encoder.encode(AudioHead(sender.id, source, seq, want, channels)))
+            out, head = made
             other.frames_received += 1
             if other.phone is not None:
                 other.phone.hear(out)
                 self.frames_routed += 1
                 continue
-            head = encoder.encode(AudioHead(sender.id, source, seq, want, channels))
             assert other.peer is not None
             if self._send_parts([other.peer, head, out]):
                 self.frames_routed += 1

@@ -113,19 +113,28 @@ _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 
 
-def _key_path(error: msgspec.ValidationError) -> str:
-    """Turn msgspec's "Expected `int` >= 1 - at `$.pool.max_workers`" into
-    "pool.max_workers: expected int >= 1"."""
-    text = str(error)
+def split_validation_error(text: str) -> tuple[str, str]:
+    """msgspec's "Expected `int` >= 1 - at `$.pool.max_workers`" as
+    ("pool.max_workers", "Expected `int` >= 1"); the path is "" at the top level."""
     m = _AT.match(text)
     what, path = (m.group("what"), m.group("path") or "") if m else (text, "")
-    path = path.lstrip(".")
+    return path.lstrip("."), what
+
+
+def sentence(what: str) -> str:
+    """"Expected `int`, got `str`" -> "expected int, got str"."""
+    what = what.replace("`", "")
+    return what[:1].lower() + what[1:]
+
+
+def _key_path(error: msgspec.ValidationError) -> str:
+    """"pool.max_workers: expected int >= 1"; an unknown key is "pool.foo: unknown key"."""
+    path, what = split_validation_error(str(error))
     unknown = _UNKNOWN.match(what)
     if unknown:
         key = f"{path}.{unknown.group('field')}" if path else unknown.group("field")
         return f"{key}: unknown key"
-    what = what.replace("`", "")
-    return f"{path or '(top level)'}: {what[:1].lower()}{what[1:]}"
+    return f"{path or '(top level)'}: {sentence(what)}"
 
 
 def parse(text: str, source: str = "<config>") -> Config:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import argparse
 from typing import TYPE_CHECKING, Any
 
@@ -13,19 +14,20 @@ class CommandError(Exception):
     """The command could not be carried out; the message is shown to the operator."""
 
 
-class ControlCommand:
+class ControlCommand(abc.ABC):
     name = ""
     help = ""
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # noqa: B027 - a default, not abstract
         """Declare the command's arguments (none by default)."""
 
     def build(self, ns: argparse.Namespace) -> dict[str, Any]:
         """The arguments sent over the socket, from parsed argv."""
         return {}
 
+    @abc.abstractmethod
     async def execute(self, daemon: Daemon, args: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Carry the command out in the daemon; raise ``CommandError`` to refuse."""
 
     def render(self, result: Any) -> str:
         """Human output (a table); ``--json`` prints the raw result instead."""

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from supervisor.bots.services import ServiceError, validate
 from supervisor.bots.stream import EngineBusy, StreamBot
+from supervisor.config import sentence, split_validation_error
 from supervisor.daily_rest import DailyAPIError
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
@@ -89,10 +90,8 @@ async def read_body(request: web.Request, struct: type[Any]) -> Any:
 
 def _field_message(text: str) -> str:
     # "Expected `int`, got `str` - at `$.max_duration`" -> "max_duration: expected int, got str"
-    what, _, where = text.partition(" - at `$")
-    path = where.rstrip("`").lstrip(".")
-    what = what.replace("`", "")
-    return f"{path}: {what[:1].lower()}{what[1:]}" if path else what
+    path, what = split_validation_error(text)
+    return f"{path}: {sentence(what)}" if path else what.replace("`", "")
 
 
 def _daemon(request: web.Request) -> Any:
