@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import zmq
-import zmq.asyncio
 
 from protocol.framing import ProtocolError, encode, split
 
@@ -32,9 +32,9 @@ class PeerUnreachable(Exception):
     """A control message could not be delivered: the peer is gone or stuck."""
 
 
-def bind_router(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
+def bind_router(ctx: zmq.Context[Any], endpoint: str) -> zmq.Socket[Any]:
     """Bind the supervisor's ROUTER at ``endpoint`` (``ipc://…`` or ``tcp://…``)."""
-    sock = ctx.socket(zmq.ROUTER)
+    sock: zmq.Socket[Any] = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.setsockopt(zmq.SNDHWM, AUDIO_HWM)
@@ -44,9 +44,9 @@ def bind_router(ctx: zmq.asyncio.Context, endpoint: str) -> zmq.asyncio.Socket:
     return sock
 
 
-def connect_dealer(ctx: zmq.asyncio.Context, endpoint: str, identity: str) -> zmq.asyncio.Socket:
+def connect_dealer(ctx: zmq.Context[Any], endpoint: str, identity: str) -> zmq.Socket[Any]:
     """Connect a worker's DEALER to ``endpoint`` with routing id ``identity``."""
-    sock = ctx.socket(zmq.DEALER)
+    sock: zmq.Socket[Any] = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.ROUTING_ID, identity.encode())
     sock.setsockopt(zmq.SNDHWM, AUDIO_HWM)
     sock.setsockopt(zmq.RCVHWM, AUDIO_HWM)
@@ -57,59 +57,6 @@ def connect_dealer(ctx: zmq.asyncio.Context, endpoint: str, identity: str) -> zm
 
 def _route(to: bytes | None, parts: list[Any]) -> list[Any]:
     return parts if to is None else [to, *parts]
-
-
-async def send_control(
-    sock: zmq.asyncio.Socket,
-    msg: msgspec.Struct,
-    *,
-    to: bytes | None = None,
-    timeout_s: float = CONTROL_SEND_TIMEOUT_S,
-) -> None:
-    """Send one control message; waits while the peer's queue is full.
-
-    Raises ``PeerUnreachable`` when the peer is unknown to the ROUTER or stays full past
-    ``timeout_s``.
-    """
-    parts = _route(to, [encode(msg)])
-    deadline = time.monotonic() + timeout_s
-    delay = 0.001
-    while True:
-        try:
-            await sock.send_multipart(parts, flags=zmq.NOBLOCK)
-            return
-        except zmq.Again:
-            pass
-        except zmq.ZMQError as exc:
-            if exc.errno == zmq.EHOSTUNREACH:
-                raise PeerUnreachable(f"peer {to!r} is not connected") from None
-            raise
-        if time.monotonic() >= deadline:
-            raise PeerUnreachable(f"peer {to!r} queue stayed full for {timeout_s:.1f}s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def send_audio(
-    sock: zmq.Socket[Any], header: bytes, pcm: Any, *, to: bytes | None = None
-) -> bool:
-    """Send ``[header, pcm]`` without blocking. Returns False when the frame was dropped.
-
-    ``pcm`` may be bytes, a memoryview or a received ``zmq.Frame``; a frame is forwarded
-    as is, without a copy.
-    """
-    try:
-        sent = sock.send_multipart(_route(to, [header, pcm]), flags=zmq.NOBLOCK, copy=False)
-        # An asyncio socket answers with a future that a non-blocking send settles at once.
-        if isinstance(sent, asyncio.Future) and sent.done():
-            sent.result()
-        return True
-    except zmq.Again:
-        return False
-    except zmq.ZMQError as exc:
-        if exc.errno == zmq.EHOSTUNREACH:
-            return False
-        raise
 
 
 class Received(msgspec.Struct):
@@ -128,21 +75,172 @@ class BadFrame(ProtocolError):
         self.peer = peer
 
 
-async def recv(sock: zmq.asyncio.Socket, *, routed: bool) -> Received:
-    """Receive one message. ``routed`` is True on a ROUTER (first part is the peer id).
+class Channel:
+    """One ROUTER or DEALER socket, read by the event loop's reader callback.
 
-    Raises ``BadFrame`` for a frame that is not a valid message; the socket stays usable.
+    pyzmq's asyncio socket costs a future and a trip round the loop for every message; at
+    50 frames a second per session that was most of the supervisor's CPU. A channel lets
+    the loop wake on the socket's FD and then drains *every* message that is ready, handing
+    each to ``handler`` synchronously. Without a handler, ``recv()`` takes one at a time.
+
+    ZMQ_FD is edge-triggered: it fires when the socket's state may have changed, and any
+    send or recv can consume that edge. So a drain goes on until EAGAIN, and a send made
+    outside a drain checks ``EVENTS`` and schedules a drain if something became readable.
     """
-    parts = await sock.recv_multipart(copy=False)
-    peer: bytes | None = None
-    if routed:
-        peer = parts[0].bytes
-        parts = parts[1:]
-    try:
-        message, pcm = split(parts)
-    except ProtocolError as exc:
-        raise BadFrame(peer, exc) from None
-    return Received(peer, message, pcm)
+
+    MAX_BATCH = 256  # messages per drain before the loop's other callbacks get a turn
+
+    def __init__(self, sock: zmq.Socket[Any], *, routed: bool) -> None:
+        self.sock = sock
+        self.routed = routed
+        self._loop = asyncio.get_running_loop()
+        self._fd = sock.fileno()
+        self._handler: Callable[[Received], None] | None = None
+        self._on_bad: Callable[[BadFrame], None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._draining = False
+        self._scheduled = False
+        self._closed = False
+        self._loop.add_reader(self._fd, self._readable)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def handle(self, handler: Callable[[Received], None], on_bad: Callable[[BadFrame], None]) -> None:
+        """From now on every message goes to ``handler``, every bad frame to ``on_bad``."""
+        self._handler, self._on_bad = handler, on_bad
+        self._schedule()  # whatever arrived before the handler was set
+
+    async def recv(self) -> Received:
+        """Receive one message (only while no handler is set). Raises ``BadFrame`` for a
+        frame that is not a valid message; the channel stays usable."""
+        if self._handler is not None:
+            raise RuntimeError("recv() on a channel that a handler drains")
+        while True:
+            try:
+                parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                self._waiter = self._loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
+            return self._decode(parts)
+
+    def _decode(self, parts: list[Any]) -> Received:
+        peer: bytes | None = None
+        if self.routed:
+            peer = parts[0].bytes
+            parts = parts[1:]
+        try:
+            message, pcm = split(parts)
+        except ProtocolError as exc:
+            raise BadFrame(peer, exc) from None
+        return Received(peer, message, pcm)
+
+    def _readable(self) -> None:
+        self._scheduled = False
+        if self._closed:
+            return
+        if self._handler is None:
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+            return
+        self._drain(self._handler)
+
+    def _drain(self, handler: Callable[[Received], None]) -> None:
+        recv_multipart = self.sock.recv_multipart
+        self._draining = True
+        try:
+            for _ in range(self.MAX_BATCH):
+                try:
+                    parts = recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    return
+                try:
+                    got = self._decode(parts)
+                except BadFrame as exc:
+                    if self._on_bad is not None:
+                        self._on_bad(exc)
+                    continue
+                try:
+                    handler(got)
+                except Exception as exc:  # one bad handler call must not stall the socket
+                    self._loop.call_exception_handler({"message": "channel handler failed", "exception": exc})
+            self._schedule()  # more may be waiting, and the FD will not fire for it again
+        except zmq.ZMQError:
+            if not self.sock.closed:
+                raise
+        finally:
+            self._draining = False
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._readable)
+
+    def _after_send(self) -> None:
+        # The send may have consumed the FD's edge for a message that arrived meanwhile.
+        if not self._draining and int(self.sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._schedule()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send_audio(self, header: bytes, pcm: Any, *, to: bytes | None = None) -> bool:
+        """Send ``[header, pcm]`` without blocking. Returns False when the frame was dropped.
+
+        ``pcm`` may be bytes, a memoryview or a received ``zmq.Frame``; a frame is forwarded
+        as is, without a copy.
+        """
+        try:
+            self.sock.send_multipart(_route(to, [header, pcm]), flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                return False
+            raise
+        finally:
+            self._after_send()
+
+    async def send_control(
+        self, msg: msgspec.Struct, *, to: bytes | None = None, timeout_s: float = CONTROL_SEND_TIMEOUT_S
+    ) -> None:
+        """Send one control message; waits while the peer's queue is full.
+
+        Raises ``PeerUnreachable`` when the peer is unknown to the ROUTER or stays full past
+        ``timeout_s``.
+        """
+        parts = _route(to, [encode(msg)])
+        deadline = time.monotonic() + timeout_s
+        delay = 0.001
+        while True:
+            try:
+                self.sock.send_multipart(parts, flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                pass
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.EHOSTUNREACH:
+                    raise PeerUnreachable(f"peer {to!r} is not connected") from None
+                raise
+            finally:
+                self._after_send()
+            if time.monotonic() >= deadline:
+                raise PeerUnreachable(f"peer {to!r} queue stayed full for {timeout_s:.1f}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def close(self, linger_ms: int = 0) -> None:
+        """Stop reading and close the socket; sends still queued get ``linger_ms`` to leave."""
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._fd)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+        self.sock.close(linger_ms)
 
 
 class BadFrameLog:

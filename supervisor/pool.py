@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import structlog
 import zmq
-import zmq.asyncio
 
 from callfleet.entry import run_entry
 from callfleet.procfs import memory_mb
@@ -45,7 +44,7 @@ from protocol.messages import (
     Shutdown,
     Welcome,
 )
-from protocol.transport import BadFrame, BadFrameLog, PeerUnreachable, bind_router, recv, send_control
+from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, bind_router
 from supervisor.config import Config
 from supervisor.reconcile import (
     ALIVE,
@@ -133,8 +132,8 @@ class Pool:
         self.endpoint = endpoint
         self.supervisor_pid = supervisor_pid or os.getpid()
         self.publish = publish or (lambda kind, data: None)
-        self.ctx = zmq.asyncio.Context()
-        self.sock = bind_router(self.ctx, endpoint)
+        self.ctx = zmq.Context()
+        self.channel = Channel(bind_router(self.ctx, endpoint), routed=True)
         self.workers: dict[str, WorkerHandle] = {}
         self.boot = BootHistory()
         self.draining = False
@@ -145,6 +144,7 @@ class Pool:
         self._tag = secrets.token_hex(2)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._replies: set[asyncio.Task[None]] = set()  # Welcome/Reject sends under way
         self.bad_frames = BadFrameLog()
         self.restarts = 0  # workers that died or were killed while not retiring
         self.spawned = 0
@@ -160,8 +160,9 @@ class Pool:
         # Start the forkserver now (it imports the preload modules), not on the first spawn.
         await asyncio.to_thread(multiprocessing.forkserver.ensure_running)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._receive()), loop.create_task(self._manage()),
-                       loop.create_task(self._ping()), loop.create_task(self._sample_memory())]
+        self.channel.handle(self._received, self._bad_frame_from)
+        self._tasks = [loop.create_task(self._manage()), loop.create_task(self._ping()),
+                       loop.create_task(self._sample_memory())]
 
     def wake(self) -> None:
         self._wake.set()
@@ -188,9 +189,9 @@ class Pool:
         deadline = time.monotonic() + 2
         while self.alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        for task in self._tasks:
+        for task in [*self._tasks, *self._replies]:
             task.cancel()
-        self.sock.close(0)
+        self.channel.close()
         self.ctx.term()
         if self.endpoint.startswith("ipc://"):
             with contextlib.suppress(FileNotFoundError):
@@ -270,7 +271,7 @@ class Pool:
             self._kill(handle, reason)
             return
         try:
-            await send_control(self.sock, Shutdown(reason=reason), to=handle.identity, timeout_s=1.0)
+            await self.channel.send_control(Shutdown(reason=reason), to=handle.identity, timeout_s=1.0)
         except PeerUnreachable:
             self._kill(handle, reason + " (unreachable)")
             return
@@ -345,7 +346,7 @@ class Pool:
         fut: asyncio.Future[Ok | Err] = asyncio.get_running_loop().create_future()
         handle.pending[cmd.id] = fut
         try:
-            await send_control(self.sock, cmd, to=handle.identity)
+            await self.channel.send_control(cmd, to=handle.identity)
             return await asyncio.wait_for(fut, timeout_s)
         except PeerUnreachable as exc:
             return Err(cmd.id, ErrCode.EXITING, str(exc))
@@ -399,7 +400,7 @@ class Pool:
             for handle in list(self.workers.values()):
                 if handle.booted and handle.state != WorkerState.DEAD:
                     try:
-                        await send_control(self.sock, ping, to=handle.identity, timeout_s=0.5)
+                        await self.channel.send_control(ping, to=handle.identity, timeout_s=0.5)
                     except PeerUnreachable:
                         pass  # missed pings are judged by reconcile
 
@@ -412,48 +413,47 @@ class Pool:
                         handle.pss_mb, handle.rss_mb = mem
             await asyncio.sleep(PSS_INTERVAL_S)
 
-    async def _receive(self) -> None:
-        while True:
-            try:
-                got = await recv(self.sock, routed=True)
-            except BadFrame as exc:
-                self._bad_frame(exc.peer, str(exc))
-                continue
-            except zmq.ZMQError:
-                return
-            handle = self.workers.get(got.peer.decode(errors="replace")) if got.peer else None
-            msg = got.message
-            if handle is None:
-                if got.peer is not None and got.peer.decode(errors="replace") in self._departed:
-                    continue  # a reaped worker's last messages (Exiting, events) arrive after its exit
-                if isinstance(msg, Hello):
-                    await self._reject(got.peer, f"unknown worker id {msg.worker_id!r}")
-                else:
-                    self._bad_frame(got.peer, f"{type(msg).__name__} from an unknown peer")
-                continue
-            handle.last_heard = time.monotonic()
-            if got.pcm is not None:
-                handle.frames_in += 1
-                listener = handle.listener
-                if listener is not None and isinstance(msg, AudioIn):
-                    self.frames_routed += 1
-                    listener.on_worker_audio(msg, got.pcm)
-                continue
-            if isinstance(msg, (Ok, Err)):
-                fut = handle.pending.get(msg.id)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-            elif isinstance(msg, Event):
-                if handle.listener is not None:
-                    handle.listener.on_worker_event(msg)
-            elif isinstance(msg, Pong):
-                handle.frames_out, handle.frames_dropped = msg.frames_out, msg.frames_dropped
-            elif isinstance(msg, Hello):
-                await self._hello(handle, msg)
-            elif isinstance(msg, Exiting):
-                handle.exit_reason = handle.exit_reason or msg.reason
+    def _received(self, got: Received) -> None:
+        """Every message from a worker, synchronously as the channel drains the socket: audio
+        goes straight to its session, without a task or a copy."""
+        handle = self.workers.get(got.peer.decode(errors="replace")) if got.peer else None
+        msg = got.message
+        if handle is None:
+            if got.peer is not None and got.peer.decode(errors="replace") in self._departed:
+                return  # a reaped worker's last messages (Exiting, events) arrive after its exit
+            if isinstance(msg, Hello):
+                self._reply_later(self._reject(got.peer, f"unknown worker id {msg.worker_id!r}"))
             else:
-                self._bad_frame(got.peer, f"unexpected {type(msg).__name__}")
+                self._bad_frame(got.peer, f"{type(msg).__name__} from an unknown peer")
+            return
+        handle.last_heard = time.monotonic()
+        if got.pcm is not None:
+            handle.frames_in += 1
+            listener = handle.listener
+            if listener is not None and isinstance(msg, AudioIn):
+                self.frames_routed += 1
+                listener.on_worker_audio(msg, got.pcm)
+            return
+        if isinstance(msg, (Ok, Err)):
+            fut = handle.pending.get(msg.id)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif isinstance(msg, Event):
+            if handle.listener is not None:
+                handle.listener.on_worker_event(msg)
+        elif isinstance(msg, Pong):
+            handle.frames_out, handle.frames_dropped = msg.frames_out, msg.frames_dropped
+        elif isinstance(msg, Hello):
+            self._reply_later(self._hello(handle, msg))
+        elif isinstance(msg, Exiting):
+            handle.exit_reason = handle.exit_reason or msg.reason
+        else:
+            self._bad_frame(got.peer, f"unexpected {type(msg).__name__}")
+
+    def _reply_later(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
 
     async def _hello(self, handle: WorkerHandle, hello: Hello) -> None:
         if hello.protocol_version != PROTOCOL_VERSION:
@@ -467,7 +467,7 @@ class Pool:
         self.boot = BootHistory()
         p = self.config.pool
         handle.session_limit = _jittered(p.sessions_per_worker)
-        await send_control(self.sock, Welcome(ping_interval_s=p.ping_interval_s, ping_timeout_s=p.ping_timeout_s,
+        await self.channel.send_control(Welcome(ping_interval_s=p.ping_interval_s, ping_timeout_s=p.ping_timeout_s,
                                               sessions_per_worker=handle.session_limit), to=handle.identity)
         if not handle.ready.done():
             handle.ready.set_result(None)
@@ -479,9 +479,12 @@ class Pool:
         log.warning("rejecting worker", peer=peer, reason=reason)
         if peer is not None:
             try:
-                await send_control(self.sock, Reject(reason=reason), to=peer, timeout_s=0.5)
+                await self.channel.send_control(Reject(reason=reason), to=peer, timeout_s=0.5)
             except PeerUnreachable:
                 pass
+
+    def _bad_frame_from(self, exc: BadFrame) -> None:
+        self._bad_frame(exc.peer, str(exc))
 
     def _bad_frame(self, peer: bytes | None, why: str) -> None:
         if self.bad_frames.record(peer):

@@ -43,7 +43,6 @@ from protocol.messages import (
     ParticipantLeft,
     SendAppMessage,
 )
-from protocol.transport import send_audio
 from supervisor.bots import BOT_KINDS, Bot
 from supervisor.config import Config
 from supervisor.daily_rest import DailyAPIError, DailyREST, DailyRoomParams, DailyRoomProperties, DailyRoomSipParams
@@ -244,8 +243,8 @@ class Session:
             self.frames_out_dropped += 1
             return False
         self._out_seq += 1
-        ok = send_audio(self.s.pool.sock, encode(AudioOut(self._out_seq, sample_rate, channels)), pcm,
-                        to=worker.identity)
+        ok = self.s.pool.channel.send_audio(encode(AudioOut(self._out_seq, sample_rate, channels)), pcm,
+                                            to=worker.identity)
         if ok:
             self.frames_out_sent += 1
         else:

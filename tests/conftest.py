@@ -14,10 +14,9 @@ from typing import Any
 import msgspec
 import pytest
 import zmq
-import zmq.asyncio
 
 from protocol.messages import Ping, Welcome
-from protocol.transport import Received, bind_router, recv, send_control
+from protocol.transport import Channel, Received, bind_router
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,8 +26,8 @@ class FakeSupervisor:
 
     def __init__(self, tmp: Path) -> None:
         self.endpoint = f"ipc://{tmp}/workers.sock"
-        self.ctx = zmq.asyncio.Context()
-        self.sock = bind_router(self.ctx, self.endpoint)
+        self.ctx = zmq.Context()
+        self.channel = Channel(bind_router(self.ctx, self.endpoint), routed=True)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.next_id = 1
 
@@ -42,7 +41,7 @@ class FakeSupervisor:
         return proc
 
     async def recv(self, timeout: float = 10.0) -> Received:
-        return await asyncio.wait_for(recv(self.sock, routed=True), timeout)
+        return await asyncio.wait_for(self.channel.recv(), timeout)
 
     async def expect(self, kind: type, timeout: float = 10.0) -> Received:
         """Receive until a message of ``kind`` arrives (others are skipped, pongs included)."""
@@ -53,7 +52,7 @@ class FakeSupervisor:
                 return got
 
     async def send(self, peer: bytes, msg: msgspec.Struct) -> None:
-        await send_control(self.sock, msg, to=peer)
+        await self.channel.send_control(msg, to=peer)
 
     async def welcome(self, ping_timeout_s: float = 5.0, sessions_per_worker: int = 0) -> bytes:
         from protocol.messages import Hello
@@ -90,7 +89,7 @@ class FakeSupervisor:
             proc.wait(5)
             if proc.stderr:
                 proc.stderr.close()
-        self.sock.close(0)
+        self.channel.close()
         self.ctx.term()
 
 

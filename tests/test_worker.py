@@ -29,7 +29,6 @@ from protocol.messages import (
     SendAppMessage,
     Shutdown,
 )
-from protocol.transport import send_audio
 from tests.conftest import REPO, FakeSupervisor, wait_exit
 
 DOUBLE = "tests.doubles.threaded_client"
@@ -189,7 +188,7 @@ async def test_events_come_from_sdk_threads_in_order_and_audio_flows_both_ways(
     assert all(a.participant_id == "remote-1" for a in audio)
     # Audio out: a burst of 25 frames does not block the socket: pings still answer at once.
     for seq in range(25):
-        assert send_audio(fake_supervisor.sock, encode(AudioOut(seq, 16000, 1)), b"\0" * 640, to=peer)
+        assert fake_supervisor.channel.send_audio(encode(AudioOut(seq, 16000, 1)), b"\0" * 640, to=peer)
     await fake_supervisor.send(peer, Ping(seq=5, sent_at=time.time()))
     pong = await fake_supervisor.expect(Pong, timeout=2)
     assert pong.message.seq == 5
@@ -218,7 +217,7 @@ async def test_garbage_on_the_socket_is_dropped_and_the_worker_keeps_going(
     proc = fake_supervisor.spawn(backend=DOUBLE)
     peer = await fake_supervisor.welcome()
     for junk in ([b"\x00garbage"], [b"\x01\xc1"], [b"a", b"b", b"c"], [encode(AudioOut(1, 16000, 1)), b"odd"]):
-        fake_supervisor.sock.send_multipart([peer, *junk])
+        fake_supervisor.channel.sock.send_multipart([peer, *junk])
     await fake_supervisor.send(peer, Ping(seq=42, sent_at=time.time()))
     assert (await fake_supervisor.expect(Pong)).message.seq == 42
     await fake_supervisor.send(peer, Shutdown(reason="done"))

@@ -23,7 +23,6 @@ from typing import Any
 import msgspec
 import structlog
 import zmq
-import zmq.asyncio
 
 from callfleet import logs
 from protocol import PROTOCOL_VERSION
@@ -43,15 +42,7 @@ from protocol.messages import (
     Shutdown,
     Welcome,
 )
-from protocol.transport import (
-    BadFrame,
-    BadFrameLog,
-    PeerUnreachable,
-    connect_dealer,
-    recv,
-    send_audio,
-    send_control,
-)
+from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, connect_dealer
 from worker.backends import load_backend, sdk_version
 from worker.call import CallHost, capabilities
 from worker.liveness import ParentWatch, set_parent_death_signal
@@ -90,8 +81,8 @@ class Worker:
         self.opts = opts
         self.backend = backend
         self.loop = asyncio.get_running_loop()
-        self.ctx = zmq.asyncio.Context()
-        self.sock = connect_dealer(self.ctx, opts.connect, opts.worker_id)
+        self.ctx = zmq.Context()
+        self.channel = Channel(connect_dealer(self.ctx, opts.connect, opts.worker_id), routed=False)
         self.outbox: asyncio.Queue[msgspec.Struct] = asyncio.Queue()
         self.bad_frames = BadFrameLog()
         self.stopping = asyncio.Event()
@@ -116,7 +107,7 @@ class Worker:
         self.outbox.put_nowait(event)
 
     def _emit_audio(self, header: bytes, pcm: bytes) -> None:
-        if send_audio(self.sock, header, pcm):
+        if self.channel.send_audio(header, pcm):
             self.audio_sent += 1
         else:
             self.audio_dropped += 1
@@ -127,7 +118,7 @@ class Worker:
             msg = await self.outbox.get()
             while True:
                 try:
-                    await send_control(self.sock, msg)
+                    await self.channel.send_control(msg)
                     break
                 except PeerUnreachable as exc:
                     log.warning("supervisor not draining its socket", error=str(exc))
@@ -158,7 +149,7 @@ class Worker:
         deadline = time.monotonic() + self.opts.handshake_timeout_s
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                got = await asyncio.wait_for(recv(self.sock, routed=False), remaining)
+                got = await asyncio.wait_for(self.channel.recv(), remaining)
             except TimeoutError:
                 break
             except BadFrame as exc:
@@ -196,28 +187,27 @@ class Worker:
         if self.bad_frames.record(exc.peer):
             log.warning("dropped undecodable frame", error=str(exc), total=self.bad_frames.total)
 
-    async def _receiver(self) -> None:
-        while True:
-            try:
-                got = await recv(self.sock, routed=False)
-            except BadFrame as exc:
-                self.last_heard = time.monotonic()
-                self._bad_frame(exc)
-                continue
-            self.last_heard = time.monotonic()
-            msg = got.message
-            if got.pcm is not None:
-                if isinstance(msg, AudioOut):
-                    self.host.write_audio(got.pcm.bytes)
-                continue
-            if isinstance(msg, Ping):
-                self._pong(msg)
-            elif isinstance(msg, Command):
-                self._spawn(self._run_command(msg))
-            elif isinstance(msg, Shutdown):
-                self.stop(ExitCode.OK, f"shutdown: {msg.reason}")
-            else:
-                log.warning("unexpected message", type=type(msg).__name__)
+    def _received(self, got: Received) -> None:
+        """Every message from the supervisor once welcomed, synchronously as the channel
+        drains the socket."""
+        self.last_heard = time.monotonic()
+        msg = got.message
+        if got.pcm is not None:
+            if isinstance(msg, AudioOut):
+                self.host.write_audio(got.pcm.bytes)
+            return
+        if isinstance(msg, Ping):
+            self._pong(msg)
+        elif isinstance(msg, Command):
+            self._spawn(self._run_command(msg))
+        elif isinstance(msg, Shutdown):
+            self.stop(ExitCode.OK, f"shutdown: {msg.reason}")
+        else:
+            log.warning("unexpected message", type=type(msg).__name__)
+
+    def _bad_frame_after_welcome(self, exc: BadFrame) -> None:
+        self.last_heard = time.monotonic()
+        self._bad_frame(exc)
 
     async def _run_command(self, cmd: Command) -> None:
         try:
@@ -248,19 +238,16 @@ class Worker:
     async def run(self) -> ExitCode:
         sender = self.loop.create_task(self._sender())
         watchdog = self.loop.create_task(self._watchdog(ParentWatch(self.opts.supervisor_pid)))
-        receiver: asyncio.Task[None] | None = None
         try:
             handshake = self.loop.create_task(self.handshake())
             stop_wait = self.loop.create_task(self.stopping.wait())
             await asyncio.wait({handshake, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             if handshake.done() and handshake.result() and not self.stopping.is_set():
-                receiver = self.loop.create_task(self._receiver())
+                self.channel.handle(self._received, self._bad_frame_after_welcome)
                 await self.stopping.wait()
             handshake.cancel()
             stop_wait.cancel()
         finally:
-            if receiver is not None:
-                receiver.cancel()
             watchdog.cancel()
             await self._teardown(sender)
         return self.exit_code
@@ -283,7 +270,7 @@ class Worker:
         except TimeoutError:
             pass
         sender.cancel()
-        self.sock.close(linger=500)
+        self.channel.close(linger_ms=500)
         self.ctx.term()
         # release() can block inside the SDK (seen after a join that never completed);
         # bounded here, and when it hangs the process exits without deinit.

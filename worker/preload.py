@@ -12,7 +12,6 @@ import msgspec  # noqa: F401
 import structlog  # noqa: F401
 import uvloop  # noqa: F401
 import zmq  # noqa: F401
-import zmq.asyncio  # noqa: F401
 
 import worker.main  # noqa: F401
 
