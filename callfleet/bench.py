@@ -39,7 +39,7 @@ from typing import Any
 
 import aiohttp
 
-from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb
+from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb, thread_cpu_seconds
 from sandbox.caller import Caller, CallerOptions, percentile
 
 
@@ -47,12 +47,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-
-
-
-
 
 
 class Progress:
@@ -158,7 +152,8 @@ def _pcts(values: list[float]) -> dict[str, float]:
     return {"p50": round(percentile(ordered, 50), 3), "p99": round(percentile(ordered, 99), 3)}
 
 
-async def run_bench(sessions: int, seconds: float, progress: Progress) -> dict[str, Any]:
+async def run_bench(sessions: int, seconds: float, progress: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The SPEC §9 report, and diagnostics for the human summary (where the CPU went)."""
     stack = Stack(sessions)
     stack.start()
     try:
@@ -167,7 +162,7 @@ async def run_bench(sessions: int, seconds: float, progress: Progress) -> dict[s
         stack.stop()
 
 
-async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> dict[str, Any]:
+async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
     assert stack.supervisor is not None
     sup_pid = stack.supervisor.pid
     sandbox_auth = {"Authorization": "Bearer bench"}
@@ -183,7 +178,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)
         idle_pids = [p for p in descendants(sup_pid) if _pss(p) is not None]
-        worker_pss_idle = _worker_pss(stack, sup_pid)
+        worker_pss_idle = _worker_pss(sup_pid)
 
         progress(f"starting {n} sessions at once")
         async def start_one() -> tuple[float, dict[str, Any]]:
@@ -230,7 +225,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         window = time.monotonic()
         speaking = asyncio.ensure_future(asyncio.gather(*(c.speak() for c in echo_callers + direct_callers)))
         await asyncio.sleep(min(seconds / 2, 5))
-        in_call_pss = _worker_pss(stack, sup_pid, exclude=idle_pids, busy_only=True) or _worker_pss(stack, sup_pid)
+        in_call_pss = _worker_pss(sup_pid, only=set(descendants(sup_pid)) - set(idle_pids)) or _worker_pss(sup_pid)
         t0 = time.monotonic()
         while not speaking.done():
             progress(f"speaking... {time.monotonic() - t0 + min(seconds / 2, 5):.0f}/{seconds:g} s")
@@ -239,7 +234,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         await asyncio.sleep(0.5)  # the last echoes in flight
         cpu = cpu_seconds(sup_pid) - cpu_before
         window = time.monotonic() - window
-        breakdown = {k: round((v - breakdown_before.get(k, 0.0)) / window, 2) for k, v in _cpu_breakdown(stack).items()}
+        breakdown = {k: v - breakdown_before.get(k, 0.0) for k, v in _cpu_breakdown(stack).items()}
         _, metrics_after = await _metrics(http, stack.api)
         routed = metrics_after - metrics_before
 
@@ -277,8 +272,12 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         progress.done()
 
     echo_p, direct_p = _pcts(echo_rtts), _pcts(direct_rtts)
-    CPU_SHARES.update(breakdown)
-    return {
+    diagnostics = {
+        "cores": {k: round(v / window, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
+        "supervisor_us_per_frame_by_thread": {k.removeprefix("supervisor "): round(v / routed * 1e6, 1)
+                                              for k, v in breakdown.items() if k.startswith("supervisor ") and routed},
+    }
+    report = {
         "sessions": n,
         "seconds": seconds,
         "start_latency_ms": _pcts(latencies),
@@ -290,6 +289,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         "worker_pss_mb": {"idle": worker_pss_idle, "in_call": in_call_pss},
         "leaks": {"processes": leaked_processes, "rooms": rooms.get("total_count", -1)},
     }
+    return report, diagnostics
 
 
 async def _metrics(http: aiohttp.ClientSession, api: str) -> tuple[int, float]:
@@ -301,33 +301,27 @@ async def _metrics(http: aiohttp.ClientSession, api: str) -> tuple[int, float]:
     return resp.status, 0.0
 
 
-def _worker_pss(stack: Stack, sup_pid: int, exclude: list[int] | None = None, busy_only: bool = False) -> float | None:
-    """Median PSS of the worker processes (the forkserver's children)."""
+def _worker_pss(sup_pid: int, only: set[int] | None = None) -> float | None:
+    """Median PSS of the worker processes (the forkserver's children), or of those in ``only``."""
     forkservers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p)]
-    workers = [c for f in forkservers for c in descendants(f)]
-    if busy_only and exclude is not None:
-        pass  # every worker is in a call during the speaking window; the idle ones are replacements
+    workers = [c for f in forkservers for c in descendants(f) if only is None or c in only]
     values = [v for v in (_pss(p) for p in workers) if v is not None]
     return round(statistics.median(values), 1) if values else None
 
 
-CPU_SHARES: dict[str, float] = {}  # cores used per part during the speaking window (summary only)
-
-
 def _cpu_breakdown(stack: Stack) -> dict[str, float]:
-    """CPU seconds so far of the supervisor, the sandbox, all workers, and this process."""
+    """CPU seconds so far of the supervisor (and of each of its threads), the sandbox, all
+    workers, and this process (the callers)."""
     assert stack.supervisor is not None and stack.sandbox is not None
     sup = stack.supervisor.pid
     forkservers = [p for p in descendants(sup) if "forkserver" in cmdline(p)]
     workers = [w for f in forkservers for w in descendants(f)]
     out = {"supervisor": cpu_seconds(sup), "sandbox": cpu_seconds(stack.sandbox.pid),
-           "bench callers": cpu_seconds(os.getpid())}
-    out["workers"] = sum(cpu_seconds(p) for p in workers)
+           "bench callers": cpu_seconds(os.getpid()), "workers": sum(cpu_seconds(p) for p in workers)}
+    for name, used in thread_cpu_seconds(sup).items():
+        kind = "zmq io" if name.startswith("ZMQbg/IO") else "zmq other" if name.startswith("ZMQbg") else "python"
+        out[f"supervisor {kind}"] = out.get(f"supervisor {kind}", 0.0) + used
     return out
-
-
-
-
 
 
 def _pss(pid: int) -> float | None:
@@ -335,8 +329,8 @@ def _pss(pid: int) -> float | None:
     return None if mem is None else mem[0]
 
 
-def summary(report: dict[str, Any]) -> str:
-    r = report
+def summary(report: dict[str, Any], diagnostics: dict[str, Any]) -> str:
+    r, d = report, diagnostics
     return "\n".join([
         f"callfleet bench: {r['sessions']} echo sessions, {r['seconds']:g} s of speech each",
         f"  start latency    p50 {r['start_latency_ms']['p50']:.1f} ms   p99 {r['start_latency_ms']['p99']:.1f} ms",
@@ -347,7 +341,9 @@ def summary(report: dict[str, Any]) -> str:
         f"  supervisor CPU   {r['supervisor_cpu_us_per_frame']} us per routed frame",
         f"  worker PSS       idle {r['worker_pss_mb']['idle']} MB   in call {r['worker_pss_mb']['in_call']} MB",
         f"  leaks            processes {r['leaks']['processes']}  rooms {r['leaks']['rooms']}",
-        "  cores in use     " + ", ".join(f"{k} {v:.2f}" for k, v in CPU_SHARES.items()) + f" (of {os.cpu_count()})",
+        "  supervisor CPU by thread, us per frame: "
+        + ", ".join(f"{k} {v}" for k, v in d["supervisor_us_per_frame_by_thread"].items()),
+        "  cores in use     " + ", ".join(f"{k} {v:.2f}" for k, v in d["cores"].items()) + f" (of {os.cpu_count()})",
     ])
 
 
@@ -365,10 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvloop
 
-    report = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress()))
+    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress()))
     text = json.dumps(report, indent=2)
     if ns.out:
         ns.out.write_text(text + "\n")
     print(text)
-    print(summary(report))
+    print(summary(report, diagnostics))
     return 0

@@ -75,80 +75,84 @@ class BadFrame(ProtocolError):
         self.peer = peer
 
 
-class Channel:
-    """One ROUTER or DEALER socket, read by the event loop's reader callback.
+class LoopSocket:
+    """A ZeroMQ socket read by the event loop's reader callback, a drain at a time.
 
     pyzmq's asyncio socket costs a future and a trip round the loop for every message; at
-    50 frames a second per session that was most of the supervisor's CPU. A channel lets
-    the loop wake on the socket's FD and then drains *every* message that is ready, handing
-    each to ``handler`` synchronously. Without a handler, ``recv()`` takes one at a time.
+    50 frames a second per session that was most of the supervisor's CPU. Here the loop
+    wakes on the socket's FD and *every* message that is ready is handed, as its list of
+    ``zmq.Frame`` parts, to ``on_parts`` synchronously. Without ``on_parts``,
+    ``recv_parts()`` takes one message at a time.
 
     ZMQ_FD is edge-triggered: it fires when the socket's state may have changed, and any
-    send or recv can consume that edge. So a drain goes on until EAGAIN, and a send made
-    outside a drain checks ``EVENTS`` and schedules a drain if something became readable.
+    send or recv can consume that edge. So a drain goes on until EAGAIN, and whoever sends
+    outside a drain calls ``sent()``, which checks ``EVENTS`` and schedules a drain if
+    something became readable meanwhile (what pyzmq's own asyncio socket does).
     """
 
     MAX_BATCH = 256  # messages per drain before the loop's other callbacks get a turn
 
-    def __init__(self, sock: zmq.Socket[Any], *, routed: bool) -> None:
+    def __init__(self, sock: zmq.Socket[Any]) -> None:
         self.sock = sock
-        self.routed = routed
         self._loop = asyncio.get_running_loop()
         self._fd = sock.fileno()
-        self._handler: Callable[[Received], None] | None = None
-        self._on_bad: Callable[[BadFrame], None] | None = None
+        self._on_parts: Callable[[list[Any]], None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._draining = False
         self._scheduled = False
         self._closed = False
         self._loop.add_reader(self._fd, self._readable)
 
-    # -- receiving --------------------------------------------------------------------------
-
-    def handle(self, handler: Callable[[Received], None], on_bad: Callable[[BadFrame], None]) -> None:
-        """From now on every message goes to ``handler``, every bad frame to ``on_bad``."""
-        self._handler, self._on_bad = handler, on_bad
+    def on_parts(self, handler: Callable[[list[Any]], None]) -> None:
+        """From now on every message goes to ``handler``, as it is drained."""
+        self._on_parts = handler
         self._schedule()  # whatever arrived before the handler was set
 
-    async def recv(self) -> Received:
-        """Receive one message (only while no handler is set). Raises ``BadFrame`` for a
-        frame that is not a valid message; the channel stays usable."""
-        if self._handler is not None:
-            raise RuntimeError("recv() on a channel that a handler drains")
+    async def recv_parts(self) -> list[Any]:
+        """Receive one message (only while no handler is set)."""
+        if self._on_parts is not None:
+            raise RuntimeError("recv() on a socket that a handler drains")
         while True:
             try:
-                parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                return self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 self._waiter = self._loop.create_future()
                 try:
                     await self._waiter
                 finally:
                     self._waiter = None
-                continue
-            return self._decode(parts)
 
-    def _decode(self, parts: list[Any]) -> Received:
-        peer: bytes | None = None
-        if self.routed:
-            peer = parts[0].bytes
-            parts = parts[1:]
-        try:
-            message, pcm = split(parts)
-        except ProtocolError as exc:
-            raise BadFrame(peer, exc) from None
-        return Received(peer, message, pcm)
+    def sent(self) -> None:
+        """Call after a send made outside a drain: the send may have consumed the FD's edge
+        for a message that arrived meanwhile."""
+        if not self._draining and not self._closed and int(self.sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._schedule()
+
+    def close(self, linger_ms: int = 0) -> None:
+        """Stop reading and close the socket; sends still queued get ``linger_ms`` to leave."""
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._fd)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+        self.sock.close(linger_ms)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _readable(self) -> None:
         self._scheduled = False
         if self._closed:
             return
-        if self._handler is None:
+        if self._on_parts is None:
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
             return
-        self._drain(self._handler)
+        self._drain(self._on_parts)
 
-    def _drain(self, handler: Callable[[Received], None]) -> None:
+    def _drain(self, handler: Callable[[list[Any]], None]) -> None:
         recv_multipart = self.sock.recv_multipart
         self._draining = True
         try:
@@ -158,15 +162,11 @@ class Channel:
                 except zmq.Again:
                     return
                 try:
-                    got = self._decode(parts)
-                except BadFrame as exc:
-                    if self._on_bad is not None:
-                        self._on_bad(exc)
-                    continue
-                try:
-                    handler(got)
+                    handler(parts)
                 except Exception as exc:  # one bad handler call must not stall the socket
-                    self._loop.call_exception_handler({"message": "channel handler failed", "exception": exc})
+                    self._loop.call_exception_handler({"message": "socket handler failed", "exception": exc})
+                if self._closed:  # the handler closed us
+                    return
             self._schedule()  # more may be waiting, and the FD will not fire for it again
         except zmq.ZMQError:
             if not self.sock.closed:
@@ -179,12 +179,45 @@ class Channel:
             self._scheduled = True
             self._loop.call_soon(self._readable)
 
-    def _after_send(self) -> None:
-        # The send may have consumed the FD's edge for a message that arrived meanwhile.
-        if not self._draining and int(self.sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-            self._schedule()
 
-    # -- sending ----------------------------------------------------------------------------
+class Channel(LoopSocket):
+    """The supervisor's ROUTER or a worker's DEALER: messages decoded as they are drained.
+
+    ``handle(handler, on_bad)`` hands each decoded message to ``handler`` and each frame
+    that does not decode to ``on_bad`` (the drain goes on); ``recv()`` takes one at a time
+    until a handler is set (the worker's handshake, tests).
+    """
+
+    def __init__(self, sock: zmq.Socket[Any], *, routed: bool) -> None:
+        super().__init__(sock)
+        self.routed = routed
+
+    def handle(self, handler: Callable[[Received], None], on_bad: Callable[[BadFrame], None]) -> None:
+        def dispatch(parts: list[Any]) -> None:
+            try:
+                got = self._decode(parts)
+            except BadFrame as exc:
+                on_bad(exc)
+                return
+            handler(got)
+
+        self.on_parts(dispatch)
+
+    async def recv(self) -> Received:
+        """Receive one message. Raises ``BadFrame`` for a frame that is not a valid
+        message; the channel stays usable."""
+        return self._decode(await self.recv_parts())
+
+    def _decode(self, parts: list[Any]) -> Received:
+        peer: bytes | None = None
+        if self.routed:
+            peer = parts[0].bytes
+            parts = parts[1:]
+        try:
+            message, pcm = split(parts)
+        except ProtocolError as exc:
+            raise BadFrame(peer, exc) from None
+        return Received(peer, message, pcm)
 
     def send_audio(self, header: bytes, pcm: Any, *, to: bytes | None = None) -> bool:
         """Send ``[header, pcm]`` without blocking. Returns False when the frame was dropped.
@@ -202,7 +235,7 @@ class Channel:
                 return False
             raise
         finally:
-            self._after_send()
+            self.sent()
 
     async def send_control(
         self, msg: msgspec.Struct, *, to: bytes | None = None, timeout_s: float = CONTROL_SEND_TIMEOUT_S
@@ -226,21 +259,11 @@ class Channel:
                     raise PeerUnreachable(f"peer {to!r} is not connected") from None
                 raise
             finally:
-                self._after_send()
+                self.sent()
             if time.monotonic() >= deadline:
                 raise PeerUnreachable(f"peer {to!r} queue stayed full for {timeout_s:.1f}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
-
-    def close(self, linger_ms: int = 0) -> None:
-        """Stop reading and close the socket; sends still queued get ``linger_ms`` to leave."""
-        if self._closed:
-            return
-        self._closed = True
-        self._loop.remove_reader(self._fd)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
-        self.sock.close(linger_ms)
 
 
 class BadFrameLog:

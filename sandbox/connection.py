@@ -18,21 +18,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
-import zmq.asyncio
 
+from protocol.transport import LoopSocket
 from sandbox.wire import HEARTBEAT_S, HEARTBEAT_TIMEOUT_S, AudioHead, Beat, Ev, Req, Resp, decoder, encoder
 
 LOOKUP_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 10.0
 SERVER_SILENCE_S = HEARTBEAT_TIMEOUT_S * 2
 
-_ctx: zmq.asyncio.Context | None = None
+_ctx: zmq.Context[Any] | None = None
 
 
-def _context() -> zmq.asyncio.Context:
+def _context() -> zmq.Context[Any]:
     global _ctx
     if _ctx is None:
-        _ctx = zmq.asyncio.Context()
+        _ctx = zmq.Context()
     return _ctx
 
 
@@ -77,7 +77,7 @@ class RoomConnection:
     ) -> None:
         self._on_event = on_event
         self._on_audio = on_audio
-        self._sock: zmq.asyncio.Socket | None = None
+        self._sock: LoopSocket | None = None
         self._rids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,9 +101,9 @@ class RoomConnection:
         sock.setsockopt(zmq.SNDHWM, 500)
         sock.setsockopt(zmq.RCVHWM, 2000)
         sock.connect(endpoint)
-        self._sock = sock
+        self._sock = LoopSocket(sock)
+        self._sock.on_parts(self._received)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._receive())]
         try:
             data = await self.request("join", room=name, token=token, user_name=user_name, mic=mic,
                                       render_all=render_all)
@@ -114,7 +114,7 @@ class RoomConnection:
             self.close()
             raise JoinError("Failed to join: the room server did not answer") from None
         self.participant_id = data["participants"]["local"]["id"]
-        self._tasks.append(loop.create_task(self._heartbeat()))
+        self._tasks = [loop.create_task(self._heartbeat())]
         return dict(data)
 
     async def request(self, op: str, timeout_s: float = REQUEST_TIMEOUT_S, **args: Any) -> Any:
@@ -125,7 +125,12 @@ class RoomConnection:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
-            await self._sock.send(encoder.encode(Req(rid, op, args)))
+            try:
+                self._sock.sock.send(encoder.encode(Req(rid, op, args)), flags=zmq.NOBLOCK)
+            except zmq.Again:
+                raise RequestError("the queue to the room server is full") from None
+            finally:
+                self._sock.sent()
             return await asyncio.wait_for(fut, timeout_s)
         finally:
             self._pending.pop(rid, None)
@@ -137,42 +142,36 @@ class RoomConnection:
         seq = next(self._seq.setdefault(source, itertools.count()))
         head = encoder.encode(AudioHead("", source, seq, sample_rate, channels))
         try:
-            fut = self._sock.send_multipart([head, pcm], flags=zmq.NOBLOCK, copy=False)
-            if fut.done():
-                fut.result()
+            self._sock.sock.send_multipart([head, pcm], flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
             self.frames_dropped += 1
             return False
+        finally:
+            self._sock.sent()
         self.frames_sent += 1
         return True
 
-    async def _receive(self) -> None:
-        assert self._sock is not None
-        while True:
-            try:
-                parts = await self._sock.recv_multipart(copy=False)
-            except zmq.ZMQError:
-                return  # socket closed under us: the connection is over
-            self._last_heard = time.monotonic()
-            try:
-                msg = decoder.decode(parts[0].buffer)
-            except Exception:
-                continue
-            if isinstance(msg, AudioHead):
-                if len(parts) == 2:
-                    self._on_audio(msg, parts[1].bytes)
-            elif isinstance(msg, Ev):
-                if msg.callback == "_left":
-                    self._lost(str(msg.args[0]) if msg.args else "removed from the call")
+    def _received(self, parts: list[Any]) -> None:
+        self._last_heard = time.monotonic()
+        try:
+            msg = decoder.decode(parts[0].buffer)
+        except Exception:
+            return
+        if isinstance(msg, AudioHead):
+            if len(parts) == 2:
+                self._on_audio(msg, parts[1].bytes)
+        elif isinstance(msg, Ev):
+            if msg.callback == "_left":
+                self._lost(str(msg.args[0]) if msg.args else "removed from the call")
+            else:
+                self._on_event(msg.callback, msg.args)
+        elif isinstance(msg, Resp):
+            fut = self._pending.get(msg.rid)
+            if fut is not None and not fut.done():
+                if msg.error is None:
+                    fut.set_result(msg.data)
                 else:
-                    self._on_event(msg.callback, msg.args)
-            elif isinstance(msg, Resp):
-                fut = self._pending.get(msg.rid)
-                if fut is not None and not fut.done():
-                    if msg.error is None:
-                        fut.set_result(msg.data)
-                    else:
-                        fut.set_exception(RequestError(msg.error))
+                    fut.set_exception(RequestError(msg.error))
 
     async def _heartbeat(self) -> None:
         assert self._sock is not None
@@ -182,9 +181,11 @@ class RoomConnection:
                 self._lost("Connection to the room server was lost")
                 return
             try:
-                self._sock.send(encoder.encode(Beat()), flags=zmq.NOBLOCK)
+                self._sock.sock.send(encoder.encode(Beat()), flags=zmq.NOBLOCK)
             except zmq.Again:
                 pass
+            finally:
+                self._sock.sent()
 
     def _lost(self, reason: str) -> None:
         if self.closed:

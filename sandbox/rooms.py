@@ -20,9 +20,9 @@ from typing import Any
 
 import structlog
 import zmq
-import zmq.asyncio
 
 from callfleet.audio import resample, rms
+from protocol.transport import LoopSocket
 from sandbox.phones import Phone
 from sandbox.recording import Recorder
 from sandbox.store import DialinCall, Recording, Room, Store, iso
@@ -116,7 +116,7 @@ class RoomServer:
         self.store = store
         self.signer = signer
         self.recordings_dir = recordings_dir
-        self.ctx = zmq.asyncio.Context()
+        self.ctx: zmq.Context[Any] = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 10000)
@@ -130,13 +130,15 @@ class RoomServer:
         self.frames_dropped = 0
         self.bad_frames = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self.io: LoopSocket | None = None
         self.on_dialout: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._serve()), loop.create_task(self._sweep())]
+        self.io = LoopSocket(self.sock)
+        self.io.on_parts(self._received)
+        self._tasks = [asyncio.get_running_loop().create_task(self._sweep())]
 
     async def close(self) -> None:
         for room in list(self.rooms.values()):
@@ -144,6 +146,8 @@ class RoomServer:
                 self._remove(p, notify_self="server shutting down")
         for task in self._tasks:
             task.cancel()
+        if self.io is not None:
+            self.io.close()
         self.sock.close(0)
         self.ctx.term()
 
@@ -156,13 +160,14 @@ class RoomServer:
 
     def _send_parts(self, parts: list[Any]) -> bool:
         try:
-            fut = self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
-            if fut.done():
-                fut.result()
+            self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
             return True
         except (zmq.Again, zmq.ZMQError):
             # Full queue or a peer that vanished: the sweeper removes dead participants.
             return False
+        finally:
+            if self.io is not None:
+                self.io.sent()
 
     def _event(self, p: Participant, callback: str, *args: Any) -> None:
         self._send(p, Ev(callback, list(args)))
@@ -177,42 +182,37 @@ class RoomServer:
 
     # -- the receive loop -----------------------------------------------------------------
 
-    async def _serve(self) -> None:
-        while True:
-            try:
-                parts = await self.sock.recv_multipart(copy=False)
-            except zmq.ZMQError:
-                return  # closed on shutdown
-            if len(parts) < 2:
-                self.bad_frames += 1
-                continue
-            peer = parts[0].bytes
-            try:
-                msg = decoder.decode(parts[1].buffer)
-            except Exception:
-                self.bad_frames += 1
-                continue
-            if isinstance(msg, AudioHead):
-                if len(parts) == 3:
-                    self._audio_from_peer(peer, msg, parts[2].bytes)
-                continue
-            participant = self.by_peer.get(peer)
+    def _received(self, parts: list[Any]) -> None:
+        """Every message from a participant, synchronously as the socket is drained."""
+        if len(parts) < 2:
+            self.bad_frames += 1
+            return
+        peer = parts[0].bytes
+        try:
+            msg = decoder.decode(parts[1].buffer)
+        except Exception:
+            self.bad_frames += 1
+            return
+        if isinstance(msg, AudioHead):
+            if len(parts) == 3:
+                self._audio_from_peer(peer, msg, parts[2].bytes)
+            return
+        participant = self.by_peer.get(peer)
+        if participant is not None:
+            participant.last_beat = time.monotonic()
+        if isinstance(msg, Beat):
             if participant is not None:
-                participant.last_beat = time.monotonic()
-            if isinstance(msg, Beat):
-                if participant is not None:
-                    self._send(participant, Beat())
-                continue
-            if isinstance(msg, Req):
-                try:
-                    data = await self._request(peer, participant, msg)
-                    reply = Resp(msg.rid, None, data)
-                except RoomError as exc:
-                    reply = Resp(msg.rid, str(exc), None)
-                except Exception as exc:  # never let one bad request take the server down
-                    log.exception("request failed", op=msg.op)
-                    reply = Resp(msg.rid, f"internal error: {exc}", None)
-                self._send_parts([peer, encoder.encode(reply)])
+                self._send(participant, Beat())
+            return
+        if isinstance(msg, Req):
+            try:
+                reply = Resp(msg.rid, None, self._request(peer, participant, msg))
+            except RoomError as exc:
+                reply = Resp(msg.rid, str(exc), None)
+            except Exception as exc:  # never let one bad request take the server down
+                log.exception("request failed", op=msg.op)
+                reply = Resp(msg.rid, f"internal error: {exc}", None)
+            self._send_parts([peer, encoder.encode(reply)])
 
     # -- audio ----------------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ class RoomServer:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def _request(self, peer: bytes, p: Participant | None, req: Req) -> Any:
+    def _request(self, peer: bytes, p: Participant | None, req: Req) -> Any:
         if req.op == "join":
             if p is not None:
                 raise RoomError("already joined")

@@ -18,7 +18,7 @@ import zmq
 from protocol.audio import AudioIn
 from protocol.framing import encode
 from protocol.messages import Ping, Pong
-from protocol.transport import BadFrame, Channel, PeerUnreachable, Received, bind_router, connect_dealer
+from protocol.transport import BadFrame, Channel, LoopSocket, PeerUnreachable, Received, bind_router, connect_dealer
 
 
 class Pair:
@@ -50,7 +50,7 @@ async def _until(predicate: Any, timeout: float = 10.0) -> None:
 
 
 async def test_a_drain_delivers_every_ready_message_in_order_past_one_batch(pair: Pair) -> None:
-    n = Channel.MAX_BATCH * 3 + 7
+    n = LoopSocket.MAX_BATCH * 3 + 7
     for seq in range(n):
         assert pair.dealer.send_audio(encode(AudioIn("p", seq, 16000, 1)), seq.to_bytes(2, "little") * 320)
         if seq % 100 == 99:
