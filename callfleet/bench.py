@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -40,7 +41,9 @@ from typing import Any
 import aiohttp
 
 from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb, thread_cpu_seconds
-from sandbox.caller import Caller, CallerOptions, percentile
+from sandbox.caller import FRAME_MS, Caller, CallerOptions, percentile
+
+FRAME_S = FRAME_MS / 1000
 
 
 def _free_port() -> int:
@@ -217,6 +220,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         await asyncio.gather(*(c.wait_for_echo() for c in echo_callers + direct_callers))
         for c in echo_callers + direct_callers:
             c.opts.await_echo = False  # warmed up: measure from here
+            c.opts.start_offset_s = random.uniform(0, FRAME_S)  # independent speakers, not in lockstep
 
         progress(f"speaking for {seconds:g} s in {n} sessions and {n} direct rooms")
         _, metrics_before = await _metrics(http, stack.api)

@@ -151,6 +151,11 @@ class AudioSettings(msgspec.Struct, forbid_unknown_fields=True):
     sample_rate: Annotated[int, msgspec.Meta(ge=8000, le=48000)] = 16000
     channels: Annotated[int, msgspec.Meta(ge=1, le=2)] = 1
     frame_ms: Annotated[int, msgspec.Meta(ge=10, le=100, multiple_of=10)] = 20
+    # For a bot that relays live audio (echo): the bot's voice is written no faster than
+    # real time plus this much, and the excess -- a backlog left by a stall anywhere on the
+    # way -- is dropped, so a hiccup does not become latency for the rest of the call.
+    # 0: everything is played (speech made faster than real time must not be cut).
+    realtime_slack_ms: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
 
 
 class Join(Command):

@@ -47,6 +47,9 @@ class CallerOptions:
     # the far side has subscribed is (rightly) never heard, and must not count as lost.
     await_echo: bool = False
     await_echo_timeout_s: float = 10.0
+    # Wait this long before the first frame. Independent humans do not speak in lockstep:
+    # the bench gives each caller a random phase within one frame period.
+    start_offset_s: float = 0.0
     app_messages: list[Any] = field(default_factory=list)
 
 
@@ -124,15 +127,18 @@ class Caller:
         if self.opts.echo:
             await asyncio.sleep(self.opts.seconds)
             return
-        if self.opts.await_echo:
-            await self.wait_for_echo()
         rate = self.opts.sample_rate
         frame = rate * FRAME_MS // 1000 * 2
-        speech = self._speech()
+        speech = self._speech()  # made before the clock starts: it takes milliseconds
         frames = max(1, len(speech) // frame) if self.opts.wav else int(self.opts.seconds * 1000 / FRAME_MS)
+        if self.opts.await_echo:
+            await self.wait_for_echo()
+        if self.opts.start_offset_s > 0:
+            await asyncio.sleep(self.opts.start_offset_s)
         started = time.monotonic()
         for seq in range(frames):
-            pcm = speech[(seq * frame) % max(len(speech), frame):][:frame].ljust(frame, b"\0")
+            at = (seq * frame) % max(len(speech), frame)
+            pcm = speech[at : at + frame].ljust(frame, b"\0")
             if self.opts.markers:
                 pcm = stamp_marker(pcm, seq)
                 self.sent_at[seq] = time.monotonic()

@@ -177,7 +177,9 @@ class Session:
         self.worker: WorkerHandle | None = worker
         self.mailbox: asyncio.Queue[Message] = asyncio.Queue()
         cfg = services.config
-        self.audio = AudioSettings(cfg.audio.sample_rate, cfg.audio.channels, cfg.audio.frame_ms)
+        bot_cls = BOT_KINDS.get(request.kind)
+        self.audio = AudioSettings(cfg.audio.sample_rate, cfg.audio.channels, cfg.audio.frame_ms,
+                                   realtime_slack_ms=bot_cls.realtime_slack_ms if bot_cls else 0)
         self.sample_rate, self.channels = cfg.audio.sample_rate, cfg.audio.channels
         self.run_dir = cfg.run_dir
         self._dialin_done = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +30,13 @@ class AudioWriter:
         sample_rate: int,
         channels: int,
         max_buffer_ms: int = 1000,
+        realtime_slack_ms: int = 0,
     ) -> None:
         self._write = write_frames
         self._bytes_per_ms = sample_rate * channels * 2 // 1000
+        self.realtime_slack_ms = realtime_slack_ms
+        self._allowance = float(realtime_slack_ms * self._bytes_per_ms)  # may be written ahead of real time
+        self._allowance_at = time.monotonic()
         self._max_bytes = max_buffer_ms * self._bytes_per_ms
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
@@ -39,6 +44,7 @@ class AudioWriter:
         self._closed = False
         self.frames_written = 0
         self.frames_dropped = 0
+        self.frames_skipped = 0  # beyond the real-time slack
         self._thread = threading.Thread(target=self._run, name="audio-out", daemon=True)
         self._thread.start()
 
@@ -49,7 +55,10 @@ class AudioWriter:
                 return
             self._queue.append(pcm)
             self._queued_bytes += len(pcm)
-            while self._queued_bytes > self._max_bytes and len(self._queue) > 1:
+            limit = self._max_bytes
+            if self.realtime_slack_ms:
+                limit = min(limit, self.realtime_slack_ms * self._bytes_per_ms)
+            while self._queued_bytes > limit and len(self._queue) > 1:
                 dropped = self._queue.popleft()
                 self._queued_bytes -= len(dropped)
                 self.frames_dropped += 1
@@ -73,6 +82,17 @@ class AudioWriter:
             self._cond.notify()
         self._thread.join(timeout_s)
 
+    def _within_slack(self, size: int) -> bool:
+        """Token bucket: real time refills it, up to the slack; each write spends its size."""
+        now = time.monotonic()
+        cap = self.realtime_slack_ms * self._bytes_per_ms
+        self._allowance = min(cap, self._allowance + (now - self._allowance_at) * 1000 * self._bytes_per_ms)
+        self._allowance_at = now
+        if self._allowance < size and self._allowance < cap:
+            return False
+        self._allowance -= size
+        return True
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -82,6 +102,9 @@ class AudioWriter:
                     return
                 pcm = self._queue.popleft()
                 self._queued_bytes -= len(pcm)
+            if self.realtime_slack_ms and not self._within_slack(len(pcm)):
+                self.frames_skipped += 1
+                continue
             try:
                 self._write(pcm)
                 self.frames_written += 1

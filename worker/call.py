@@ -258,10 +258,11 @@ class CallHost:
         return data
 
     def _ensure_microphone(self) -> None:
-        if self._source is not None and (
+        if self._writer is not None and self._source is not None and (
             self._source.sample_rate == self.audio.sample_rate
             and self._source.channels == self.audio.channels
         ):
+            self._writer.realtime_slack_ms = self.audio.realtime_slack_ms
             return
         if self._writer is not None:
             self._writer.close()
@@ -271,6 +272,7 @@ class CallHost:
             self._source.write_frames,
             sample_rate=self.audio.sample_rate,
             channels=self.audio.channels,
+            realtime_slack_ms=self.audio.realtime_slack_ms,
         )
 
     def _unsubscribe_video(self) -> None:
@@ -319,7 +321,7 @@ class CallHost:
 
     @property
     def frames_dropped(self) -> int:
-        return self._writer.frames_dropped if self._writer else 0
+        return self._writer.frames_dropped + self._writer.frames_skipped if self._writer else 0
 
     @property
     def in_call(self) -> bool:

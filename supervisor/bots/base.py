@@ -33,6 +33,8 @@ class Bot:
     must not block or await; the others run in the session actor."""
 
     kind: ClassVar[str] = ""
+    # A bot that relays live audio sets this: see AudioSettings.realtime_slack_ms.
+    realtime_slack_ms: ClassVar[int] = 0
 
     def __init__(self, ctx: BotContext, config: dict[str, Any]) -> None:
         self.ctx = ctx

@@ -23,6 +23,8 @@ RECENT_S = 0.1  # a participant counts as speaking if a frame came this recently
 
 class EchoBot(Bot):
     kind: ClassVar[str] = "echo"
+    # Live audio: three frames of slack absorb jitter; a backlog beyond that is stale.
+    realtime_slack_ms: ClassVar[int] = 80
 
     def __init__(self, ctx: Any, config: dict[str, Any]) -> None:
         super().__init__(ctx, config)
