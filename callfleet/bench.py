@@ -8,7 +8,8 @@ loopback ports with a temporary run_dir (so each one's CPU can be read from /pro
 2. **added latency** -- a synthetic caller in every session speaks marked 20 ms frames
    and times each echo; at the same moment N *direct* echoes run inside the sandbox (a
    caller that plays back what it hears, no orchestrator) and are timed the same way:
-   ``added = echo_rtt - direct_rtt``, percentile by percentile;
+   ``added = echo_rtt - direct_rtt``, percentile by percentile. Each caller starts at a
+   random phase within one 20 ms frame, as independent speakers would;
 3. **frames** sent, echoed and lost; **supervisor CPU per routed frame** (its /proc CPU time
    over the speaking window divided by the frames it routed); **worker PSS** idle and in a
    call (``smaps_rollup``); **leaks** once every session is stopped (processes beyond the
