@@ -324,7 +324,7 @@ def _cpu_breakdown(stack: Stack) -> dict[str, float]:
     out = {"supervisor": cpu_seconds(sup), "sandbox": cpu_seconds(stack.sandbox.pid),
            "bench callers": cpu_seconds(os.getpid()), "workers": sum(cpu_seconds(p) for p in workers)}
     for name, used in thread_cpu_seconds(sup).items():
-        kind = "zmq io" if name.startswith("ZMQbg/IO") else "zmq other" if name.startswith("ZMQbg") else "python"
+        kind = "zmq io" if name.startswith("ZMQbg") else "python"  # libzmq's I/O (and idle reaper) threads
         out[f"supervisor {kind}"] = out.get(f"supervisor {kind}", 0.0) + used
     return out
 

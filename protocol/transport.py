@@ -122,6 +122,21 @@ class LoopSocket:
                 finally:
                     self._waiter = None
 
+    def try_send(self, parts: list[Any], *, copy: bool = True) -> bool:
+        """Send without blocking. False when the peer's queue is full or, on a
+        ``ROUTER_MANDATORY`` socket, the peer is not connected: the message is dropped."""
+        try:
+            self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=copy)
+            return True
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                return False
+            raise
+        finally:
+            self.sent()
+
     def sent(self) -> None:
         """Call after a send made outside a drain: the send may have consumed the FD's edge
         for a message that arrived meanwhile."""
@@ -225,17 +240,7 @@ class Channel(LoopSocket):
         ``pcm`` may be bytes, a memoryview or a received ``zmq.Frame``; a frame is forwarded
         as is, without a copy.
         """
-        try:
-            self.sock.send_multipart(_route(to, [header, pcm]), flags=zmq.NOBLOCK, copy=False)
-            return True
-        except zmq.Again:
-            return False
-        except zmq.ZMQError as exc:
-            if exc.errno == zmq.EHOSTUNREACH:
-                return False
-            raise
-        finally:
-            self.sent()
+        return self.try_send(_route(to, [header, pcm]), copy=False)
 
     async def send_control(
         self, msg: msgspec.Struct, *, to: bytes | None = None, timeout_s: float = CONTROL_SEND_TIMEOUT_S

@@ -125,12 +125,8 @@ class RoomConnection:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
-            try:
-                self._sock.sock.send(encoder.encode(Req(rid, op, args)), flags=zmq.NOBLOCK)
-            except zmq.Again:
-                raise RequestError("the queue to the room server is full") from None
-            finally:
-                self._sock.sent()
+            if not self._sock.try_send([encoder.encode(Req(rid, op, args))]):
+                raise RequestError("the queue to the room server is full")
             return await asyncio.wait_for(fut, timeout_s)
         finally:
             self._pending.pop(rid, None)
@@ -141,13 +137,9 @@ class RoomConnection:
             return False
         seq = next(self._seq.setdefault(source, itertools.count()))
         head = encoder.encode(AudioHead("", source, seq, sample_rate, channels))
-        try:
-            self._sock.sock.send_multipart([head, pcm], flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:
+        if not self._sock.try_send([head, pcm], copy=False):
             self.frames_dropped += 1
             return False
-        finally:
-            self._sock.sent()
         self.frames_sent += 1
         return True
 
@@ -180,12 +172,7 @@ class RoomConnection:
             if time.monotonic() - self._last_heard > SERVER_SILENCE_S:
                 self._lost("Connection to the room server was lost")
                 return
-            try:
-                self._sock.sock.send(encoder.encode(Beat()), flags=zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-            finally:
-                self._sock.sent()
+            self._sock.try_send([encoder.encode(Beat())])  # a beat lost to a full queue: the next one
 
     def _lost(self, reason: str) -> None:
         if self.closed:

@@ -148,7 +148,8 @@ class RoomServer:
             task.cancel()
         if self.io is not None:
             self.io.close()
-        self.sock.close(0)
+        else:
+            self.sock.close(0)
         self.ctx.term()
 
     # -- sending --------------------------------------------------------------------------
@@ -159,15 +160,11 @@ class RoomServer:
         self._send_parts([p.peer, encoder.encode(msg)])
 
     def _send_parts(self, parts: list[Any]) -> bool:
-        try:
-            self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
-            return True
-        except (zmq.Again, zmq.ZMQError):
-            # Full queue or a peer that vanished: the sweeper removes dead participants.
+        # A full queue or a peer that vanished drops the message: the sweeper removes dead
+        # participants. After close(), sends are refused rather than raised.
+        if self.io is None or self.io.closed:
             return False
-        finally:
-            if self.io is not None:
-                self.io.sent()
+        return self.io.try_send(parts, copy=False)
 
     def _event(self, p: Participant, callback: str, *args: Any) -> None:
         self._send(p, Ev(callback, list(args)))

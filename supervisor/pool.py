@@ -468,7 +468,7 @@ class Pool:
         p = self.config.pool
         handle.session_limit = _jittered(p.sessions_per_worker)
         await self.channel.send_control(Welcome(ping_interval_s=p.ping_interval_s, ping_timeout_s=p.ping_timeout_s,
-                                              sessions_per_worker=handle.session_limit), to=handle.identity)
+                                                sessions_per_worker=handle.session_limit), to=handle.identity)
         if not handle.ready.done():
             handle.ready.set_result(None)
         log.info("worker ready", worker_id=handle.id, pid=hello.pid,
