@@ -19,13 +19,13 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from supervisor.commands import REGISTRY, CommandError
+from supervisor.commands import REGISTRY, CommandError, DaemonControl
 
 log = structlog.get_logger("supervisor.control")
 
 
 class ControlServer:
-    def __init__(self, daemon: Any, run_dir: Path) -> None:
+    def __init__(self, daemon: DaemonControl, run_dir: Path) -> None:
         self.daemon = daemon
         self.ctx = zmq.asyncio.Context()
         self.control_path = run_dir / "control.sock"

@@ -26,6 +26,7 @@ from callfleet import logs
 from callfleet.procfs import set_parent_death_signal
 from supervisor import config as config_mod
 from supervisor import profiles as profiles_mod
+from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
@@ -216,8 +217,6 @@ class Daemon:
 
         Raises ``CommandError`` (via the command) / ``ConfigError`` for a bad file; the
         running config is then untouched."""
-        from supervisor.commands.base import CommandError
-
         if self.config_path is None:
             raise CommandError("the daemon was started without a config file")
         try:
@@ -238,8 +237,6 @@ class Daemon:
         return {"min_idle": new.pool.min_idle, "max_workers": new.pool.max_workers, "needs_restart": needs_restart}
 
     def scale(self, min_idle: int | None, max_workers: int | None) -> dict[str, Any]:
-        from supervisor.commands.base import CommandError
-
         new_min = self.pool.min_idle if min_idle is None else min_idle
         new_max = self.pool.max_workers if max_workers is None else max_workers
         if new_min > new_max:

@@ -1,7 +1,7 @@
 """The control commands: one module each, one registry that both the control socket and
 ``callfleet ctl`` are built from."""
 
-from supervisor.commands.base import CommandError, ControlCommand
+from supervisor.commands.base import CommandError, ControlCommand, DaemonControl
 from supervisor.commands.drain import Drain
 from supervisor.commands.events import Events
 from supervisor.commands.reload import Reload
@@ -15,4 +15,4 @@ REGISTRY: dict[str, ControlCommand] = {
     c.name: c for c in (Status(), Sessions(), Session(), Workers(), Stop(), Scale(), Reload(), Drain(), Events())
 }
 
-__all__ = ["REGISTRY", "CommandError", "ControlCommand"]
+__all__ = ["REGISTRY", "CommandError", "ControlCommand", "DaemonControl"]

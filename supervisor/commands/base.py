@@ -4,14 +4,46 @@ from __future__ import annotations
 
 import abc
 import argparse
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from supervisor.daemon import Daemon
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 class CommandError(Exception):
     """The command could not be carried out; the message is shown to the operator."""
+
+
+class SessionDirectory(Protocol):
+    """What the commands read of the daemon's session registry."""
+
+    @property
+    def live(self) -> Mapping[str, object]: ...
+
+    def list(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def describe(self, session_id: str) -> dict[str, Any] | None: ...
+
+
+class DaemonControl(Protocol):
+    """What the commands need from the daemon, typed here so that no command imports it
+    (the daemon imports the commands, through the control socket)."""
+
+    @property
+    def registry(self) -> SessionDirectory: ...
+
+    @property
+    def events_endpoint(self) -> str: ...
+
+    def request_drain(self) -> None: ...
+
+    def reload(self) -> dict[str, Any]: ...
+
+    def scale(self, min_idle: int | None, max_workers: int | None) -> dict[str, Any]: ...
+
+    async def stop_session(self, session_id: str) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def workers(self) -> list[dict[str, Any]]: ...
 
 
 class ControlCommand(abc.ABC):
@@ -26,7 +58,7 @@ class ControlCommand(abc.ABC):
         return {}
 
     @abc.abstractmethod
-    async def execute(self, daemon: Daemon, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         """Carry the command out in the daemon; raise ``CommandError`` to refuse."""
 
     def render(self, result: Any) -> str:

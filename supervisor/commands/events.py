@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from supervisor.commands.base import ControlCommand
+from supervisor.commands.base import ControlCommand, DaemonControl
 
 
 class Events(ControlCommand):
@@ -12,7 +12,7 @@ class Events(ControlCommand):
     name = "events"
     help = "follow session and worker state changes as they happen"
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         return {"endpoint": daemon.events_endpoint}
 
     def render(self, result: Any) -> str:

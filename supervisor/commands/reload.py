@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.commands.base import ControlCommand
+from supervisor.commands.base import ControlCommand, DaemonControl
 
 
 class Reload(ControlCommand):
     name = "reload"
     help = "re-read the config file and converge the pool (same as SIGHUP)"
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         return daemon.reload()
 
     def render(self, result: Any) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from supervisor.commands.base import CommandError, ControlCommand
+from supervisor.commands.base import CommandError, ControlCommand, DaemonControl
 
 
 class Scale(ControlCommand):
@@ -17,7 +17,7 @@ class Scale(ControlCommand):
     def build(self, ns: argparse.Namespace) -> dict[str, Any]:
         return {"min_idle": ns.min_idle, "max_workers": ns.max_workers}
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         min_idle, max_workers = args.get("min_idle"), args.get("max_workers")
         if min_idle is None and max_workers is None:
             raise CommandError("give --min-idle and/or --max-workers")

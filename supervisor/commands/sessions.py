@@ -4,7 +4,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from supervisor.commands.base import CommandError, ControlCommand, require_str, table
+from supervisor.commands.base import CommandError, ControlCommand, DaemonControl, require_str, table
 
 
 def _iso(ts: Any) -> str:
@@ -24,7 +24,7 @@ class Sessions(ControlCommand):
     def build(self, ns: argparse.Namespace) -> dict[str, Any]:
         return {"state": ns.state, "limit": ns.limit}
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         limit = args.get("limit", 50)
         if not isinstance(limit, int) or limit < 1:
             raise CommandError("limit must be a positive integer")
@@ -46,7 +46,7 @@ class Session(ControlCommand):
     def build(self, ns: argparse.Namespace) -> dict[str, Any]:
         return {"id": ns.id}
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         sid = require_str(args, "id")
         found = daemon.registry.describe(sid)
         if found is None:

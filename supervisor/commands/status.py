@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.commands.base import ControlCommand
+from supervisor.commands.base import ControlCommand, DaemonControl
 
 
 class Status(ControlCommand):
     name = "status"
     help = "the daemon at a glance: sessions and workers by state, where it listens"
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         return daemon.status()
 
     def render(self, result: Any) -> str:

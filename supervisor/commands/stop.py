@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from supervisor.commands.base import CommandError, ControlCommand, require_str
+from supervisor.commands.base import CommandError, ControlCommand, DaemonControl, require_str
 
 
 class Stop(ControlCommand):
@@ -16,7 +16,7 @@ class Stop(ControlCommand):
     def build(self, ns: argparse.Namespace) -> dict[str, Any]:
         return {"id": ns.id}
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         sid = require_str(args, "id")
         if not await daemon.stop_session(sid):
             raise CommandError(f"no live session {sid}")

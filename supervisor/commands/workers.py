@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.commands.base import ControlCommand, table
+from supervisor.commands.base import ControlCommand, DaemonControl, table
 
 
 class Workers(ControlCommand):
     name = "workers"
     help = "every worker process: state, pid, session, memory"
 
-    async def execute(self, daemon: Any, args: dict[str, Any]) -> Any:
+    async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
         return daemon.workers()
 
     def render(self, result: Any) -> str:
