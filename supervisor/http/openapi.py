@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of the HTTP API.
 
-Request schemas are generated from the very msgspec Structs the views decode into, so
-the document cannot drift from the code; a test checks that every route is documented and
-every documented path is routed.
+Request schemas are generated from the very msgspec Structs the views decode into
+(``supervisor.http.bodies``), so the document cannot drift from the code; a test checks
+that every route is documented and every documented path is routed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from supervisor.http.views import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
+from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -29,7 +29,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": text[c], **_json(ERROR)} for c in codes}
 
 
-SESSION = {
+SESSION: dict[str, Any] = {
     "type": "object",
     "required": ["session_id", "state", "profile", "participants"],
     "properties": {

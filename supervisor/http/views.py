@@ -14,64 +14,14 @@ from supervisor.bots.services import ServiceError, validate
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.config import sentence, split_validation_error
 from supervisor.daily_rest import DailyAPIError
+from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
+from supervisor.http.openapi import document
 from supervisor.pool import PoolFull
 from supervisor.sessions import CommandRefused, SessionGone, StartRequest
 
 START_REPLY_TIMEOUT_S = 60.0
-
-
-# -- bodies ------------------------------------------------------------------------------------
-
-
-class ServiceConfigOption(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    value: Any
-
-
-class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True):
-    service: str
-    options: list[ServiceConfigOption] = []
-
-
-class BotsStartBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Daily Bots' ``/bots/start`` body."""
-
-    bot_profile: str
-    max_duration: int | None = None
-    services: dict[str, str] = {}
-    config: list[ServiceConfig] = []
-    service_options: dict[str, dict[str, Any]] = {}
-    api_keys: dict[str, str] = {}  # accepted for compatibility; never logged or stored
-    room_url: str | None = None
-    token: str | None = None
-    body: Any = None
-
-
-class PipecatStartBody(msgspec.Struct, forbid_unknown_fields=True):
-    """Pipecat Cloud's ``/start`` body, plus ``profile``."""
-
-    createDailyRoom: bool = True
-    dailyRoomProperties: dict[str, Any] = {}
-    dailyMeetingTokenProperties: dict[str, Any] = {}
-    body: Any = None
-    profile: str = "stream"
-
-
-class DialinWebhook(msgspec.Struct):
-    """Daily's dial-in webhook (``sipHeaders`` optional); unknown fields are ignored."""
-
-    From: str
-    To: str
-    callId: str
-    callDomain: str
-    sipHeaders: dict[str, str] | None = None
-
-
-class AppMessageBody(msgspec.Struct, forbid_unknown_fields=True):
-    message: Any
-    participant_id: str | None = None
 
 
 async def read_body(request: web.Request, struct: type[Any]) -> Any:
@@ -321,8 +271,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from supervisor.http.openapi import document
-
     return web.json_response(document())
 
 
