@@ -48,9 +48,10 @@ def decode(frame: bytes | bytearray | memoryview) -> Any:
     Raises ``ProtocolError`` for a wrong version, truncated or undecodable frame.
     """
     payload = _payload(frame)
+    # msgspec raises a bare UnicodeDecodeError (not a DecodeError) for bad UTF-8 in a str.
     try:
         return _control_decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"undecodable control frame: {exc}") from None
 
 
@@ -62,7 +63,7 @@ def decode_audio_header(frame: bytes | bytearray | memoryview) -> AudioIn | Audi
     payload = _payload(frame)
     try:
         return _audio_decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"undecodable audio header: {exc}") from None
 
 
