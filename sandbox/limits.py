@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
+from callfleet.ratelimit import TokenBucket
 
 # (capacity, refill per second) per Daily's documented classes.
 CLASSES = {
@@ -26,23 +29,23 @@ def rate_class(method: str, path: str) -> str:
 
 
 class TokenBuckets:
-    def __init__(self) -> None:
-        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # -> (tokens, stamp)
+    """Daily's rate-limit classes, one bucket per (API key, class)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._clock = clock
         self.enabled = True
 
-    def take(self, key: str, cls: str, now: float | None = None) -> float:
-        """Take one token; returns 0 when allowed, else seconds until one is available."""
+    def take(self, key: str, cls: str) -> float:
+        """Take one token; returns 0 when allowed, else seconds until one is available.
+        Raises KeyError for an unknown class."""
         if not self.enabled:
             return 0.0
-        capacity, rate = CLASSES[cls]
-        now = time.monotonic() if now is None else now
-        tokens, stamp = self._buckets.get((key, cls), (capacity, now))
-        tokens = min(capacity, tokens + (now - stamp) * rate)
-        if tokens >= 1:
-            self._buckets[(key, cls)] = (tokens - 1, now)
-            return 0.0
-        self._buckets[(key, cls)] = (tokens, now)
-        return (1 - tokens) / rate
+        bucket = self._buckets.get((key, cls))
+        if bucket is None:
+            capacity, rate = CLASSES[cls]
+            bucket = self._buckets[(key, cls)] = TokenBucket(rate, capacity, clock=self._clock)
+        return 0.0 if bucket.try_take() else bucket.wait_time()
 
 
 @dataclass
