@@ -16,16 +16,17 @@ because a lost reply would otherwise create a second room. Every failure surface
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 import aiohttp
 import msgspec
 import structlog
+
+from callfleet.backoff import Backoff, Jitter
+from callfleet.ratelimit import TokenBucket
 
 log = structlog.get_logger("supervisor.daily_rest")
 
@@ -118,28 +119,6 @@ def get_name_from_url(room_url: str) -> str:
 # -- rate limiting ----------------------------------------------------------------------
 
 
-@dataclass
-class _Bucket:
-    capacity: float
-    rate: float
-    tokens: float = -1.0
-    stamp: float = field(default_factory=time.monotonic)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def take(self) -> None:
-        async with self.lock:
-            if self.tokens < 0:
-                self.tokens = self.capacity
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-
-
 def _rate_class(method: str, path: str) -> str:
     if method == "DELETE" and path.startswith("/rooms/") and path.count("/") == 2:
         return "slow"
@@ -174,13 +153,13 @@ class DailyREST:
         self.api_url = api_url.rstrip("/")
         self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+        # Jitter so a fleet of supervisors does not retry in step.
+        self.backoff = Backoff(backoff_base_s, backoff_max_s, jitter=Jitter.EQUAL)
         slow = requests_per_second / 12  # 2/s at Daily's 20/s
         self._buckets = {
-            "default": _Bucket(requests_per_second * 5, requests_per_second),
-            "slow": _Bucket(max(1.0, slow * 25), slow),
-            "media": _Bucket(5.0, max(0.05, requests_per_second / 20)),
+            "default": TokenBucket(requests_per_second, requests_per_second * 5),
+            "slow": TokenBucket(slow, max(1.0, slow * 25)),
+            "media": TokenBucket(max(0.05, requests_per_second / 20), 5.0),
         }
         self.retries = 0  # every retry, for /metrics
 
@@ -210,19 +189,12 @@ class DailyREST:
                     retryable = False
                 if not retryable or attempt >= self.max_retries:
                     raise
-                delay = self._backoff(attempt, exc.retry_after)
+                delay = self.backoff.delay(attempt, at_least=exc.retry_after)  # Retry-After if longer
                 attempt += 1
                 self.retries += 1
                 log.warning("daily REST retry", method=method, path=path, status=exc.status,
                             error=exc.error, attempt=attempt, delay_s=round(delay, 3))
                 await asyncio.sleep(delay)
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        exp = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
-        delay = random.uniform(exp / 2, exp)  # jitter so a fleet does not retry in step
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return delay
 
     async def _once(self, method: str, path: str, json: Any, params: dict[str, Any] | None) -> Any:
         url = self.api_url + path

@@ -13,6 +13,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from callfleet.backoff import Backoff
+
 
 class WorkerState(enum.Enum):
     BOOTING = "booting"  # started, no Hello yet
@@ -57,9 +59,11 @@ class BootHistory:
     last_failure_at: float = 0.0
 
     def next_spawn_at(self, base_s: float = 0.5, max_s: float = 30.0) -> float:
+        """When the next spawn may start: at once with no failures, else after a back-off
+        that doubles per failure (deterministic: the reconcile step stays pure)."""
         if self.failures == 0:
             return 0.0
-        return self.last_failure_at + min(max_s, base_s * 2 ** (self.failures - 1))
+        return self.last_failure_at + Backoff(base_s, max_s).delay(self.failures - 1)
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,10 @@ def reconcile(desired: Desired, workers: list[WorkerView], boot: BootHistory, no
     if surplus:
         return actions
 
-    # Grow to min_idle warm, within max_workers, unless boot failures say wait.
-    want = min(desired.min_idle - len(spare), desired.max_workers - len(live))
+    # Grow to min_idle warm, within max_workers -- retiring processes still count, so the
+    # number of processes never exceeds it -- unless boot failures say wait.
+    retiring = sum(1 for w in workers if w.state == WorkerState.RETIRING and w.id not in gone)
+    want = min(desired.min_idle - len(spare), desired.max_workers - len(live) - retiring)
     if want > 0 and now >= boot.next_spawn_at():
         actions.append(Spawn(want if boot.failures == 0 else 1))  # one probe after failures
     return actions
