@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
+
+from callfleet.ratelimit import TokenBucket
 
 log = structlog.get_logger("worker.audio_out")
 
@@ -35,8 +36,10 @@ class AudioWriter:
         self._write = write_frames
         self._bytes_per_ms = sample_rate * channels * 2 // 1000
         self.realtime_slack_ms = realtime_slack_ms
-        self._allowance = float(realtime_slack_ms * self._bytes_per_ms)  # may be written ahead of real time
-        self._allowance_at = time.monotonic()
+        # Bytes that may be written ahead of real time: refilled at the audio's byte rate.
+        self._slack: TokenBucket | None = None
+        if realtime_slack_ms and self._bytes_per_ms:
+            self._slack = TokenBucket(1000.0 * self._bytes_per_ms, realtime_slack_ms * self._bytes_per_ms)
         self._max_bytes = max_buffer_ms * self._bytes_per_ms
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
@@ -82,17 +85,6 @@ class AudioWriter:
             self._cond.notify()
         self._thread.join(timeout_s)
 
-    def _within_slack(self, size: int) -> bool:
-        """Token bucket: real time refills it, up to the slack; each write spends its size."""
-        now = time.monotonic()
-        cap = self.realtime_slack_ms * self._bytes_per_ms
-        self._allowance = min(cap, self._allowance + (now - self._allowance_at) * 1000 * self._bytes_per_ms)
-        self._allowance_at = now
-        if self._allowance < size and self._allowance < cap:
-            return False
-        self._allowance -= size
-        return True
-
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -102,7 +94,7 @@ class AudioWriter:
                     return
                 pcm = self._queue.popleft()
                 self._queued_bytes -= len(pcm)
-            if self.realtime_slack_ms and not self._within_slack(len(pcm)):
+            if self._slack is not None and not self._slack.try_take(len(pcm)):
                 self.frames_skipped += 1
                 continue
             try:
