@@ -30,6 +30,7 @@ from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
+from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
 from supervisor.registry import Registry, reconcile_store
@@ -59,6 +60,7 @@ class Daemon:
         self._sandbox: subprocess.Popen[bytes] | None = None
         self.http_url = ""
         self.metrics = Metrics()
+        self.loop_probe = LoopProbe()
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -111,6 +113,7 @@ class Daemon:
     async def run(self) -> int:
         from supervisor.http.app import HttpServer
 
+        self.loop_probe.start()  # from the first await: start-up stalls count as well
         self._check_http_key()
         self._prepare_run_dir()
         await self._start_sandbox()
@@ -186,6 +189,7 @@ class Daemon:
                 await asyncio.to_thread(self._sandbox.wait, 5)
             except subprocess.TimeoutExpired:
                 self._sandbox.kill()
+        self.loop_probe.stop()
         log.info("supervisor stopped")
 
     # -- signals and commands ------------------------------------------------------------------
@@ -274,6 +278,8 @@ class Daemon:
             "workers": workers,
             "sessions": sessions,
             "bad_frames": self.pool.bad_frames.total,
+            "loop_stall_ms_max": self.loop_probe.max_ms,  # since start; per second below
+            "loop_stall_ms_recent": self.loop_probe.recent_ms(),
         }
 
     def workers(self) -> list[dict[str, Any]]:

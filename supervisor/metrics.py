@@ -66,3 +66,6 @@ class _DaemonCollector:
         bad = CounterMetricFamily("callfleet_bad_frames", "Undecodable frames dropped on workers.sock")
         bad.add_metric([], d.pool.bad_frames.total)
         yield bad
+        stall = GaugeMetricFamily("callfleet_loop_stall_seconds_max", "Worst event-loop wake-up lateness since start")
+        stall.add_metric([], d.loop_probe.max_s)
+        yield stall
