@@ -19,7 +19,18 @@ loopback ports with a temporary run_dir (so each one's CPU can be read from /pro
 The supervisor runs with ``room_pool = N``: rooms and default tokens are made ahead, as a
 production deployment would, so start latency measures the warm path.
 
-The report is JSON with exactly the keys of SPEC §9, plus a short human summary.
+Two more figures, beside the keys of SPEC §9:
+
+4. ``forwarding_floor_us_per_frame`` -- before the sessions, the bare ZeroMQ ROUTER floor
+   (``bench.floor``, reader mode, one peer per session, 3 s): what forwarding alone costs
+   on this machine right now, to read ``supervisor_cpu_us_per_frame`` against;
+5. ``loop_stall_ms_max`` -- the worst lateness of the supervisor's event loop
+   (``supervisor.loop_probe``) during the speaking window only: the bench polls ``status``
+   on the control socket once a second and keeps the per-second maxima whose second
+   overlaps the window (so up to a second either side; start-up is never in it). ``null``
+   for a supervisor without the probe.
+
+The report is JSON plus a short human summary.
 """
 
 from __future__ import annotations
@@ -29,121 +40,50 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench.floor import ForwardMode, forward
+from bench.report import Progress, pcts, summary
+from bench.stack import REPO, Stack
 from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb, thread_cpu_seconds
-from sandbox.caller import FRAME_MS, Caller, CallerOptions, percentile
+from sandbox.caller import FRAME_MS, Caller, CallerOptions
+from supervisor.ctl import request
 
 FRAME_S = FRAME_MS / 1000
+FLOOR_SECONDS = 3.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class LoopStallReader:
+    """The supervisor's per-second loop lateness (``status`` → ``loop_stall_ms_recent``),
+    collected over the control socket so that a window of any length can be read."""
 
+    def __init__(self, control_path: Path) -> None:
+        self.control_path = control_path
+        self.by_second: dict[float, float] = {}
+        self.available = True
 
-class Progress:
-    """One status line that rewrites itself on a terminal, plain lines otherwise."""
+    async def poll(self) -> None:
+        """Merge the seconds the supervisor still remembers; raises ``ConnectionError`` if it
+        does not answer."""
+        reply = await asyncio.to_thread(request, self.control_path, "status", {})
+        recent = (reply.get("result") or {}).get("loop_stall_ms_recent")
+        if recent is None:
+            self.available = False  # a supervisor from before the probe
+            return
+        for second, ms in recent:
+            self.by_second[second] = max(self.by_second.get(second, 0.0), ms)
 
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, text: str) -> None:
-        if self.tty:
-            sys.stderr.write("\r\033[K" + text)
-        else:
-            sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
-
-
-class Stack:
-    """A sandbox and a supervisor, started for the bench and torn down after it."""
-
-    def __init__(self, sessions: int) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="callfleet-bench-"))
-        self.sandbox_port = _free_port()
-        self.http_port = _free_port()
-        self.sessions = sessions
-        self.sandbox: subprocess.Popen[bytes] | None = None
-        self.supervisor: subprocess.Popen[bytes] | None = None
-        self.api = f"http://127.0.0.1:{self.http_port}"
-        self.sandbox_api = f"http://127.0.0.1:{self.sandbox_port}/v1"
-        self.run_dir = self.tmp / "run"
-
-    def config(self) -> str:
-        repo_profiles = Path(__file__).resolve().parent.parent / "configs" / "profiles.toml"
-        n = self.sessions
-        return f"""
-[supervisor]
-http_port = {self.http_port}
-run_dir = "{self.run_dir}"
-profiles = "{repo_profiles}"
-
-[pool]
-min_idle = {n}
-max_workers = {n + 2}
-sessions_per_worker = 1
-ping_interval_s = 1.0
-ping_timeout_s = 10.0
-start_timeout_s = 60.0
-
-[daily]
-mode = "sandbox"
-requests_per_second = 1000
-room_pool = {n}
-
-[sessions]
-idle_timeout_s = 600
-join_timeout_s = 30
-
-[sandbox]
-port = {self.sandbox_port}
-start = false
-"""
-
-    def start(self) -> None:
-        env = {**os.environ, "CALLFLEET_LOG_LEVEL": "warning"}
-        self.sandbox = subprocess.Popen(
-            [sys.executable, "-m", "callfleet.cli", "sandbox", "--port", str(self.sandbox_port), "--no-rate-limits",
-             "--data-dir", str(self.tmp / "sandbox")],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        assert self.sandbox.stdout is not None
-        self.sandbox.stdout.readline()
-        config = self.tmp / "bench.toml"
-        config.write_text(self.config())
-        self.supervisor = subprocess.Popen(
-            [sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=open(self.tmp / "supervisor.log", "w"), env=env)
-        assert self.supervisor.stdout is not None
-        line = self.supervisor.stdout.readline().decode()
-        if "HTTP API" not in line:
-            raise RuntimeError(f"the supervisor did not start:\n{(self.tmp / 'supervisor.log').read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        for proc in (self.supervisor, self.sandbox):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    def window_max(self, start: float, end: float) -> float | None:
+        """Worst lateness in ms over the seconds that overlap [start, end] (monotonic)."""
+        if not self.available:
+            return None
+        return max((ms for s, ms in self.by_second.items() if s + 1 > start and s <= end), default=0.0)
 
 
 async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
@@ -151,19 +91,23 @@ async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: An
         return resp.status, await resp.json(content_type=None)
 
 
-def _pcts(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {"p50": round(percentile(ordered, 50), 3), "p99": round(percentile(ordered, 99), 3)}
-
-
-async def run_bench(sessions: int, seconds: float, progress: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The SPEC §9 report, and diagnostics for the human summary (where the CPU went)."""
-    stack = Stack(sessions)
+async def run_bench(sessions: int, seconds: float, progress: Progress,
+                    repo: Path = REPO) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report (SPEC §9's keys, the forwarding floor and the loop stall), and diagnostics
+    for the human summary (where the CPU went). Raises ``RuntimeError`` if the stack fails."""
+    # The floor first, alone: not concurrently with the sessions, and before this process
+    # holds any socket or thread its forked peers would inherit.
+    progress(f"forwarding floor: a bare ROUTER, {sessions} peers, {FLOOR_SECONDS:g} s")
+    floor = await forward(ForwardMode.READER, sessions, FLOOR_SECONDS)
+    stack = Stack(sessions, repo)
     stack.start()
     try:
-        return await _measure(stack, sessions, seconds, progress)
+        report, diagnostics = await _measure(stack, sessions, seconds, progress)
     finally:
         stack.stop()
+    report["forwarding_floor_us_per_frame"] = floor.us_per_frame
+    diagnostics["floor"] = floor
+    return report, diagnostics
 
 
 async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -224,19 +168,23 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
             c.opts.start_offset_s = random.uniform(0, FRAME_S)  # independent speakers, not in lockstep
 
         progress(f"speaking for {seconds:g} s in {n} sessions and {n} direct rooms")
+        stalls = LoopStallReader(stack.control_path)
         _, metrics_before = await _metrics(http, stack.api)
         cpu_before = cpu_seconds(sup_pid)
         breakdown_before = _cpu_breakdown(stack)
-        window = time.monotonic()
+        window = window_start = time.monotonic()
         speaking = asyncio.ensure_future(asyncio.gather(*(c.speak() for c in echo_callers + direct_callers)))
         await asyncio.sleep(min(seconds / 2, 5))
         in_call_pss = _worker_pss(sup_pid, only=set(descendants(sup_pid)) - set(idle_pids)) or _worker_pss(sup_pid)
         t0 = time.monotonic()
         while not speaking.done():
             progress(f"speaking... {time.monotonic() - t0 + min(seconds / 2, 5):.0f}/{seconds:g} s")
+            await stalls.poll()
             await asyncio.sleep(1.0)
         await speaking
         await asyncio.sleep(0.5)  # the last echoes in flight
+        await stalls.poll()
+        loop_stall_ms_max = stalls.window_max(window_start, time.monotonic())
         cpu = cpu_seconds(sup_pid) - cpu_before
         window = time.monotonic() - window
         breakdown = {k: v - breakdown_before.get(k, 0.0) for k, v in _cpu_breakdown(stack).items()}
@@ -276,7 +224,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         _, rooms = await _json(http, "GET", f"{stack.sandbox_api}/rooms", headers=sandbox_auth)
         progress.done()
 
-    echo_p, direct_p = _pcts(echo_rtts), _pcts(direct_rtts)
+    echo_p, direct_p = pcts(echo_rtts), pcts(direct_rtts)
     diagnostics = {
         "cores": {k: round(v / window, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
         "supervisor_us_per_frame_by_thread": {k.removeprefix("supervisor "): round(v / routed * 1e6, 1)
@@ -285,7 +233,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
     report = {
         "sessions": n,
         "seconds": seconds,
-        "start_latency_ms": _pcts(latencies),
+        "start_latency_ms": pcts(latencies),
         "echo_rtt_ms": echo_p,
         "direct_rtt_ms": direct_p,
         "added_latency_ms": {k: round(echo_p[k] - direct_p[k], 3) for k in ("p50", "p99")},
@@ -293,6 +241,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         "supervisor_cpu_us_per_frame": round(cpu / routed * 1e6, 2) if routed else None,
         "worker_pss_mb": {"idle": worker_pss_idle, "in_call": in_call_pss},
         "leaks": {"processes": leaked_processes, "rooms": rooms.get("total_count", -1)},
+        "loop_stall_ms_max": loop_stall_ms_max,
     }
     return report, diagnostics
 
@@ -334,24 +283,6 @@ def _pss(pid: int) -> float | None:
     return None if mem is None else mem[0]
 
 
-def summary(report: dict[str, Any], diagnostics: dict[str, Any]) -> str:
-    r, d = report, diagnostics
-    return "\n".join([
-        f"callfleet bench: {r['sessions']} echo sessions, {r['seconds']:g} s of speech each",
-        f"  start latency    p50 {r['start_latency_ms']['p50']:.1f} ms   p99 {r['start_latency_ms']['p99']:.1f} ms",
-        f"  echo rtt         p50 {r['echo_rtt_ms']['p50']:.2f} ms   p99 {r['echo_rtt_ms']['p99']:.2f} ms",
-        f"  direct rtt       p50 {r['direct_rtt_ms']['p50']:.2f} ms   p99 {r['direct_rtt_ms']['p99']:.2f} ms",
-        f"  added latency    p50 {r['added_latency_ms']['p50']:.2f} ms   p99 {r['added_latency_ms']['p99']:.2f} ms",
-        f"  frames           sent {r['frames']['sent']}  received {r['frames']['received']}  lost {r['frames']['lost']}",
-        f"  supervisor CPU   {r['supervisor_cpu_us_per_frame']} us per routed frame",
-        f"  worker PSS       idle {r['worker_pss_mb']['idle']} MB   in call {r['worker_pss_mb']['in_call']} MB",
-        f"  leaks            processes {r['leaks']['processes']}  rooms {r['leaks']['rooms']}",
-        "  supervisor CPU by thread, us per frame: "
-        + ", ".join(f"{k} {v}" for k, v in d["supervisor_us_per_frame_by_thread"].items()),
-        "  cores in use     " + ", ".join(f"{k} {v:.2f}" for k, v in d["cores"].items()) + f" (of {os.cpu_count()})",
-    ])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callfleet bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -360,13 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", action="store_true", default=True,
                         help="send every /bots/start at once (the default; kept for the documented CLI)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    parser.add_argument("--repo", type=Path, default=REPO,
+                        help="run the sandbox and supervisor from this checkout (default: the bench's own)")
     ns = parser.parse_args(argv)
     if ns.sessions < 1 or ns.seconds <= 0:
         print("callfleet bench: --sessions must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
     import uvloop
 
-    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress()))
+    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo))
     text = json.dumps(report, indent=2)
     if ns.out:
         ns.out.write_text(text + "\n")

@@ -1,0 +1,100 @@
+"""The processes ``callfleet bench`` measures: a sandbox and a supervisor on free loopback
+ports, with a temporary run_dir, started from a checkout and torn down after the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stack:
+    """A sandbox and a supervisor run from ``repo`` (this checkout by default, or another
+    one, e.g. a worktree of an older commit, to measure it with today's bench)."""
+
+    def __init__(self, sessions: int, repo: Path = REPO) -> None:
+        self.repo = repo.resolve()
+        self.tmp = Path(tempfile.mkdtemp(prefix="callfleet-bench-"))
+        self.sandbox_port = _free_port()
+        self.http_port = _free_port()
+        self.sessions = sessions
+        self.sandbox: subprocess.Popen[bytes] | None = None
+        self.supervisor: subprocess.Popen[bytes] | None = None
+        self.api = f"http://127.0.0.1:{self.http_port}"
+        self.sandbox_api = f"http://127.0.0.1:{self.sandbox_port}/v1"
+        self.run_dir = self.tmp / "run"
+        self.control_path = self.run_dir / "control.sock"
+
+    def config(self) -> str:
+        n = self.sessions
+        return f"""
+[supervisor]
+http_port = {self.http_port}
+run_dir = "{self.run_dir}"
+profiles = "{self.repo / 'configs' / 'profiles.toml'}"
+
+[pool]
+min_idle = {n}
+max_workers = {n + 2}
+sessions_per_worker = 1
+ping_interval_s = 1.0
+ping_timeout_s = 10.0
+start_timeout_s = 60.0
+
+[daily]
+mode = "sandbox"
+requests_per_second = 1000
+room_pool = {n}
+
+[sessions]
+idle_timeout_s = 600
+join_timeout_s = 30
+
+[sandbox]
+port = {self.sandbox_port}
+start = false
+"""
+
+    def start(self) -> None:
+        """Start both and wait until the supervisor listens; raises ``RuntimeError`` if it exits."""
+        # cwd and PYTHONPATH put the chosen checkout ahead of the installed (editable) one.
+        env = {**os.environ, "CALLFLEET_LOG_LEVEL": "warning", "PYTHONPATH": str(self.repo)}
+        self.sandbox = subprocess.Popen(
+            [sys.executable, "-m", "callfleet.cli", "sandbox", "--port", str(self.sandbox_port), "--no-rate-limits",
+             "--data-dir", str(self.tmp / "sandbox")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=self.repo)
+        assert self.sandbox.stdout is not None
+        self.sandbox.stdout.readline()
+        config = self.tmp / "bench.toml"
+        config.write_text(self.config())
+        with open(self.tmp / "supervisor.log", "w") as log:
+            self.supervisor = subprocess.Popen(
+                [sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(config)],
+                stdout=subprocess.PIPE, stderr=log, env=env, cwd=self.repo)
+        assert self.supervisor.stdout is not None
+        line = self.supervisor.stdout.readline().decode()
+        if "HTTP API" not in line:
+            raise RuntimeError(f"the supervisor did not start:\n{(self.tmp / 'supervisor.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        for proc in (self.supervisor, self.sandbox):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
