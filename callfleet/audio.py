@@ -7,6 +7,7 @@ import struct
 import wave
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 MARKER_MAGIC = 0x4346  # "CF": a frame whose first samples carry a marker
@@ -63,9 +64,38 @@ def write_wav(path: Path, pcm: bytes, sample_rate: int, channels: int = 1) -> No
         w.writeframes(pcm)
 
 
+class WavError(ValueError):
+    """A file that is not a 16-bit PCM WAV (or is cut short in its header)."""
+
+
+class WavInfo(msgspec.Struct, frozen=True):
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def wav_info(path: Path) -> WavInfo:
+    """The header of a 16-bit PCM WAV, without decoding its samples.
+
+    Raises ``OSError`` if the file cannot be opened or read, ``WavError`` if it is not a
+    16-bit PCM WAV."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise WavError(f"{8 * w.getsampwidth()}-bit samples; only 16-bit PCM WAV is supported")
+            return WavInfo(w.getframerate(), w.getnchannels(), w.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise WavError(f"not a PCM WAV file ({exc or 'truncated header'})") from None
+
+
 def read_wav(path: Path) -> tuple[bytes, int, int]:
-    """(pcm, sample_rate, channels) of a 16-bit WAV file."""
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
-        return w.readframes(w.getnframes()), w.getframerate(), w.getnchannels()
+    """(pcm, sample_rate, channels) of a 16-bit WAV file.
+
+    Raises ``OSError`` if it cannot be read, ``WavError`` if it is not a 16-bit PCM WAV."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise WavError(f"{path}: only 16-bit PCM WAV is supported")
+            return w.readframes(w.getnframes()), w.getframerate(), w.getnchannels()
+    except (wave.Error, EOFError) as exc:
+        raise WavError(f"{path}: not a PCM WAV file ({exc or 'truncated header'})") from None

@@ -7,7 +7,8 @@
     profile = "echo"     # what an incoming phone call gets
 
 A profile's keys other than ``kind``, ``max_duration`` and ``end_on_last_leave`` are the
-bot's configuration.
+bot's configuration, checked by the bot's kind when profiles load (a playback profile's
+WAV must be there and playable), so a profile that cannot work stops start-up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.bots import BOT_KINDS
+from supervisor.bots.base import BotConfigError
 from supervisor.config import ConfigError
 
 KINDS = ("echo", "playback", "recorder", "stream")
@@ -41,7 +44,9 @@ class Profiles:
 
 
 def parse(text: str, source: str = "profiles.toml") -> Profiles:
-    """Raises ``ConfigError`` naming the offending key."""
+    """Raises ``ConfigError`` naming the offending key. Reads the files a profile names
+    (a playback WAV's header), so it blocks briefly; relative paths are from the working
+    directory, as the bots open them."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -63,6 +68,12 @@ def parse(text: str, source: str = "profiles.toml") -> Profiles:
         end_on_last_leave = body.pop("end_on_last_leave", True)
         if not isinstance(end_on_last_leave, bool):
             raise ConfigError(f"profiles.{name}.end_on_last_leave: expected bool")
+        bot_cls = BOT_KINDS.get(kind)
+        if bot_cls is not None:
+            try:
+                bot_cls.check_config(body)
+            except BotConfigError as exc:
+                raise ConfigError(f"profiles.{name}.{exc.key}: {exc.message}") from None
         profiles[name] = Profile(name, kind, body, max_duration, end_on_last_leave)
     dialin = raw.get("dialin") or {}
     dialin_profile = dialin.get("profile")

@@ -24,8 +24,20 @@ class BotContext(Protocol):
     def end(self, reason: str) -> None:
         """Ask the session to end (the bot leaves, the room is cleaned up)."""
 
+    def fail(self, detail: str) -> None:
+        """Ask the session to end as failed (``error``) because the bot cannot go on."""
+
     def next_id(self) -> int:
         """A fresh request id for a command."""
+
+
+class BotConfigError(ValueError):
+    """A bot configuration the bot cannot run with; ``key`` is the offending key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
 
 
 class Bot:
@@ -39,6 +51,12 @@ class Bot:
     def __init__(self, ctx: BotContext, config: dict[str, Any]) -> None:
         self.ctx = ctx
         self.config = config
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Validate a profile's bot configuration when profiles load (blocking I/O allowed).
+
+        Raises ``BotConfigError`` naming the offending key."""
 
     async def on_joined(self, join_data: Any) -> None:
         """The bot is in the call."""
