@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from protocol.audio import AudioIn
@@ -14,6 +15,7 @@ class BotContext(Protocol):
     session_id: str
     sample_rate: int
     channels: int
+    run_dir: Path  # the daemon's run_dir: where a recorder writes
 
     def send_audio(self, pcm: Any, sample_rate: int, channels: int) -> bool:
         """Queue PCM (bytes or a received frame) for the call; False if dropped."""
