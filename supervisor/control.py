@@ -72,7 +72,7 @@ class ControlServer:
     async def handle(self, body: bytes) -> dict[str, Any]:
         try:
             request = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec lets bad UTF-8 through bare
             self.bad_requests += 1
             return {"ok": False, "error": f"malformed request: {exc}"}
         if not isinstance(request, dict) or not isinstance(request.get("command"), str):
