@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ class AudioWriter:
         channels: int,
         max_buffer_ms: int = 1000,
         realtime_slack_ms: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._write = write_frames
         self._bytes_per_ms = sample_rate * channels * 2 // 1000
@@ -39,7 +41,7 @@ class AudioWriter:
         # Bytes that may be written ahead of real time: refilled at the audio's byte rate.
         self._slack: TokenBucket | None = None
         if realtime_slack_ms and self._bytes_per_ms:
-            self._slack = TokenBucket(1000.0 * self._bytes_per_ms, realtime_slack_ms * self._bytes_per_ms)
+            self._slack = TokenBucket(1000.0 * self._bytes_per_ms, realtime_slack_ms * self._bytes_per_ms, clock=clock)
         self._max_bytes = max_buffer_ms * self._bytes_per_ms
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
