@@ -409,3 +409,24 @@ async def test_echo_is_heard_back_by_several_concurrent_callers(sup: SupervisorP
         # It hears the other caller (100 frames) and the bot (100 frames of mixed echo): the
         # bot speaks in real time with one voice, not 200 frames of echoes queued in turn.
         assert 180 <= caller.frames_heard <= 220, caller.frames_heard
+
+
+async def test_playback_session_fails_naming_its_wav_when_the_file_is_gone(sandbox: SandboxProcess,
+                                                                         tmp_path: Path) -> None:
+    from callfleet.audio import tone, write_wav
+
+    wav = tmp_path / "greeting.wav"
+    write_wav(wav, tone(300, 0.5, 16000), 16000)
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f'[profiles.greeting]\nkind = "playback"\nwav = "{wav}"\nstart = "joined"\n')
+    own = SupervisorProcess(tmp_path, sandbox.port, supervisor={"profiles": str(profiles)},
+                            pool={"min_idle": 1, "max_workers": 1})
+    own.start()  # the WAV is checked, and fine, when profiles load
+    try:
+        wav.unlink()  # gone before the session: the bot must not sit in the call silently
+        bot = await own.start_bot("greeting")
+        done = await own.wait_session(bot["session_id"], lambda d: d["state"] in ("ended", "failed"))
+        assert done["state"] == "failed" and done["end_reason"] == "error", done
+        assert str(wav) in done["error"] and "No such file or directory" in done["error"], done
+    finally:
+        own.stop()
