@@ -14,7 +14,7 @@ from tests.supervisor_harness import SupervisorProcess
 
 
 async def test_a_callback_that_blocks_the_loop_shows_as_a_stall() -> None:
-    probe = LoopProbe(interval_s=0.005)
+    probe = LoopProbe()
     probe.start()
     try:
         await asyncio.sleep(0.02)
@@ -22,7 +22,7 @@ async def test_a_callback_that_blocks_the_loop_shows_as_a_stall() -> None:
         await asyncio.sleep(0.02)
     finally:
         probe.stop()
-    assert probe.max_ms >= 90  # a lower bound: the block is 100 ms, the tick was due within 5 ms of its start
+    assert probe.max_ms >= 80  # a lower bound: the block is 100 ms, the next tick was due within 10 ms of its start
     assert probe.ticks >= 2
 
 
