@@ -30,6 +30,7 @@ from protocol.messages import (
     Shutdown,
 )
 from tests.conftest import REPO, FakeSupervisor, wait_exit
+from worker.call import DEFAULT_TIMEOUT_S
 
 DOUBLE = "tests.doubles.threaded_client"
 
@@ -75,10 +76,9 @@ async def test_real_daily_join_to_unreachable_room_reports_the_failure_and_exits
 async def test_worker_exits_when_the_supervisor_goes_silent(fake_supervisor: FakeSupervisor) -> None:
     proc = fake_supervisor.spawn(backend=DOUBLE)
     await fake_supervisor.welcome(ping_timeout_s=1.0)
-    started = time.monotonic()
-    code = await asyncio.to_thread(wait_exit, proc, 10)
-    assert code == ExitCode.SUPERVISOR_LOST
-    assert time.monotonic() - started < 5
+    exiting = await fake_supervisor.expect(Exiting, timeout=30)
+    assert "no message from the supervisor" in exiting.message.reason  # the silence, not another cause
+    assert await asyncio.to_thread(wait_exit, proc, 10) == ExitCode.SUPERVISOR_LOST
 
 
 async def test_worker_without_welcome_gives_up_as_a_boot_failure(fake_supervisor: FakeSupervisor) -> None:
@@ -102,23 +102,23 @@ time.sleep(600)
 """
 
 
-async def test_worker_exits_within_5s_when_its_parent_is_sigkilled(fake_supervisor: FakeSupervisor) -> None:
+async def test_worker_exits_when_its_parent_is_sigkilled(fake_supervisor: FakeSupervisor) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT_SCRIPT, fake_supervisor.endpoint, DOUBLE],
         cwd=REPO, stdout=subprocess.PIPE,
     )
     assert parent.stdout is not None
     child_pid = int(parent.stdout.readline())
-    # Keep it welcomed and pinged so only the parent's death can end it.
+    # A 60 s ping timeout: within the wait below only the parent's death can end it.
     await fake_supervisor.welcome(ping_timeout_s=60)
     parent.kill()
     parent.wait()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if not _alive(child_pid):
-            break
+    exiting = await fake_supervisor.expect(Exiting, timeout=30)
+    assert "no message from the supervisor" not in exiting.message.reason, exiting.message
+    deadline = time.monotonic() + 30  # liveness only
+    while _alive(child_pid) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    assert not _alive(child_pid), "worker outlived its parent by more than 5 s"
+    assert not _alive(child_pid), "worker outlived its parent"
 
 
 def _alive(pid: int) -> bool:
@@ -140,11 +140,9 @@ async def test_missing_completion_becomes_a_timeout_error_and_the_worker_stays_u
     peer = await fake_supervisor.welcome()
     joined = await fake_supervisor.command(peer, Join(id=1, meeting_url="http://sandbox/r1", timeout_s=5))
     assert isinstance(joined, Ok), joined
-    started = time.monotonic()
-    reply = await fake_supervisor.command(peer, SendAppMessage(id=2, message={"hi": 1}), timeout=20)
+    reply = await fake_supervisor.command(peer, SendAppMessage(id=2, message={"hi": 1}), timeout=DEFAULT_TIMEOUT_S + 20)
     assert isinstance(reply, Err) and reply.code is ErrCode.TIMEOUT
-    assert "send_app_message did not complete" in reply.message
-    assert time.monotonic() - started < 15
+    assert reply.message == f"send_app_message did not complete within {DEFAULT_TIMEOUT_S:g}s"
     # Still answering pings and commands.
     await fake_supervisor.send(peer, Ping(seq=9, sent_at=time.time()))
     assert (await fake_supervisor.expect(Pong)).message.seq == 9
@@ -154,15 +152,14 @@ async def test_missing_completion_becomes_a_timeout_error_and_the_worker_stays_u
     assert await asyncio.to_thread(wait_exit, proc, 10) == 0
 
 
-async def test_join_whose_completion_never_fires_times_out_within_its_timeout(
+async def test_join_whose_completion_never_fires_fails_after_its_own_timeout(
     fake_supervisor: FakeSupervisor,
 ) -> None:
     proc = fake_supervisor.spawn(backend=DOUBLE, env={"CALLFLEET_DOUBLE": "join=never"})
     peer = await fake_supervisor.welcome()
-    started = time.monotonic()
     reply = await fake_supervisor.command(peer, Join(id=1, meeting_url="http://sandbox/r1", timeout_s=1.5))
     assert isinstance(reply, Err) and reply.code is ErrCode.TIMEOUT
-    assert 1.4 < time.monotonic() - started < 5
+    assert reply.message == "join did not complete within 1.5s"  # the Join's timeout_s, not a default
     await fake_supervisor.send(peer, Shutdown(reason="done"))
     assert await asyncio.to_thread(wait_exit, proc, 15) == 0
 
@@ -186,16 +183,20 @@ async def test_events_come_from_sdk_threads_in_order_and_audio_flows_both_ways(
     assert states[:2] == ["joining", "joined"]
     assert [a.seq for a in audio] == list(range(len(audio)))  # numbered, none lost
     assert all(a.participant_id == "remote-1" for a in audio)
-    # Audio out: a burst of 25 frames does not block the socket: pings still answer at once.
+    # Audio out: a burst of 25 frames (500 ms, written in real time) does not block the
+    # socket: the ping sent after it is answered while the burst is still being played.
     for seq in range(25):
         assert fake_supervisor.channel.send_audio(encode(AudioOut(seq, 16000, 1)), b"\0" * 640, to=peer)
     await fake_supervisor.send(peer, Ping(seq=5, sent_at=time.time()))
-    pong = await fake_supervisor.expect(Pong, timeout=2)
+    pong = await fake_supervisor.expect(Pong)
     assert pong.message.seq == 5
-    await asyncio.sleep(0.8)
-    await fake_supervisor.send(peer, Ping(seq=6, sent_at=time.time()))
-    pong = await fake_supervisor.expect(Pong, timeout=2)
-    assert pong.message.frames_out >= 20  # written, paced at 20 ms a frame
+    assert pong.message.frames_out < 25
+    deadline = time.monotonic() + 10  # liveness only
+    while pong.message.frames_out < 25 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        await fake_supervisor.send(peer, Ping(seq=6, sent_at=time.time()))
+        pong = await fake_supervisor.expect(Pong)
+    assert pong.message.frames_out == 25 and pong.message.frames_dropped == 0  # every frame written
     assert pong.message.frames_in >= 10
     await fake_supervisor.send(peer, Shutdown(reason="done"))
     assert await asyncio.to_thread(wait_exit, proc, 10) == 0
