@@ -242,6 +242,11 @@ class Channel(LoopSocket):
         """
         return self.try_send(_route(to, [header, pcm]), copy=False)
 
+    def try_send_control(self, msg: msgspec.Struct, *, to: bytes | None = None) -> bool:
+        """Send one control message without blocking; False when it was dropped (the peer's
+        queue is full or, on a ROUTER, the peer is not connected)."""
+        return self.try_send(_route(to, [encode(msg)]))
+
     async def send_control(
         self, msg: msgspec.Struct, *, to: bytes | None = None, timeout_s: float = CONTROL_SEND_TIMEOUT_S
     ) -> None:

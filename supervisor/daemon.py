@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ import aiohttp
 import structlog
 
 from callfleet import logs
-from callfleet.procfs import set_parent_death_signal
 from supervisor import config as config_mod
 from supervisor import profiles as profiles_mod
 from supervisor.commands.base import CommandError
@@ -34,13 +32,16 @@ from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
 from supervisor.registry import Registry, reconcile_store
-from supervisor.room_pool import RoomPool, delete_leftover_pooled_rooms
+from supervisor.room_ledger import delete_leftover_rooms
+from supervisor.room_pool import RoomPool
+from supervisor.sandbox_child import SandboxChild, SandboxStartError, wait_answering
 from supervisor.sessions import EndReason, Services
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor")
 
-SANDBOX_START_TIMEOUT_S = 20.0
+STOP_NOW_S = 2.0  # a second stop signal: how long sessions get to leave and clean up
+STOP_MARGIN_S = 3.0  # past the drain deadline, for workers to exit
 
 
 class StartupError(Exception):
@@ -57,7 +58,8 @@ class Daemon:
         self.profiles = profiles_mod.load(config.supervisor.profiles)
         self._stop_now = asyncio.Event()
         self._drain_requested = asyncio.Event()
-        self._sandbox: subprocess.Popen[bytes] | None = None
+        self.sandbox: SandboxChild | None = None
+        self._stop_by: float | None = None  # monotonic: when everything must have stopped
         self.http_url = ""
         self.metrics = Metrics()
         self.loop_probe = LoopProbe()
@@ -74,30 +76,22 @@ class Daemon:
         cfg = self.config
         if cfg.daily.mode != "sandbox":
             return
-        if cfg.sandbox.start:
-            self._sandbox = subprocess.Popen(
-                [sys.executable, "-m", "callfleet.cli", "sandbox", "--host", cfg.sandbox.host,
-                 "--port", str(cfg.sandbox.port), "--data-dir", str(self.run_dir / "sandbox")],
-                stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
-            )
-        url = f"http://{cfg.sandbox.host}:{cfg.sandbox.port}/v1/sandbox/stats"
-        deadline = time.monotonic() + SANDBOX_START_TIMEOUT_S
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if self._sandbox is not None and self._sandbox.poll() is not None:
-                    raise StartupError(f"the sandbox exited with {self._sandbox.returncode} "
-                                       f"(is port {cfg.sandbox.port} taken?)")
-                try:
-                    async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                        if resp.status == 200:
-                            log.info("sandbox answering", api_url=cfg.daily_api_url)
-                            return
-                except (TimeoutError, aiohttp.ClientError):
-                    pass
-                await asyncio.sleep(0.1)
-        raise StartupError(f"the sandbox at {cfg.sandbox.host}:{cfg.sandbox.port} did not answer "
-                           f"within {SANDBOX_START_TIMEOUT_S:g}s")
+        try:
+            if cfg.sandbox.start:
+                self.sandbox = SandboxChild(cfg.sandbox.host, cfg.sandbox.port, self.run_dir / "sandbox",
+                                            on_lost=self._sandbox_lost)
+                await self.sandbox.start()
+            else:
+                await wait_answering(cfg.sandbox.host, cfg.sandbox.port)
+        except SandboxStartError as exc:
+            raise StartupError(str(exc)) from None
+        log.info("sandbox answering", api_url=cfg.daily_api_url)
+
+    def _sandbox_lost(self) -> None:
+        """The embedded sandbox died and took its rooms with it."""
+        room_pool = getattr(self, "room_pool", None)
+        dropped = room_pool.forget_all() if room_pool is not None else 0
+        log.error("the embedded sandbox is down; pooled rooms dropped", pooled_rooms=dropped)
 
     def _check_http_key(self) -> None:
         env = self.config.supervisor.api_key_env
@@ -126,11 +120,13 @@ class Daemon:
         fixed = await reconcile_store(self.store, self.rest)
         if fixed:
             log.warning("reconciled sessions left by a crashed supervisor", count=len(fixed))
-        leftover = await delete_leftover_pooled_rooms(self.rest, self.store)
+        leftover = await delete_leftover_rooms(self.rest, self.store)
         if leftover:
-            log.warning("deleted rooms pooled by a crashed supervisor", count=leftover)
+            log.warning("deleted rooms a previous run left", count=leftover)
+        # A pooled room must outlive at least the shortest session and its start.
+        min_life = 60 + cfg.pool.start_timeout_s + cfg.sessions.join_timeout_s
         self.room_pool = RoomPool(self.rest, self.store, size=cfg.daily.room_pool, prefix=cfg.daily.room_prefix,
-                                  room_exp_s=cfg.daily.room_exp_s, token_exp_s=cfg.daily.token_exp_s)
+                                  room_exp_s=cfg.daily.room_exp_s, min_life_s=min_life)
         self.control = ControlServer(self, self.run_dir)
         self.events_endpoint = self.control.events_endpoint
         self.pool = Pool(cfg, f"ipc://{self.run_dir / 'workers.sock'}", publish=self.control.publish)
@@ -166,29 +162,33 @@ class Daemon:
         self.state = "draining"
         self.pool.draining = True
         self.pool.wake()
+        self._stop_by = time.monotonic() + self.config.supervisor.drain_timeout_s
         log.info("draining", sessions=len(self.registry.live))
-        stopping = asyncio.ensure_future(self.registry.stop_all(EndReason.DRAINED, self.config.supervisor.drain_timeout_s))
+        stopping = asyncio.ensure_future(self.registry.stop_all(EndReason.DRAINED, self._stop_by))
         await asyncio.wait({stopping, now}, return_when=asyncio.FIRST_COMPLETED)
         if not stopping.done():
             stopping.cancel()
+            await asyncio.wait({stopping})
         now.cancel()
 
     async def _shutdown(self) -> None:
+        """Everything stops by the drain deadline plus ``STOP_MARGIN_S``: rooms that could not
+        be deleted by then stay in the ledger, and the next start deletes them."""
         self.state = "stopping"
+        soon = time.monotonic() + STOP_NOW_S
+        deadline = soon if self._stop_by is None or self._stop_now.is_set() else max(self._stop_by, soon)
         if self.registry.live:
-            await self.registry.stop_all(EndReason.DRAINED, 5.0)
+            await self.registry.stop_all(EndReason.DRAINED, deadline)
         await self.http.stop()
-        await self.room_pool.close()
-        await self.pool.stop(self.config.pool.shutdown_timeout_s)
+        left = await self.room_pool.close(deadline)
+        if left:
+            log.warning("rooms left for the next start to delete", rooms=len(left))
+        await self.pool.stop(min(time.monotonic() + self.config.pool.shutdown_timeout_s, deadline + STOP_MARGIN_S))
         self.control.close()
         await self.http_session.close()
         self.store.close()
-        if self._sandbox is not None:
-            self._sandbox.terminate()
-            try:
-                await asyncio.to_thread(self._sandbox.wait, 5)
-            except subprocess.TimeoutExpired:
-                self._sandbox.kill()
+        if self.sandbox is not None:
+            await self.sandbox.stop()
         self.loop_probe.stop()
         log.info("supervisor stopped")
 
@@ -208,10 +208,13 @@ class Daemon:
             self.request_drain()
 
     def _on_hup(self) -> None:
+        # A signal callback: whatever goes wrong is one line for the operator, not a traceback.
         try:
             self.reload()
-        except ConfigError as exc:
-            log.error("reload refused: bad config", error=str(exc))
+        except CommandError as exc:
+            log.error("reload refused", error=str(exc))
+        except Exception as exc:
+            log.error("reload refused", error=f"{type(exc).__name__}: {exc}")
 
     def request_drain(self) -> None:
         self._drain_requested.set()
@@ -264,7 +267,7 @@ class Daemon:
             workers[w.state.value] = workers.get(w.state.value, 0) + 1
         sessions: dict[str, int] = {}
         for s in self.registry.live.values():
-            sessions[s.record.state] = sessions.get(s.record.state, 0) + 1
+            sessions[s.record.state.value] = sessions.get(s.record.state.value, 0) + 1
         return {
             "state": self.state,
             "pid": os.getpid(),
@@ -274,7 +277,10 @@ class Daemon:
             "daily_api_url": self.config.daily_api_url,
             "pool": {"min_idle": self.pool.min_idle, "max_workers": self.pool.max_workers,
                      "capacity": self.pool.capacity(), "restarts": self.pool.restarts},
-            "room_pool": {"size": self.room_pool.size, "ready": len(self.room_pool.ready), "taken": self.room_pool.taken},
+            "room_pool": {"size": self.room_pool.size, "ready": len(self.room_pool.ready), "taken": self.room_pool.taken,
+                          "too_short": self.room_pool.too_short},
+            "sandbox": None if self.sandbox is None else {"state": self.sandbox.state, "restarts": self.sandbox.restarts,
+                                                          "last_exit": self.sandbox.last_exit},
             "workers": workers,
             "sessions": sessions,
             "bad_frames": self.pool.bad_frames.total,
@@ -285,11 +291,6 @@ class Daemon:
     def workers(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         return [w.describe(now) for w in self.pool.workers.values()]
-
-
-def _die_with_parent() -> None:
-    # The sandbox child must not outlive a SIGKILLed supervisor.
-    set_parent_death_signal(signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,5 +323,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         with contextlib.suppress(Exception):
-            if daemon is not None and daemon._sandbox is not None and daemon._sandbox.poll() is None:
-                daemon._sandbox.kill()
+            if daemon is not None and daemon.sandbox is not None:
+                daemon.sandbox.kill_now()

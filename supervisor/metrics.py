@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 
@@ -21,6 +21,9 @@ class Metrics:
                                 buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30), registry=self.registry)
         self._failover = Histogram("callfleet_failover_gap_seconds", "Worker lost to bot rejoined",
                                    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10), registry=self.registry)
+        # Counted as they happen, so the total never goes down when a session ends.
+        self._dropped = Counter("callfleet_frames_dropped", "Bot audio frames the supervisor dropped on back-pressure",
+                                registry=self.registry)
         self._daemon: Any = None
 
     def bind(self, daemon: Any) -> None:
@@ -29,6 +32,9 @@ class Metrics:
 
     def start_latency(self, seconds: float) -> None:
         self._start.observe(seconds)
+
+    def frame_dropped(self) -> None:
+        self._dropped.inc()
 
     def failover(self, seconds: float) -> None:
         self._failover.observe(seconds)
@@ -54,9 +60,10 @@ class _DaemonCollector:
         routed = CounterMetricFamily("callfleet_frames_routed", "Audio frames routed worker -> bot")
         routed.add_metric([], d.pool.frames_routed)
         yield routed
-        dropped = CounterMetricFamily("callfleet_frames_dropped", "Audio frames dropped on back-pressure")
-        dropped.add_metric([], sum(s.frames_out_dropped for s in d.registry.live.values()))
-        yield dropped
+        worker_dropped = CounterMetricFamily("callfleet_worker_frames_dropped",
+                                             "Bot audio frames workers dropped (as their Pongs report)")
+        worker_dropped.add_metric([], d.pool.router.worker_frames_dropped)
+        yield worker_dropped
         restarts = CounterMetricFamily("callfleet_worker_restarts", "Workers that died or were killed unexpectedly")
         restarts.add_metric([], d.pool.restarts)
         yield restarts

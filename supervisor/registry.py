@@ -12,11 +12,16 @@ from typing import Any
 
 import structlog
 
-from supervisor.daily_rest import DailyAPIError, DailyREST
-from supervisor.sessions import EndReason, Services, Session, SessionState, StartRequest, describe_record
+from supervisor.daily_rest import DailyREST
+from supervisor.room_ledger import delete_room
+from supervisor.session_state import EndReason, SessionState
+from supervisor.session_view import describe_record
+from supervisor.sessions import Services, Session, StartRequest
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor.registry")
+
+STOP_GRACE_S = 1.0  # past its cleanup deadline, how long an actor gets before it is cancelled
 
 
 class Registry:
@@ -46,25 +51,33 @@ class Registry:
         record = self.s.store.get(session_id)
         return describe_record(record) if record else None
 
-    def list(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        live = [s.describe() for s in self.live.values()]
-        if state:
-            live = [d for d in live if d["state"] == state]
+    def list(self, state: SessionState | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        live = [s.describe() for s in self.live.values() if state is None or s.record.state == state]
         seen = {d["session_id"] for d in live}
         history = [describe_record(r) for r in self.s.store.recent(limit, state) if r.id not in seen]
         return (live + history)[:limit] if limit else live + history
 
-    async def stop_all(self, reason: EndReason, timeout_s: float) -> None:
+    async def stop_all(self, reason: EndReason, deadline: float) -> None:
+        """Stop every session, each cleaning up by ``deadline`` (monotonic): a room it cannot
+        delete by then stays in the ledger for the next start. An actor still running a
+        little after the deadline is cancelled; it writes its record on the way out."""
         sessions = list(self.live.values())
         for session in sessions:
-            session.stop(reason)
-        if sessions:
-            await asyncio.wait([asyncio.ensure_future(s.finished.wait()) for s in sessions], timeout=timeout_s)
-        for session in list(self.live.values()):
+            session.stop(reason, cleanup_by=deadline)
+        await _wait_finished(sessions, deadline + STOP_GRACE_S)
+        stuck = list(self.live.values())
+        for session in stuck:
             if session.task is not None:
                 session.task.cancel()
-        if self.live:
-            await asyncio.wait([asyncio.ensure_future(s.finished.wait()) for s in list(self.live.values())], timeout=5)
+        await _wait_finished(stuck, time.monotonic() + STOP_GRACE_S)
+
+
+async def _wait_finished(sessions: list[Session], deadline: float) -> None:
+    if sessions:
+        waits = [asyncio.ensure_future(s.finished.wait()) for s in sessions]
+        await asyncio.wait(waits, timeout=max(0.0, deadline - time.monotonic()))
+        for wait in waits:
+            wait.cancel()
 
 
 async def reconcile_store(store: Store, rest: DailyREST) -> list[str]:
@@ -73,14 +86,13 @@ async def reconcile_store(store: Store, rest: DailyREST) -> list[str]:
     fixed = []
     for record in store.unfinished():
         if record.room_created and record.room_name:
-            try:
-                await rest.delete_room_by_name(record.room_name)
-            except DailyAPIError as exc:
-                record.extra["room_delete_error"] = str(exc)
-                log.error("could not delete a crashed session's room", session_id=record.id, error=str(exc))
+            # Also in the room ledger, unless an older version wrote the record.
+            error = await delete_room(rest, store, record.room_name)
+            if error is not None:
+                record.extra["room_delete_error"] = error
         record.end_reason = EndReason.SUPERVISOR_LOST.value
-        record.error = f"the supervisor stopped while the session was {record.state}"
-        record.state = SessionState.FAILED.value
+        record.error = f"the supervisor stopped while the session was {record.state.value}"
+        record.state = SessionState.FAILED
         record.ended_at = time.time()
         store.save(record)
         fixed.append(record.id)

@@ -5,9 +5,12 @@ Daily's cloud, reference/daily.md); a session that takes a ready room starts wit
 Only plain sessions use the pool: a request with its own room, SIP settings, room
 properties or token properties still creates its room itself.
 
-Every pooled room is written to the store before it is used, and deleted from it when a
-session takes it or the pool is closed, so rooms pooled by a crashed daemon are deleted
-at the next start like any other leftover.
+A pooled room lives ``room_exp_s`` from its creation and its tokens expire with it. A
+session takes only a room that outlives the session's own deadline (its ``max_duration``
+plus the time to start), so no call is ejected early; when none does, the session makes
+its own room. Rooms too close to expiry to serve even the shortest session are deleted.
+Every pooled room is in the store's room ledger from before its create call until it is
+deleted, so a crash or an unreachable Daily cannot leak one.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from dataclasses import dataclass
 
 import structlog
 
+from callfleet.backoff import Backoff
 from supervisor.daily_rest import DailyAPIError, DailyREST, DailyRoomParams, DailyRoomProperties
+from supervisor.room_ledger import delete_room, delete_rooms
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor.room_pool")
 
-REFILL_BACKOFF_MAX_S = 30.0
+REFILL_BACKOFF = Backoff(base_s=0.5, max_s=30.0)
+IDLE_CHECK_S = 60.0  # how often a full pool looks for rooms too old to serve
 
 
 @dataclass
@@ -34,105 +40,113 @@ class ReadyRoom:
     url: str
     user_token: str
     bot_token: str
-    created_at: float
+    expires_at: float  # the room's exp, and its tokens' (Unix seconds)
 
 
 class RoomPool:
     def __init__(self, rest: DailyREST, store: Store, *, size: int, prefix: str, room_exp_s: int,
-                 token_exp_s: int, bot_name: str = "bot") -> None:
+                 min_life_s: float, bot_name: str = "bot") -> None:
         self.rest = rest
         self.store = store
         self.size = size
         self.prefix = prefix
         self.room_exp_s = room_exp_s
-        self.token_exp_s = token_exp_s
+        self.min_life_s = min_life_s  # the shortest session's deadline from now: less is useless
         self.bot_name = bot_name
         self.ready: collections.deque[ReadyRoom] = collections.deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._deletes: set[asyncio.Task[str | None]] = set()
         self._closing = False
         self.taken = 0
+        self.too_short = 0  # takes that found no room living long enough
 
     def start(self) -> None:
         if self.size > 0:
+            self._closing = False
             self._task = asyncio.get_running_loop().create_task(self._fill())
 
-    def take(self) -> ReadyRoom | None:
-        """A ready room, or None when the pool is empty (the caller creates one)."""
-        fresh_after = time.time() - self.room_exp_s / 2  # half its life left at least
-        while self.ready:
-            room = self.ready.popleft()
-            if room.created_at >= fresh_after:
-                self.store.forget_pooled_room(room.name)
+    def take(self, needed_until: float) -> ReadyRoom | None:
+        """A ready room that lives until ``needed_until`` (Unix seconds), or None (the
+        caller creates one). Rooms too old to serve any session are deleted on the way."""
+        self._retire_stale()
+        for room in self.ready:
+            if room.expires_at >= needed_until:
+                self.ready.remove(room)
                 self.taken += 1
                 self._wake.set()
                 return room
-            asyncio.get_running_loop().create_task(self._delete(room.name))
+        if self.ready:
+            self.too_short += 1
         self._wake.set()
         return None
+
+    def _retire_stale(self) -> None:
+        usable_after = time.time() + self.min_life_s
+        for room in [r for r in self.ready if r.expires_at < usable_after]:
+            self.ready.remove(room)
+            task = asyncio.get_running_loop().create_task(delete_room(self.rest, self.store, room.name))
+            self._deletes.add(task)
+            task.add_done_callback(self._deletes.discard)
+
+    def forget_all(self) -> int:
+        """The rooms' backend lost them (the embedded sandbox restarted): drop them from the
+        pool and the ledger without a delete call. Returns how many were dropped."""
+        dropped = len(self.ready)
+        for room in self.ready:
+            self.store.forget_room(room.name)
+        self.ready.clear()
+        self._wake.set()
+        return dropped
 
     async def _fill(self) -> None:
         failures = 0
         while not self._closing:
+            self._retire_stale()
             while len(self.ready) < self.size and not self._closing:
                 try:
                     self.ready.append(await self._create())
                     failures = 0
                 except DailyAPIError as exc:
+                    delay = REFILL_BACKOFF.delay(failures)
                     failures += 1
-                    delay = min(REFILL_BACKOFF_MAX_S, 0.5 * 2**failures)
-                    log.warning("could not pre-create a room", error=str(exc), retry_in_s=delay)
+                    log.warning("could not pre-create a room", error=str(exc), retry_in_s=round(delay, 2))
                     await asyncio.sleep(delay)
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), 60)
+                await asyncio.wait_for(self._wake.wait(), IDLE_CHECK_S)
             except TimeoutError:
                 pass
 
     async def _create(self) -> ReadyRoom:
         name = f"{self.prefix}pool-{uuid.uuid4()}"
-        self.store.remember_pooled_room(name)  # before the room exists: a crash cannot leak it
+        self.store.remember_room(name)  # before the room exists: a crash cannot leak it
+        expires_at = time.time() + self.room_exp_s
         try:
             room = await self.rest.create_room(DailyRoomParams(
-                name=name, privacy="private", properties=DailyRoomProperties(exp=time.time() + self.room_exp_s)))
+                name=name, privacy="private", properties=DailyRoomProperties(exp=expires_at)))
             user_token, bot_token = await asyncio.gather(
-                self.rest.get_token(room.url, self.token_exp_s, owner=False),
-                self.rest.get_token(room.url, self.token_exp_s, owner=True, params={"user_name": self.bot_name}),
+                self.rest.get_token(room.url, owner=False, params={"exp": int(expires_at)}),
+                self.rest.get_token(room.url, owner=True, params={"exp": int(expires_at), "user_name": self.bot_name}),
             )
         except DailyAPIError:
-            await self._delete(name)
+            await delete_room(self.rest, self.store, name)
             raise
-        return ReadyRoom(name, room.url, user_token, bot_token, time.time())
+        return ReadyRoom(name, room.url, user_token, bot_token, expires_at)
 
-    async def _delete(self, name: str) -> None:
-        try:
-            await self.rest.delete_room_by_name(name)
-            self.store.forget_pooled_room(name)
-        except DailyAPIError as exc:
-            log.error("could not delete a pooled room", room=name, error=str(exc))
-
-    async def close(self, timeout_s: float = 15.0) -> None:
+    async def close(self, deadline: float) -> list[str]:
         """Stop refilling, let a creation under way finish (cancelling it could leave a room
-        the sandbox or Daily still makes), then delete every room the pool recorded."""
+        Daily still makes), then delete every ready room by ``deadline`` (monotonic).
+        Returns the rooms left in the ledger for the next start."""
         self._closing = True
         self._wake.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+                await asyncio.wait_for(asyncio.shield(self._task), max(0.0, deadline - time.monotonic()))
             except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
+        names = [room.name for room in self.ready]
         self.ready.clear()
-        for name in self.store.pooled_rooms():
-            await self._delete(name)
-
-
-async def delete_leftover_pooled_rooms(rest: DailyREST, store: Store) -> int:
-    """On start-up: rooms a crashed daemon had pooled are deleted."""
-    names = store.pooled_rooms()
-    for name in names:
-        try:
-            await rest.delete_room_by_name(name)
-            store.forget_pooled_room(name)
-        except DailyAPIError as exc:
-            log.error("could not delete a leftover pooled room", room=name, error=str(exc))
-    return len(names)
+        if self._deletes:
+            await asyncio.wait(set(self._deletes), timeout=max(0.0, deadline - time.monotonic()))
+        return await delete_rooms(self.rest, self.store, names, deadline)

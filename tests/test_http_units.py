@@ -27,7 +27,7 @@ class DrainingDaemon:
     pool = _Pool()
 
     def status(self) -> dict[str, Any]:
-        return {"workers": {}, "sessions": {}, "pool": {"capacity": 0}}
+        return {"workers": {}, "sessions": {}, "pool": {"capacity": 0}, "sandbox": None}
 
 
 async def test_a_draining_supervisor_answers_503_and_takes_no_session() -> None:

@@ -196,7 +196,9 @@ class CallHost:
             if isinstance(cmd, Join):
                 result = await self._join(cmd)
             elif isinstance(cmd, Leave):
-                result = await self.leave(cmd.timeout_s)
+                await self.leave(cmd.timeout_s)
+                # The supervisor's accounting follows this count: only calls joined count.
+                result = {"calls_done": self.calls_finished}
             elif isinstance(cmd, SetAudioRenderer):
                 result = self._set_renderer(cmd)
             elif isinstance(cmd, ClearAudioRenderer):

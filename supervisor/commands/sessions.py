@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from supervisor.commands.base import CommandError, ControlCommand, DaemonControl, require_str, table
+from supervisor.session_state import SessionState
 
 
 def _iso(ts: Any) -> str:
@@ -28,7 +29,12 @@ class Sessions(ControlCommand):
         limit = args.get("limit", 50)
         if not isinstance(limit, int) or limit < 1:
             raise CommandError("limit must be a positive integer")
-        return daemon.registry.list(args.get("state"), limit)
+        name = args.get("state")
+        try:
+            state = None if name is None else SessionState(name)
+        except ValueError:
+            raise CommandError(f"unknown state {name!r} (known: {', '.join(SessionState)})") from None
+        return daemon.registry.list(state, limit)
 
     def render(self, result: Any) -> str:
         rows = [{**r, "session": r["session_id"], "pid": r["worker_pid"], "people": len(r["participants"])}

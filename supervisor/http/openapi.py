@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
+from supervisor.session_state import EndReason, SessionState
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -34,7 +35,7 @@ SESSION: dict[str, Any] = {
     "required": ["session_id", "state", "profile", "participants"],
     "properties": {
         "session_id": {"type": "string"},
-        "state": {"type": "string", "enum": ["requested", "assigned", "joining", "joined", "leaving", "ended", "failed"]},
+        "state": {"type": "string", "enum": [state.value for state in SessionState]},
         "profile": {"type": "string"},
         "kind": {"type": "string"},
         "room_url": {"type": ["string", "null"]},
@@ -47,10 +48,10 @@ SESSION: dict[str, Any] = {
         "assigned_at": {"type": ["number", "null"]},
         "joined_at": {"type": ["number", "null"]},
         "ended_at": {"type": ["number", "null"]},
-        "end_reason": {"type": ["string", "null"]},
+        "end_reason": {"type": ["string", "null"], "enum": [*(reason.value for reason in EndReason), None]},
         "error": {"type": ["string", "null"]},
-        "frames": {"type": "object", "properties": {"in": {"type": "integer"}, "out": {"type": "integer"},
-                                                    "dropped": {"type": "integer"}}},
+        "frames": {"type": "object", "properties": {
+            name: {"type": "integer"} for name in ("in", "out", "dropped", "worker_out", "worker_dropped")}},
         "failovers": {"type": "integer"},
         "failover_gap_ms": {"type": "number"},
         "max_duration_s": {"type": "integer"},

@@ -19,7 +19,8 @@ from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
 from supervisor.http.openapi import document
 from supervisor.pool import PoolFull
-from supervisor.sessions import CommandRefused, SessionGone, StartRequest
+from supervisor.session_state import SessionState
+from supervisor.sessions import CommandRefused, InvalidStart, SessionGone, StartRequest
 
 START_REPLY_TIMEOUT_S = 60.0
 
@@ -66,6 +67,8 @@ async def start_session(daemon: Any, start: StartRequest) -> Any:
             raise ApiError(400, "invalid-request-error", f"Daily refused the request: {exc.info}") from None
         status = 504 if exc.timed_out else 502
         raise ApiError(status, "daily-api-error", f"Daily REST failed: {exc}") from None
+    except InvalidStart as exc:
+        raise invalid(str(exc)) from None
     except (TimeoutError, SessionGone) as exc:
         raise ApiError(500, "server-error", f"session could not start: {exc}") from None
 
@@ -113,6 +116,7 @@ async def bots_start(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid-request-error", str(exc)) from None
     start = StartRequest(profile=profile.name, kind=profile.kind, bot_config={**profile.config, **services},
                          max_duration_s=_max_duration(daemon, body.max_duration, profile), room_url=body.room_url,
+                         bot_token=body.token,
                          end_on_last_leave=profile.end_on_last_leave, extra={"body": body.body})
     prepared = await start_session(daemon, start)
     return web.json_response({"room_url": prepared.room_url, "token": prepared.user_token,
@@ -172,9 +176,11 @@ async def dialin(request: web.Request) -> web.Response:
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    state = request.query.get("state")
-    if state is not None and state not in ("requested", "assigned", "joining", "joined", "leaving", "ended", "failed"):
-        raise invalid(f"state: unknown state {state!r}")
+    name = request.query.get("state")
+    try:
+        state = None if name is None else SessionState(name)
+    except ValueError:
+        raise invalid(f"state: unknown state {name!r} (known: {', '.join(SessionState)})") from None
     return web.json_response({"data": _daemon(request).registry.list(state, 200)}, dumps=_dumps)
 
 
@@ -211,8 +217,9 @@ async def app_message(request: web.Request) -> web.Response:
     body: AppMessageBody = await read_body(request, AppMessageBody)
     if len(msgspec.json.encode(body.message)) > 4096:
         raise invalid("message: larger than 4 KB (Daily's app-message limit)")
-    if session.record.state != "joined":
-        raise ApiError(409, "invalid-request-error", f"session is {session.record.state}; the bot is not in the call")
+    if session.record.state != SessionState.JOINED:
+        raise ApiError(409, "invalid-request-error",
+                       f"session is {session.record.state.value}; the bot is not in the call")
     try:
         await session.ask(lambda: session.send_app_message(body.message, body.participant_id))
     except SessionGone as exc:
@@ -260,9 +267,12 @@ async def healthz(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     status = daemon.status()
     can_start = daemon.pool.capacity() > 0 or daemon.pool.boot.failures == 0
-    healthy = daemon.state == "running" and can_start
+    sandbox = status["sandbox"]
+    daily_up = sandbox is None or sandbox["state"] == "up"  # the embedded sandbox is Daily here
+    healthy = daemon.state == "running" and can_start and daily_up
     body = {"status": "ok" if healthy else "unavailable", "state": daemon.state,
-            "workers": status["workers"], "sessions": status["sessions"], "capacity": status["pool"]["capacity"]}
+            "workers": status["workers"], "sessions": status["sessions"], "capacity": status["pool"]["capacity"],
+            "sandbox": sandbox}
     return web.json_response(body, status=200 if healthy else 503)
 
 

@@ -1,0 +1,127 @@
+"""The workers' ROUTER socket: what arrives goes where it belongs, and every command gets
+its one reply.
+
+Messages are handled synchronously as the channel drains the socket: a worker's audio goes
+straight to its session's listener without a task or a copy, events go to the listener's
+mailbox, replies to the request awaiting them, Hellos and Exitings to the pool. A frame
+that does not decode -- from a worker or a rogue process -- is counted, logged once per
+peer per minute, and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import zmq
+
+from protocol.audio import AudioIn
+from protocol.messages import Command, Err, ErrCode, Event, Exiting, Hello, Ok, Pong, Reject
+from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, bind_router
+from supervisor.reconcile import WorkerState
+from supervisor.workers import WorkerHandle
+
+log = structlog.get_logger("supervisor.router")
+
+DEPARTED_KEPT = 1000  # reaped workers whose last words may still arrive
+
+
+class WorkerRouter:
+    def __init__(self, ctx: zmq.Context[Any], endpoint: str, workers: dict[str, WorkerHandle],
+                 on_hello: Callable[[WorkerHandle, Hello], None]) -> None:
+        self.channel = Channel(bind_router(ctx, endpoint), routed=True)
+        self.workers = workers
+        self._on_hello = on_hello
+        self._departed: dict[str, float] = {}
+        self._req_ids = itertools.count(1)
+        self.bad_frames = BadFrameLog()
+        self.frames_routed = 0
+        self.worker_frames_dropped = 0  # summed from Pongs: a counter that never goes down
+
+    def start(self) -> None:
+        self.channel.handle(self._received, self._bad_frame_from)
+
+    def departed(self, handle: WorkerHandle) -> None:
+        """The worker was reaped: its late messages are expected, not rogue."""
+        self._departed[handle.id] = time.monotonic()
+        if len(self._departed) > DEPARTED_KEPT:
+            self._departed.pop(next(iter(self._departed)))
+
+    def next_request_id(self) -> int:
+        return next(self._req_ids)
+
+    async def request(self, handle: WorkerHandle, cmd: Command, timeout_s: float) -> Ok | Err:
+        """Send a command and wait for its one reply (an Err when the worker dies, the send
+        fails or no reply comes within ``timeout_s``)."""
+        if handle.state == WorkerState.DEAD:
+            return Err(cmd.id, ErrCode.EXITING, "worker is gone")
+        fut = handle.pending.expect(cmd.id)
+        try:
+            await self.channel.send_control(cmd, to=handle.identity)
+            return await asyncio.wait_for(fut, timeout_s)
+        except PeerUnreachable as exc:
+            return Err(cmd.id, ErrCode.EXITING, str(exc))
+        except TimeoutError:
+            return Err(cmd.id, ErrCode.TIMEOUT, f"worker did not answer {type(cmd).__name__} within {timeout_s:g}s")
+        finally:
+            handle.pending.forget(cmd.id)
+
+    def send_audio(self, header: bytes, pcm: Any, handle: WorkerHandle) -> bool:
+        return self.channel.send_audio(header, pcm, to=handle.identity)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    # -- incoming ----------------------------------------------------------------------------
+
+    def _received(self, got: Received) -> None:
+        wid = got.peer.decode(errors="replace") if got.peer else None
+        handle = self.workers.get(wid) if wid is not None else None
+        msg = got.message
+        if handle is None:
+            if wid is not None and wid in self._departed:
+                return  # a reaped worker's last messages (Exiting, events) arrive after its exit
+            if isinstance(msg, Hello):
+                self.reject(got.peer, f"unknown worker id {msg.worker_id!r}")
+            else:
+                self._bad_frame(got.peer, f"{type(msg).__name__} from an unknown peer")
+            return
+        handle.last_heard = time.monotonic()
+        if got.pcm is not None:
+            handle.frames_in += 1
+            listener = handle.listener
+            if listener is not None and isinstance(msg, AudioIn):
+                self.frames_routed += 1
+                listener.on_worker_audio(msg, got.pcm)
+            return
+        if isinstance(msg, (Ok, Err)):
+            handle.pending.resolve(msg)
+        elif isinstance(msg, Event):
+            if handle.listener is not None:
+                handle.listener.on_worker_event(msg)
+        elif isinstance(msg, Pong):
+            self.worker_frames_dropped += max(0, msg.frames_dropped - handle.frames_dropped)
+            handle.frames_out, handle.frames_dropped = msg.frames_out, msg.frames_dropped
+        elif isinstance(msg, Hello):
+            self._on_hello(handle, msg)
+        elif isinstance(msg, Exiting):
+            handle.exit_reason = handle.exit_reason or msg.reason
+        else:
+            self._bad_frame(got.peer, f"unexpected {type(msg).__name__}")
+
+    def reject(self, peer: bytes | None, reason: str) -> None:
+        """Refuse a worker's Hello (never blocks: a fresh peer's queue is empty)."""
+        log.warning("rejecting worker", peer=peer, reason=reason)
+        if peer is not None and not self.channel.try_send_control(Reject(reason=reason), to=peer):
+            log.warning("could not send Reject; the worker's handshake will time out", peer=peer)
+
+    def _bad_frame_from(self, exc: BadFrame) -> None:
+        self._bad_frame(exc.peer, str(exc))
+
+    def _bad_frame(self, peer: bytes | None, why: str) -> None:
+        if self.bad_frames.record(peer):
+            log.warning("dropped undecodable frame", peer=peer, error=why, total=self.bad_frames.total)

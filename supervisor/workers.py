@@ -1,0 +1,108 @@
+"""What the supervisor knows of one worker process, and what a session gives the pool to
+hear from its worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from protocol.audio import AudioIn
+from protocol.messages import Err, ErrCode, Event, Ok
+from supervisor.reconcile import WorkerState, WorkerView
+
+
+class WorkerGone(Exception):
+    """The worker promised to a session died before it was ready."""
+
+
+class WorkerListener(Protocol):
+    """What a session gives the pool to hear from its worker."""
+
+    def on_worker_event(self, event: Event) -> None: ...
+    def on_worker_audio(self, header: AudioIn, pcm: Any) -> None: ...
+    def on_worker_gone(self, reason: str) -> None: ...
+
+
+class PendingRequests:
+    """Requests sent to one worker that await their one reply."""
+
+    def __init__(self) -> None:
+        self._futures: dict[int, asyncio.Future[Ok | Err]] = {}
+
+    def expect(self, request_id: int) -> asyncio.Future[Ok | Err]:
+        fut: asyncio.Future[Ok | Err] = asyncio.get_running_loop().create_future()
+        self._futures[request_id] = fut
+        return fut
+
+    def forget(self, request_id: int) -> None:
+        self._futures.pop(request_id, None)
+
+    def resolve(self, reply: Ok | Err) -> bool:
+        """Hand a reply to its request; False when nobody waits for it (late or unknown)."""
+        fut = self._futures.get(reply.id)
+        if fut is None or fut.done():
+            return False
+        fut.set_result(reply)
+        return True
+
+    def fail_all(self, reason: str) -> None:
+        """The worker is gone: every waiting request is answered with an error."""
+        for request_id, fut in self._futures.items():
+            if not fut.done():
+                fut.set_result(Err(request_id, ErrCode.EXITING, reason))
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+
+@dataclass(eq=False)
+class WorkerHandle:
+    id: str
+    process: Any
+    started_at: float = field(default_factory=time.monotonic)
+    state: WorkerState = WorkerState.BOOTING
+    pid: int | None = None
+    started: bool = False  # the process exists (its start runs off the loop)
+    booted: bool = False  # said Hello and was welcomed
+    hello_at: float | None = None
+    last_heard: float = field(default_factory=time.monotonic)
+    pss_mb: float | None = None
+    rss_mb: float | None = None
+    exit_code: int | None = None
+    exit_reason: str | None = None
+    kill_pending: str | None = None  # a kill asked for before the process existed
+    retire_after_session: bool = False
+    session_id: str | None = None
+    listener: WorkerListener | None = None
+    calls_done: int = 0  # calls the worker hosted and left, as the worker counts them
+    session_limit: int = 0  # sessions_per_worker with jitter; 0 = unlimited
+    frames_in: int = 0
+    frames_out: int = 0  # the worker's own counts, from its last Pong
+    frames_dropped: int = 0
+    ready: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    pending: PendingRequests = field(default_factory=PendingRequests)
+
+    @property
+    def identity(self) -> bytes:
+        return self.id.encode()
+
+    def view(self) -> WorkerView:
+        return WorkerView(self.id, self.state, self.started_at, self.last_heard, self.booted, self.pss_mb,
+                          self.retire_after_session)
+
+    def describe(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "state": self.state.value,
+            "session_id": self.session_id,
+            "uptime_s": round(now - self.started_at, 1),
+            "last_heard_s": round(now - self.last_heard, 2),
+            "pss_mb": None if self.pss_mb is None else round(self.pss_mb, 1),
+            "rss_mb": None if self.rss_mb is None else round(self.rss_mb, 1),
+            "calls_done": self.calls_done,
+            "retire_after_session": self.retire_after_session,
+            "frames": {"in": self.frames_in, "out": self.frames_out, "dropped": self.frames_dropped},
+        }
