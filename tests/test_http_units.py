@@ -37,3 +37,13 @@ async def test_a_draining_supervisor_answers_503_and_takes_no_session() -> None:
         assert (await resp.json())["error"] == "service-unavailable"
         health = await client.get("/healthz")
         assert health.status == 503 and (await health.json())["state"] == "draining"
+
+
+async def test_a_body_with_bad_utf8_inside_a_string_is_a_400_naming_the_json() -> None:
+    async with TestClient(TestServer(make_app(DrainingDaemon()))) as client:
+        for path in ("/bots/start", "/dialin"):
+            resp = await client.post(path, data=b'{"bot_profile": "\xff", "From": "\xfe"}',
+                                     headers={"Content-Type": "application/json"})
+            assert resp.status == 400, path
+            body = await resp.json()
+            assert body["error"] == "invalid-request-error" and "not valid JSON" in body["info"]

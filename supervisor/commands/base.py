@@ -7,6 +7,8 @@ import argparse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from supervisor.session_state import SessionState
+
 
 class CommandError(Exception):
     """The command could not be carried out; the message is shown to the operator."""
@@ -18,7 +20,7 @@ class SessionDirectory(Protocol):
     @property
     def live(self) -> Mapping[str, object]: ...
 
-    def list(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def list(self, state: SessionState | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
 
     def describe(self, session_id: str) -> dict[str, Any] | None: ...
 

@@ -26,16 +26,21 @@ START_REPLY_TIMEOUT_S = 60.0
 
 
 async def read_body(request: web.Request, struct: type[Any]) -> Any:
-    """Decode and validate a JSON body; 400 naming the field, 413 past 1 MB."""
+    """Read, decode and validate a JSON body; 400 naming the field, 413 past 1 MB."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "invalid-request-error", "request body is larger than 1 MB") from None
+    return decode_body(raw, struct)
+
+
+def decode_body(raw: bytes, struct: type[Any]) -> Any:
+    """Decode and validate a JSON body; raises a 400 ``ApiError`` naming the field."""
     try:
         return msgspec.json.decode(raw or b"{}", type=struct)
     except msgspec.ValidationError as exc:
         raise invalid(_field_message(str(exc))) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 inside a string is the latter
         raise invalid(f"body is not valid JSON: {exc}") from None
 
 
@@ -149,12 +154,7 @@ async def dialin(request: web.Request) -> web.Response:
         raise invalid("body is not valid JSON") from None
     if isinstance(peek, dict) and "test" in peek:
         return web.json_response({"status": "OK"})  # Daily's webhook verification ping
-    try:
-        hook = msgspec.json.decode(raw or b"{}", type=DialinWebhook)
-    except msgspec.ValidationError as exc:
-        raise invalid(_field_message(str(exc))) from None
-    except msgspec.DecodeError as exc:
-        raise invalid(f"body is not valid JSON: {exc}") from None
+    hook = decode_body(raw, DialinWebhook)
     name = daemon.profiles.dialin_profile
     if name is None:
         raise ApiError(422, "invalid-request-error", "no [dialin] profile is configured in profiles.toml")
