@@ -28,7 +28,9 @@ Two more figures, beside the keys of SPEC §9:
    (``supervisor.loop_probe``) during the speaking window only: the bench polls ``status``
    on the control socket once a second and keeps the per-second maxima whose second
    overlaps the window (so up to a second either side; start-up is never in it). ``null``
-   for a supervisor without the probe.
+   for a supervisor without the probe. Beside it ``loop_busy_ms_max``: of that lateness,
+   the most that can be the loop's own work (the loop thread's CPU time bounds it); the
+   rest is the machine's cores being taken by others.
 
 The report is JSON plus a short human summary.
 """
@@ -63,8 +65,9 @@ class LoopStallReader:
     """The supervisor's per-second loop lateness (``status`` → ``loop_stall_ms_recent``),
     collected over the control socket so that a window of any length can be read."""
 
-    def __init__(self, control_path: Path) -> None:
+    def __init__(self, control_path: Path, key: str = "loop_stall_ms_recent") -> None:
         self.control_path = control_path
+        self.key = key
         self.by_second: dict[float, float] = {}
         self.available = True
 
@@ -72,7 +75,7 @@ class LoopStallReader:
         """Merge the seconds the supervisor still remembers; raises ``ConnectionError`` if it
         does not answer."""
         reply = await asyncio.to_thread(request, self.control_path, "status", {})
-        recent = (reply.get("result") or {}).get("loop_stall_ms_recent")
+        recent = (reply.get("result") or {}).get(self.key)
         if recent is None:
             self.available = False  # a supervisor from before the probe
             return
@@ -169,6 +172,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
 
         progress(f"speaking for {seconds:g} s in {n} sessions and {n} direct rooms")
         stalls = LoopStallReader(stack.control_path)
+        busy = LoopStallReader(stack.control_path, "loop_busy_ms_recent")
         _, metrics_before = await _metrics(http, stack.api)
         cpu_before = cpu_seconds(sup_pid)
         breakdown_before = _cpu_breakdown(stack)
@@ -180,11 +184,14 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         while not speaking.done():
             progress(f"speaking... {time.monotonic() - t0 + min(seconds / 2, 5):.0f}/{seconds:g} s")
             await stalls.poll()
+            await busy.poll()
             await asyncio.sleep(1.0)
         await speaking
         await asyncio.sleep(0.5)  # the last echoes in flight
         await stalls.poll()
+        await busy.poll()
         loop_stall_ms_max = stalls.window_max(window_start, time.monotonic())
+        loop_busy_ms_max = busy.window_max(window_start, time.monotonic())
         cpu = cpu_seconds(sup_pid) - cpu_before
         window = time.monotonic() - window
         breakdown = {k: v - breakdown_before.get(k, 0.0) for k, v in _cpu_breakdown(stack).items()}
@@ -242,6 +249,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         "worker_pss_mb": {"idle": worker_pss_idle, "in_call": in_call_pss},
         "leaks": {"processes": leaked_processes, "rooms": rooms.get("total_count", -1)},
         "loop_stall_ms_max": loop_stall_ms_max,
+        "loop_busy_ms_max": loop_busy_ms_max,
     }
     return report, diagnostics
 

@@ -51,7 +51,8 @@ def summary(report: dict[str, Any], diagnostics: dict[str, Any]) -> str:
         f"  supervisor CPU   {r['supervisor_cpu_us_per_frame']} us per routed frame",
         f"  forwarding floor {r['forwarding_floor_us_per_frame']} us per frame, bare ROUTER, {floor.peers} peers "
         f"(Python thread {floor.python_us_per_frame:.1f}, libzmq I/O thread {floor.io_us_per_frame:.1f})",
-        f"  loop stall       {_ms(r['loop_stall_ms_max'])} worst supervisor loop lateness while speaking",
+        f"  loop stall       {_ms(r['loop_stall_ms_max'])} worst supervisor loop lateness while speaking, "
+        f"of which its own work at most {_ms(r.get('loop_busy_ms_max'))}",
         f"  worker PSS       idle {r['worker_pss_mb']['idle']} MB   in call {r['worker_pss_mb']['in_call']} MB",
         f"  leaks            processes {r['leaks']['processes']}  rooms {r['leaks']['rooms']}",
         "  supervisor CPU by thread, us per frame: "

@@ -286,6 +286,8 @@ class Daemon:
             "bad_frames": self.pool.bad_frames.total,
             "loop_stall_ms_max": self.loop_probe.max_ms,  # since start; per second below
             "loop_stall_ms_recent": self.loop_probe.recent_ms(),
+            "loop_busy_ms_max": self.loop_probe.busy_max_ms,  # of the stall, the loop's own work
+            "loop_busy_ms_recent": self.loop_probe.recent_busy_ms(),
         }
 
     def workers(self) -> list[dict[str, Any]]:

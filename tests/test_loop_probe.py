@@ -26,6 +26,25 @@ async def test_a_callback_that_blocks_the_loop_shows_as_a_stall() -> None:
     assert probe.ticks >= 2
 
 
+async def test_a_loop_that_waits_without_working_is_late_but_not_busy() -> None:
+    probe = LoopProbe()
+    probe.start()
+    try:
+        await asyncio.sleep(0.02)
+        burnt_by = time.thread_time() + 0.1
+        while time.thread_time() < burnt_by:  # the loop's own work: 100 ms of its thread's CPU
+            pass
+        await asyncio.sleep(0.02)
+        busy_after_work = probe.busy_max_ms
+        time.sleep(0.2)  # blocked without CPU, as when the machine's cores are taken by others
+        await asyncio.sleep(0.02)
+    finally:
+        probe.stop()
+    assert busy_after_work >= 80
+    assert probe.max_ms >= 180  # the sleep shows as lateness...
+    assert probe.busy_max_ms < probe.max_ms  # ...but not as the loop's own work
+
+
 def test_recent_keeps_the_worst_lateness_of_each_second_and_forgets_old_seconds() -> None:
     probe = LoopProbe(history_s=2)
     probe.record(10.1, 0.001)
@@ -35,6 +54,9 @@ def test_recent_keeps_the_worst_lateness_of_each_second_and_forgets_old_seconds(
     probe.record(12.0, 0.002)
     assert probe.recent_ms() == [[11.0, 3.0], [12.0, 2.0]]
     assert probe.max_ms == 20.0  # since start: older seconds still count
+    probe.record(12.5, 0.004, busy_s=0.003)
+    assert probe.recent_busy_ms() == [[11.0, 0.0], [12.0, 3.0]]
+    assert probe.busy_max_ms == 3.0
 
 
 def test_the_bench_counts_only_the_seconds_that_overlap_its_window() -> None:
