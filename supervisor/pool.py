@@ -325,7 +325,7 @@ class Pool:
         elif handle.retire_after_session or self.draining:
             self._shutdown(handle, "retire after session")
         else:
-            handle.state = WorkerState.IDLE
+            handle.state = WorkerState.IDLE if handle.booted else WorkerState.BOOTING
         self.publish("worker", {"worker_id": handle.id, "state": handle.state.value})
         self.wake()
 

@@ -445,8 +445,7 @@ class Session:
         if self.s.metrics is not None:
             self.s.metrics.failover(gap_ms / 1000)
         self.log.info("failover complete", gap_ms=round(gap_ms, 1), failovers=self.record.failovers)
-        assert self.bot is not None
-        await self.bot.on_joined(data)
+        assert self.bot is not None  # it keeps its state across the rejoin: on_joined is once per session
         arrived, gone = self.participants.reconcile(data.get("participants") or {})
         for human in gone:
             await self.bot.on_participant_left(human.raw, "left during failover")
