@@ -56,6 +56,7 @@ from bench.stack import REPO, Stack
 from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb, thread_cpu_seconds
 from sandbox.caller import FRAME_MS, Caller, CallerOptions
 from supervisor.ctl import request
+from supervisor.session_state import SessionState
 
 FRAME_S = FRAME_MS / 1000
 FLOOR_SECONDS = 3.0
@@ -146,7 +147,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
                 if detail.get("joined_at"):
                     latencies.append((detail["joined_at"] - sent) * 1000)
                     break
-                if detail.get("state") in ("ended", "failed"):
+                if SessionState(detail["state"]).finished:
                     raise RuntimeError(f"session failed to start: {detail}")
                 await asyncio.sleep(0.05)
 
@@ -214,7 +215,7 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         deadline = time.monotonic() + 30
         while True:
             _, listing = await _json(http, "GET", f"{stack.api}/sessions")
-            live = [s for s in listing["data"] if s["state"] not in ("ended", "failed")]
+            live = [s for s in listing["data"] if not SessionState(s["state"]).finished]
             if not live or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
