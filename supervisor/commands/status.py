@@ -21,5 +21,11 @@ class Status(ControlCommand):
             f"pool       min_idle={result['pool']['min_idle']} max_workers={result['pool']['max_workers']}",
             "workers    " + (", ".join(f"{k}={v}" for k, v in sorted(result["workers"].items())) or "none"),
             "sessions   " + (", ".join(f"{k}={v}" for k, v in sorted(result["sessions"].items())) or "none"),
+            f"loop       worst stall {result['loop_stall_ms_max']:.1f} ms since start "
+            f"(its own work at most {result['loop_busy_ms_max']:.1f} ms)",
         ]
+        sandbox = result.get("sandbox")
+        if sandbox is not None:
+            lines.append(f"sandbox    {sandbox['state']}, {sandbox['restarts']} restart(s)"
+                         + (f", last exit: {sandbox['last_exit']}" if sandbox["last_exit"] else ""))
         return "\n".join(lines)
