@@ -41,7 +41,7 @@ from supervisor.store import Store
 log = structlog.get_logger("supervisor")
 
 STOP_NOW_S = 2.0  # a second stop signal: how long sessions get to leave and clean up
-STOP_MARGIN_S = 3.0  # past the drain deadline, for workers to exit
+STOP_MARGIN_S = 2.0  # past the cleanup deadline, for workers to exit
 
 
 class StartupError(Exception):
@@ -175,8 +175,11 @@ class Daemon:
         """Everything stops by the drain deadline plus ``STOP_MARGIN_S``: rooms that could not
         be deleted by then stay in the ledger, and the next start deletes them."""
         self.state = "stopping"
-        soon = time.monotonic() + STOP_NOW_S
-        deadline = soon if self._stop_by is None or self._stop_now.is_set() else max(self._stop_by, soon)
+        now = time.monotonic()
+        if self._stop_by is None or self._stop_now.is_set():
+            deadline = now + STOP_NOW_S
+        else:  # the drain's deadline; if it has passed, Daily is slow or gone: a last second
+            deadline = max(self._stop_by, now + 1.0)
         if self.registry.live:
             await self.registry.stop_all(EndReason.DRAINED, deadline)
         await self.http.stop()
