@@ -160,5 +160,31 @@ async def test_the_token_a_bot_rejoins_with_after_a_failover_outlives_the_sessio
         assert rejoin[0]["room_name"] == get_name_from_url(bot["room_url"])
         assert rejoin[0]["exp"] >= before["joined_at"] + LONGEST_S, "the rejoined bot's token expires mid-session"
     finally:
-        sup.stop()
+        await asyncio.to_thread(sup.stop)  # the witness, on this loop, carries its room delete
         await witness.close()
+
+
+async def test_a_token_given_with_room_url_is_checked_against_the_room_and_used_by_the_bot(
+    tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest
+) -> None:
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        ours = await sandbox_rest.ok("POST", "/rooms", json={"name": "ours", "privacy": "private"})
+        await sandbox_rest.ok("POST", "/rooms", json={"name": "other", "privacy": "private"})
+
+        async def owner_token(room: str, user_id: str) -> str:
+            minted = await sandbox_rest.ok("POST", "/meeting-tokens", json={"properties": {
+                "room_name": room, "is_owner": True, "user_id": user_id}})
+            return str(minted["token"])
+
+        status, body, _ = await sup.http("POST", "/bots/start", json={
+            "bot_profile": "echo", "room_url": ours["url"], "token": await owner_token("other", "wrong-room")})
+        assert status == 400 and body["error"] == "invalid-request-error", (status, body)
+        assert "token" in body["info"], body
+
+        bot = await sup.start_bot("echo", room_url=ours["url"], token=await owner_token("ours", "given-bot"))
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        presence = await sandbox_rest.ok("GET", "/rooms/ours/presence")
+        assert [p["userId"] for p in presence["data"]] == ["given-bot"], presence  # the bot joined with it
+    finally:
+        sup.stop()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from callfleet.procfs import cmdline, descendants
+from sandbox.caller import Caller, CallerOptions
 from tests.conftest import REPO, DailyRest, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess, alive
 
@@ -162,4 +163,26 @@ async def test_a_daily_outage_never_runs_more_worker_processes_than_max_workers(
         assert killed_lines(sup) == []
     finally:
         sampling = False
+        sup.stop()
+
+
+async def test_the_workers_own_frame_counts_reach_the_session_and_the_metrics(
+    tmp_path: Path, sandbox_proc: SandboxProcess
+) -> None:
+    sup = supervisor(tmp_path, sandbox_proc)
+    try:
+        bot = await sup.start_bot("echo")
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        caller = Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], seconds=0.5, await_echo=True))
+        await caller.join()
+        await caller.speak()
+        # The worker reports what it played out in its Pongs (every ping_interval_s).
+        detail = await sup.wait_session(bot["session_id"], lambda d: d["frames"].get("worker_out", 0) > 0,
+                                        timeout=10, what="the worker's own count of frames played out")
+        assert detail["frames"]["worker_dropped"] >= 0
+        await caller.conn.leave()
+        _, metrics, _ = await sup.http("GET", "/metrics")
+        series = [line for line in metrics.splitlines() if line.startswith("callfleet_worker_frames_dropped")]
+        assert series and float(series[0].split()[-1]) >= 0, "no callfleet_worker_frames_dropped in /metrics"
+    finally:
         sup.stop()
