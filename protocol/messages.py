@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Union
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: RunBot and BotFinished (hosted Pipecat bots)
 
 
 class Completion(enum.Enum):
@@ -114,6 +114,33 @@ class Exiting(_Msg):
 
     reason: str
     exit_code: int
+
+
+# -- hosted bots -------------------------------------------------------------------------
+
+
+class RunBot(_Msg):
+    """Supervisor -> worker: run the user's bot the way Pipecat Cloud does,
+    ``await bot(runner_args)``, in this worker's call. The reply comes once the bot's
+    transport has joined (``Ok`` with the join's data, like ``Join``'s) or the bot ended
+    before that (``Err``); how the bot ends later is a ``BotFinished``."""
+
+    id: int
+    bot: str  # "path/to/bot.py:function" or "package.module:function"
+    room_url: str
+    token: str
+    session_id: str
+    body: Any = None  # DailyRunnerArguments.body
+    api_url: str = ""  # DAILY_API_URL for the bot: the supervisor's per-session Daily proxy
+    api_key: str = ""  # DAILY_API_KEY for the bot: that proxy's per-session key, never the account's
+    timeout_s: float = 30.0  # for the bot's transport to join
+
+
+class BotFinished(_Msg):
+    """Worker -> supervisor: the hosted bot's ``bot()`` returned (``error`` None) or raised
+    (``error`` holds the traceback). Not sent when the supervisor cancelled it."""
+
+    error: str | None = None
 
 
 # -- replies -----------------------------------------------------------------------------
@@ -613,6 +640,8 @@ CONTROL_TYPES: tuple[type[_Msg], ...] = (
     Pong,
     Shutdown,
     Exiting,
+    RunBot,
+    BotFinished,
     Ok,
     Err,
     *COMMANDS,

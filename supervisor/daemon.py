@@ -24,6 +24,7 @@ import structlog
 from callfleet import logs
 from supervisor import config as config_mod
 from supervisor import profiles as profiles_mod
+from supervisor.bot_check import check_bots_async
 from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
@@ -60,6 +61,7 @@ class Daemon:
         self._drain_requested = asyncio.Event()
         self.sandbox: SandboxChild | None = None
         self._stop_by: float | None = None  # monotonic: when everything must have stopped
+        self._reloads: set[asyncio.Task[None]] = set()
         self.http_url = ""
         self.metrics = Metrics()
         self.loop_probe = LoopProbe()
@@ -99,7 +101,10 @@ class Daemon:
             raise StartupError(f"supervisor.api_key_env: ${env} is not set, and http_host is not loopback")
 
     def _daily_api_key(self) -> str:
-        key = os.environ.get(self.config.daily.api_key_env, "")
+        """The account's key, taken out of this process's environment: workers and the
+        bots in them inherit it, and they must never hold it (they get a per-session key
+        for the supervisor's Daily proxy instead)."""
+        key = os.environ.pop(self.config.daily.api_key_env, "")
         if not key and self.config.daily.mode == "cloud":
             raise StartupError(f"daily.api_key_env: ${self.config.daily.api_key_env} is not set (cloud mode needs it)")
         return key or "sandbox"
@@ -110,7 +115,12 @@ class Daemon:
         self.loop_probe.start()  # from the first await: start-up stalls count as well
         self._check_http_key()
         self._prepare_run_dir()
-        await self._start_sandbox()
+        # Importing the pipecat bots takes a fresh process a second or so: beside the sandbox's start.
+        bots_checked = asyncio.ensure_future(check_bots_async(self.profiles.pipecat_bots(), self.config.backend))
+        try:
+            await self._start_sandbox()
+        finally:
+            await bots_checked  # a ConfigError here is exit 2, naming the profile
         self.http_session = aiohttp.ClientSession()
         cfg = self.config
         self.rest = DailyREST(self._daily_api_key(), self.http_session, api_url=cfg.daily_api_url,
@@ -129,7 +139,8 @@ class Daemon:
                                   room_exp_s=cfg.daily.room_exp_s, min_life_s=min_life)
         self.control = ControlServer(self, self.run_dir)
         self.events_endpoint = self.control.events_endpoint
-        self.pool = Pool(cfg, f"ipc://{self.run_dir / 'workers.sock'}", publish=self.control.publish)
+        self.pool = Pool(cfg, f"ipc://{self.run_dir / 'workers.sock'}", publish=self.control.publish,
+                         pipecat_bots=list(self.profiles.pipecat_bots().values()))
         os.chmod(self.run_dir / "workers.sock", 0o600)
         await self.pool.start()
         self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics,
@@ -140,6 +151,7 @@ class Daemon:
         self.http = HttpServer(self)
         await self.http.start()
         self.http_url = self.http.url
+        self.services.daily_proxy_url = f"{self.http_url}/daily/v1"
         self.control.start()
         self._install_signals()
         self.state = "running"
@@ -211,9 +223,13 @@ class Daemon:
             self.request_drain()
 
     def _on_hup(self) -> None:
-        # A signal callback: whatever goes wrong is one line for the operator, not a traceback.
+        self._reloads.add(task := asyncio.get_running_loop().create_task(self._reload_on_signal()))
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_on_signal(self) -> None:
+        # Started by a signal: whatever goes wrong is one line for the operator, not a traceback.
         try:
-            self.reload()
+            await self.reload()
         except CommandError as exc:
             log.error("reload refused", error=str(exc))
         except Exception as exc:
@@ -222,7 +238,7 @@ class Daemon:
     def request_drain(self) -> None:
         self._drain_requested.set()
 
-    def reload(self) -> dict[str, Any]:
+    async def reload(self) -> dict[str, Any]:
         """Re-read the config file; pool and session settings apply now, others on restart.
 
         Raises ``CommandError`` (via the command) / ``ConfigError`` for a bad file; the
@@ -232,8 +248,10 @@ class Daemon:
         try:
             new = config_mod.load(self.config_path)
             profiles = profiles_mod.load(new.supervisor.profiles)
+            await check_bots_async(profiles.pipecat_bots(), new.backend)
         except ConfigError as exc:
             raise CommandError(f"config not reloaded: {exc}") from None
+        await self.pool.preload_bots(list(profiles.pipecat_bots().values()))
         needs_restart = [name for name in ("supervisor", "daily", "audio", "sandbox")
                          if getattr(new, name) != getattr(self.config, name)]
         self.config = new
@@ -320,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return uvloop.run(run())
+    except ConfigError as exc:  # a pipecat profile's bot that does not import
+        print(f"callfleet supervisor: {exc}", file=sys.stderr)
+        return 2
     except StartupError as exc:
         print(f"callfleet supervisor: {exc}", file=sys.stderr)
         return 1

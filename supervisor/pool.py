@@ -36,6 +36,7 @@ import zmq
 from callfleet.entry import run_entry
 from callfleet.procfs import memory_mb
 from protocol import PROTOCOL_VERSION
+from protocol.environment import PRELOAD_BACKEND_ENV, PRELOAD_BOTS_ENV
 from protocol.messages import Command, Err, ExitCode, Hello, Ok, Ping, Shutdown, Welcome
 from supervisor.config import Config
 from supervisor.reconcile import (
@@ -55,6 +56,7 @@ from supervisor.workers import WorkerGone, WorkerHandle, WorkerListener
 log = structlog.get_logger("supervisor.pool")
 
 RECONCILE_INTERVAL_S = 0.25
+
 PSS_INTERVAL_S = 5.0
 
 __all__ = ["Pool", "PoolFull", "WorkerGone", "WorkerHandle", "WorkerListener"]
@@ -66,7 +68,7 @@ class PoolFull(Exception):
 
 class Pool:
     def __init__(self, config: Config, endpoint: str, *, supervisor_pid: int | None = None,
-                 publish: Any = None) -> None:
+                 publish: Any = None, pipecat_bots: list[str] | None = None) -> None:
         self.config = config
         self.endpoint = endpoint
         self.supervisor_pid = supervisor_pid or os.getpid()
@@ -87,8 +89,7 @@ class Pool:
         self.restarts = 0  # workers that died or were killed while not retiring
         self.spawned = 0
         self.mp = multiprocessing.get_context("forkserver")
-        backend_module = {"sandbox": "sandbox.client", "daily": "daily"}.get(config.backend, config.backend)
-        self.mp.set_forkserver_preload(["worker.preload", backend_module])
+        self._set_preload(pipecat_bots or [])
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -102,6 +103,25 @@ class Pool:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _set_preload(self, bots: list[str]) -> None:
+        """What the forkserver imports before forking: the backend, Pipecat and every
+        pipecat profile's bot when there are any, and last ``worker.preload`` (it freezes
+        the collector over all of it). The forkserver reads the bots from its environment."""
+        self.pipecat_bots = list(bots)
+        backend_module = {"sandbox": "sandbox.client", "daily": "daily"}.get(self.config.backend, self.config.backend)
+        os.environ[PRELOAD_BACKEND_ENV] = self.config.backend
+        os.environ[PRELOAD_BOTS_ENV] = "\n".join(bots)
+        pipecat = ["worker.pipecat_preload"] if bots else []
+        self.mp.set_forkserver_preload([backend_module, *pipecat, "worker.preload"])
+
+    async def preload_bots(self, bots: list[str]) -> None:
+        """New pipecat bots (a reload): restart the forkserver with them preloaded, so
+        workers forked from now on import nothing; running workers are untouched."""
+        if bots == self.pipecat_bots:
+            return
+        self._set_preload(bots)
+        await asyncio.get_running_loop().run_in_executor(self._spawner, _restart_forkserver)
 
     @property
     def desired(self) -> Desired:
@@ -411,6 +431,12 @@ def _exit_code(process: Any) -> int | None:
     process.join(0)
     code: int | None = process.exitcode
     return code
+
+
+def _restart_forkserver() -> None:
+    with contextlib.suppress(Exception):
+        multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    multiprocessing.forkserver.ensure_running()
 
 
 def _stop_helper_processes() -> None:

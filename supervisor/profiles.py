@@ -22,7 +22,7 @@ from supervisor.bots import BOT_KINDS
 from supervisor.bots.base import BotConfigError
 from supervisor.config import ConfigError
 
-KINDS = ("echo", "playback", "recorder", "stream")
+KINDS = ("echo", "playback", "recorder", "stream", "pipecat")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class Profiles:
 
     def get(self, name: str) -> Profile | None:
         return self.profiles.get(name)
+
+    def pipecat_bots(self) -> dict[str, str]:
+        """profile name -> bot spec, for every profile that hosts a Pipecat bot."""
+        return {p.name: str(p.config["bot"]) for p in self.profiles.values() if p.kind == "pipecat"}
 
 
 def parse(text: str, source: str = "profiles.toml") -> Profiles:

@@ -30,16 +30,26 @@ class Registry:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.live: dict[str, Session] = {}
+        self._by_daily_key: dict[str, Session] = {}
 
     def start(self, request: StartRequest) -> Session:
         """Start a session; raises ``PoolFull`` when no worker can be promised."""
         session = Session(self.s, request)
         session.worker = self.s.pool.acquire(session.id, session)
         self.live[session.id] = session
+        self._by_daily_key[session.daily_key] = session
         session.start()
         assert session.task is not None
-        session.task.add_done_callback(lambda _t: self.live.pop(session.id, None))
+        session.task.add_done_callback(lambda _t: self._forget(session))
         return session
+
+    def _forget(self, session: Session) -> None:
+        self.live.pop(session.id, None)
+        self._by_daily_key.pop(session.daily_key, None)
+
+    def by_daily_key(self, key: str) -> Session | None:
+        """The live session whose bots hold this Daily proxy key."""
+        return self._by_daily_key.get(key) if key else None
 
     def get(self, session_id: str) -> Session | None:
         return self.live.get(session_id)

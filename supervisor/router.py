@@ -20,7 +20,7 @@ import structlog
 import zmq
 
 from protocol.audio import AudioIn
-from protocol.messages import Command, Err, ErrCode, Event, Exiting, Hello, Ok, Pong, Reject
+from protocol.messages import BotFinished, Command, Err, ErrCode, Event, Exiting, Hello, Ok, Pong, Reject
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, bind_router
 from supervisor.reconcile import WorkerState
 from supervisor.workers import WorkerHandle
@@ -100,7 +100,7 @@ class WorkerRouter:
             return
         if isinstance(msg, (Ok, Err)):
             handle.pending.resolve(msg)
-        elif isinstance(msg, Event):
+        elif isinstance(msg, (Event, BotFinished)):
             if handle.listener is not None:
                 handle.listener.on_worker_event(msg)
         elif isinstance(msg, Pong):

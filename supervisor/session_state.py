@@ -36,6 +36,8 @@ class EndReason(enum.StrEnum):
     NO_WORKER = "no_worker"
     CALL_ENDED = "call_ended"  # ejected, room expired or deleted under the bot
     BOT_ENDED = "bot_ended"
+    BOT_FINISHED = "bot_finished"  # a hosted bot's bot() returned
+    BOT_ERROR = "bot_error"  # a hosted bot's bot() raised
     DIALIN_FAILED = "dialin_failed"
     ERROR = "error"
 
@@ -46,4 +48,4 @@ class EndReason(enum.StrEnum):
 
 
 FAILURES = frozenset({EndReason.JOIN_FAILED, EndReason.WORKER_CRASHED, EndReason.REST_FAILED, EndReason.NO_WORKER,
-                      EndReason.SUPERVISOR_LOST, EndReason.DIALIN_FAILED, EndReason.ERROR})
+                      EndReason.SUPERVISOR_LOST, EndReason.DIALIN_FAILED, EndReason.ERROR, EndReason.BOT_ERROR})

@@ -38,6 +38,7 @@ import structlog
 from protocol.audio import AudioIn
 from protocol.messages import (
     AudioSettings,
+    BotFinished,
     CallStateUpdated,
     DialinReady,
     Err,
@@ -47,10 +48,12 @@ from protocol.messages import (
     Ok,
     ParticipantJoined,
     ParticipantLeft,
+    RunBot,
     SendAppMessage,
 )
 from supervisor.bot_link import BotLink
 from supervisor.bots import BOT_KINDS, Bot
+from supervisor.bots.pipecat import PipecatBot
 from supervisor.config import Config
 from supervisor.daily_rest import DailyAPIError, DailyREST
 from supervisor.participants import Participant, Participants
@@ -136,7 +139,7 @@ class _Stop:
 
 @dataclass
 class _WorkerEvent:
-    event: Event
+    event: Event | BotFinished
 
 
 @dataclass
@@ -176,6 +179,8 @@ class Services:
         self.publish = publish
         self.metrics = metrics
 
+    daily_proxy_url = ""  # where hosted bots reach Daily's REST API: the supervisor's /daily/v1
+
     def frame_dropped(self) -> None:
         if self.metrics is not None:
             self.metrics.frame_dropped()
@@ -187,6 +192,7 @@ class Session:
         self.request = request
         self.id = str(uuid.uuid4())
         self.stream_token = secrets.token_urlsafe(24)
+        self.daily_key = secrets.token_urlsafe(24)  # the bot's key for the supervisor's Daily proxy
         self.mailbox: asyncio.Queue[Message] = asyncio.Queue()
         cfg = services.config
         bot_cls = BOT_KINDS.get(request.kind)
@@ -205,9 +211,9 @@ class Session:
         self.prepared: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
         self.finished = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self._deferred: list[Event] = []  # events that arrived while a step ran
+        self._deferred: list[Event | BotFinished] = []  # events that arrived while a step ran
         self._asks: set[asyncio.Task[None]] = set()
-        self._dialin_done = False
+        self._dialin: asyncio.Future[dict[str, Any]] | None = None  # the one pinlessCallUpdate
         self._greeted = False  # on_first_participant_joined fires once per session
         self._cleanup_by: float | None = None
         self._join_sent = False  # the worker was asked to join: it must be asked to leave
@@ -250,7 +256,7 @@ class Session:
 
     # -- WorkerListener (called by the pool) -------------------------------------------------
 
-    def on_worker_event(self, event: Event) -> None:
+    def on_worker_event(self, event: Event | BotFinished) -> None:
         self.mailbox.put_nowait(_WorkerEvent(event))
 
     def on_worker_audio(self, header: AudioIn, pcm: Any) -> None:
@@ -346,7 +352,7 @@ class Session:
             elif not task.cancelled():
                 task.exception()  # retrieved: an ended step's error is the _End above
 
-    def _take_deferred(self) -> list[Event]:
+    def _take_deferred(self) -> list[Event | BotFinished]:
         events, self._deferred = self._deferred, []
         return events
 
@@ -407,8 +413,14 @@ class Session:
         self.s.pool.mark_busy(worker)
         self._set_state(SessionState.JOINING)
         timeout = self.s.config.sessions.join_timeout_s
-        join = Join(id=self.link.next_id(), meeting_url=self.room.url, meeting_token=token,
-                    user_name=self.request.bot_name, audio=self.audio, timeout_s=timeout)
+        join: Join | RunBot
+        if isinstance(self.bot, PipecatBot):
+            join = RunBot(id=self.link.next_id(), bot=self.bot.spec, room_url=self.room.url, token=token,
+                          session_id=self.id, body=self._runner_body(), api_url=self.s.daily_proxy_url,
+                          api_key=self.daily_key, timeout_s=timeout)
+        else:
+            join = Join(id=self.link.next_id(), meeting_url=self.room.url, meeting_token=token,
+                        user_name=self.request.bot_name, audio=self.audio, timeout_s=timeout)
         self._join_sent = True
         reply = await self.s.pool.request(worker, join, timeout + 5)
         if isinstance(reply, Err):
@@ -419,6 +431,19 @@ class Session:
         local = (data.get("participants") or {}).get("local") or {}
         self.participants.bot_joined(local.get("id"))
         return data
+
+    def _runner_body(self) -> Any:
+        """``runner_args.body`` for a hosted Pipecat bot (SPEC §4): Pipecat's
+        ``DailyDialinRequest`` for a phone call (with this session's proxy key, never the
+        account's), the Daily Bots fields for ``/bots/start``, the request's ``body`` for
+        ``/start``."""
+        extra = self.request.extra
+        if extra.get("dialin_settings") is not None:
+            return {"dialin_settings": extra["dialin_settings"], "daily_api_key": self.daily_key,
+                    "daily_api_url": self.s.daily_proxy_url}
+        if extra.get("daily_bots") is not None:
+            return extra["daily_bots"]
+        return extra.get("body")
 
     def _humans_in(self, join_data: dict[str, Any]) -> list[Participant]:
         present = join_data.get("participants") or {}
@@ -470,8 +495,14 @@ class Session:
         else:
             self._arm_idle()
 
-    async def _on_event(self, event: Event) -> None:
+    async def _on_event(self, event: Event | BotFinished) -> None:
         assert self.bot is not None
+        if isinstance(event, BotFinished):
+            if event.error is None:
+                self.stop(EndReason.BOT_FINISHED, "bot() returned")
+            else:
+                self.stop(EndReason.BOT_ERROR, event.error)
+            return
         if isinstance(event, ParticipantJoined):
             human = self.participants.joined(event.participant)
             if human is not None:
@@ -489,22 +520,30 @@ class Session:
         await self.bot.on_event(event)
 
     async def _dialin_ready(self, event: DialinReady) -> None:
-        """The room's SIP endpoint is ready: forward the waiting call to it, once."""
+        """The room's SIP endpoint is ready: forward the waiting call to it (once, whoever
+        asks first: this, or a hosted bot through the Daily proxy)."""
         settings = self.request.extra.get("dialin_settings")
-        if settings is None or self._dialin_done:
+        if settings is None:
             return
-        self._dialin_done = True
         endpoint = self.record.extra.get("sip_endpoint") or event.sip_endpoint
         if not endpoint:
             self.stop(EndReason.DIALIN_FAILED, "the room has no SIP endpoint")
             return
         sip_uri = endpoint if str(endpoint).startswith("sip:") else f"sip:{endpoint}"
         try:
-            await self.s.rest.pinless_call_update(settings["call_id"], settings["call_domain"], sip_uri)
+            await self.forward_dialin(sip_uri)
         except DailyAPIError as exc:
             self.stop(EndReason.DIALIN_FAILED, f"pinlessCallUpdate failed: {exc}")
-            return
-        self.log.info("dial-in forwarded", call_id=settings["call_id"], sip_uri=sip_uri)
+
+    def forward_dialin(self, sip_uri: str) -> asyncio.Future[dict[str, Any]]:
+        """``pinlessCallUpdate`` for this session's call, made once: every caller gets the
+        one call's outcome (Daily's reply, or its ``DailyAPIError``)."""
+        if self._dialin is None:
+            settings = self.request.extra["dialin_settings"]
+            self._dialin = asyncio.ensure_future(
+                self.s.rest.pinless_call_update(settings["call_id"], settings["call_domain"], sip_uri))
+            self.log.info("dial-in forwarded", call_id=settings["call_id"], sip_uri=sip_uri)
+        return self._dialin
 
     def _arm_idle(self) -> None:
         if self.participants.humans:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocol.audio import AudioIn
-from protocol.messages import Err, ErrCode, Event, Ok
+from protocol.messages import BotFinished, Err, ErrCode, Event, Ok
 from supervisor.reconcile import WorkerState, WorkerView
 
 
@@ -20,7 +20,7 @@ class WorkerGone(Exception):
 class WorkerListener(Protocol):
     """What a session gives the pool to hear from its worker."""
 
-    def on_worker_event(self, event: Event) -> None: ...
+    def on_worker_event(self, event: Event | BotFinished) -> None: ...
     def on_worker_audio(self, header: AudioIn, pcm: Any) -> None: ...
     def on_worker_gone(self, reason: str) -> None: ...
 

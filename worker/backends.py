@@ -15,6 +15,17 @@ BACKENDS = {"daily": "daily", "sandbox": "sandbox.client"}
 REQUIRED = ("Daily", "CallClient", "EventHandler", "CustomAudioSource", "CustomAudioTrack")
 
 
+_sdk_initialised = False
+
+
+def init_sdk(backend: ModuleType) -> None:
+    """``Daily.init()`` exactly once per process: a second call aborts the process."""
+    global _sdk_initialised
+    if not _sdk_initialised:
+        backend.Daily.init()
+        _sdk_initialised = True
+
+
 class BackendError(Exception):
     """The backend could not be loaded or lacks part of the daily-python API."""
 
@@ -23,7 +34,9 @@ def load_backend(name: str) -> ModuleType:
     """Import the backend module for ``name``; raises ``BackendError`` naming what failed."""
     module_path = BACKENDS.get(name, name)
     try:
+        # Where hosted bots run, ``daily`` is the hosted module (worker.hosted_daily): unwrap it.
         module = importlib.import_module(module_path)
+        module = getattr(module, "__wrapped__", module)
     except Exception as exc:  # an import can fail in any way; report it as a boot failure
         raise BackendError(f"backend {name!r}: cannot import {module_path}: {exc}") from exc
     missing = [attr for attr in REQUIRED if not hasattr(module, attr)]

@@ -68,6 +68,13 @@ def _forwarding_handler_class(base: type) -> type:
                 self._deliver(cls(**dict(zip(fields, args, strict=False))))
             except Exception:
                 log.exception("event handler failed", callback=cls.callback)
+            also = self.also
+            if also is not None:
+                # A hosted bot's own handler gets the callback too, on this SDK thread.
+                try:
+                    getattr(also, cls.callback)(*args)
+                except Exception:
+                    log.exception("the bot's event handler failed", callback=cls.callback)
 
         handler.__name__ = cls.callback
         return handler
@@ -75,6 +82,7 @@ def _forwarding_handler_class(base: type) -> type:
     def __init__(self: Any, deliver: Callable[[Event], None]) -> None:
         base.__init__(self)
         self._deliver = deliver
+        self.also: Any = None  # a hosted bot's event handler (worker.hosted_daily)
 
     namespace: dict[str, Any] = {"__init__": __init__}
     namespace.update({cb: make(cls) for cb, cls in EVENT_BY_CALLBACK.items()})
@@ -117,6 +125,46 @@ class CallHost:
         self._local_id: str | None = None
         self._early_joiners: list[dict[str, Any]] = []
         self.on_call_ended: Callable[[], None] | None = None
+        self.hosted = False  # a hosted bot adopted the client (worker.hosted_daily)
+        self._bot_join: asyncio.Future[Any] | None = None
+
+    # -- a hosted bot's client (worker.hosted_daily) -------------------------------------
+
+    def adopt(self, event_handler: Any) -> None:
+        """A hosted bot made ``CallClient(event_handler=...)``: it is this client. The bot
+        gets every callback too, and renders the audio it wants itself."""
+        self._handler.also = event_handler
+        self._auto_render = False
+        self.hosted = True
+
+    def bot_join_done(self, data: Any, error: Any) -> None:
+        """SDK thread: the bot's own join completed."""
+        self._loop.call_soon_threadsafe(self._bot_join_done, data, error)
+
+    def _bot_join_done(self, data: Any, error: Any) -> None:
+        if error:
+            self._settle_bot_join(None, CommandFailed(ErrCode.SDK_ERROR, str(error)))
+            return
+        self.joined = True
+        self._local_id = ((data or {}).get("participants") or {}).get("local", {}).get("id")
+        self._settle_bot_join(data, None)
+
+    def expect_bot_join(self) -> asyncio.Future[Any]:
+        """A future for the hosted bot's join: its data, or ``CommandFailed``."""
+        self._bot_join = self._loop.create_future()
+        return self._bot_join
+
+    def _settle_bot_join(self, data: Any, error: Exception | None) -> None:
+        fut = self._bot_join
+        if fut is not None and not fut.done():
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(data)
+
+    def bot_left(self) -> None:
+        """SDK thread: the bot's own leave completed."""
+        self._loop.call_soon_threadsafe(self._call_over)
 
     # -- SDK threads -> loop ------------------------------------------------------------
 

@@ -35,15 +35,19 @@ from protocol.messages import (
     ExitCode,
     Exiting,
     Hello,
+    Leave,
     Ok,
     Ping,
     Pong,
     Reject,
+    RunBot,
     Shutdown,
     Welcome,
 )
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, connect_dealer
-from worker.backends import load_backend, sdk_version
+from worker import hosted_daily
+from worker.backends import init_sdk, load_backend, sdk_version
+from worker.bot_runner import BotRunner
 from worker.call import CallHost, capabilities
 from worker.liveness import ParentWatch, set_parent_death_signal
 
@@ -52,9 +56,6 @@ log = structlog.get_logger("worker")
 LEAVE_ON_EXIT_TIMEOUT_S = 5.0
 RELEASE_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 0.25
-
-_sdk_initialised = False
-
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -66,14 +67,6 @@ class WorkerOptions:
     supervisor_pid: int | None = None
     handshake_timeout_s: float = 10.0
     log_level: str | None = None
-
-
-def init_sdk(backend: ModuleType) -> None:
-    """``Daily.init()`` exactly once per process: a second call aborts the process."""
-    global _sdk_initialised
-    if not _sdk_initialised:
-        backend.Daily.init()
-        _sdk_initialised = True
 
 
 class Worker:
@@ -100,6 +93,8 @@ class Worker:
             backend, self.loop, emit_event=self._emit_event, emit_audio=self._emit_audio
         )
         self.host.on_call_ended = self._call_ended
+        hosted_daily.attach(self.host)  # a hosted bot's CallClient(...) is this host's client
+        self.bots = BotRunner(self.host, self.outbox.put_nowait)
 
     # -- outgoing ---------------------------------------------------------------------------
 
@@ -200,6 +195,8 @@ class Worker:
             self._pong(msg)
         elif isinstance(msg, Command):
             self._spawn(self._run_command(msg))
+        elif isinstance(msg, RunBot):
+            self._spawn(self._run_bot(msg))
         elif isinstance(msg, Shutdown):
             self.stop(ExitCode.OK, f"shutdown: {msg.reason}")
         else:
@@ -209,8 +206,17 @@ class Worker:
         self.last_heard = time.monotonic()
         self._bad_frame(exc)
 
+    async def _run_bot(self, cmd: RunBot) -> None:
+        try:
+            reply: Ok | Err = await self.bots.run(cmd)
+        except asyncio.CancelledError:
+            reply = Err(cmd.id, ErrCode.EXITING, f"worker exiting: {self.exit_reason}")
+        self.outbox.put_nowait(reply)
+
     async def _run_command(self, cmd: Command) -> None:
         try:
+            if isinstance(cmd, Leave):
+                await self.bots.cancel()  # a hosted bot is cancelled first; its transport leaves
             reply: Ok | Err = await self.host.execute(cmd)
         except asyncio.CancelledError:
             # Every request gets exactly one reply, even when the worker exits under it.
@@ -260,6 +266,7 @@ class Worker:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.sleep(0)
+        await self.bots.cancel()
         try:
             await self.host.leave(LEAVE_ON_EXIT_TIMEOUT_S)
         except Exception as exc:

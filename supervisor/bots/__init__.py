@@ -5,10 +5,11 @@
 
 from supervisor.bots.base import Bot, BotContext
 from supervisor.bots.echo import EchoBot
+from supervisor.bots.pipecat import PipecatBot
 from supervisor.bots.playback import PlaybackBot
 from supervisor.bots.recorder import RecorderBot
 from supervisor.bots.stream import StreamBot
 
-BOT_KINDS: dict[str, type[Bot]] = {cls.kind: cls for cls in (EchoBot, PlaybackBot, RecorderBot, StreamBot)}
+BOT_KINDS: dict[str, type[Bot]] = {cls.kind: cls for cls in (EchoBot, PlaybackBot, RecorderBot, StreamBot, PipecatBot)}
 
 __all__ = ["BOT_KINDS", "Bot", "BotContext"]

@@ -47,6 +47,8 @@ class Bot:
     must not block or await; the others run in the session actor."""
 
     kind: ClassVar[str] = ""
+    # A bot that runs in the worker itself (a hosted Pipecat bot) joins with RunBot, not Join.
+    hosted: ClassVar[bool] = False
     # A bot that relays live audio sets this: see AudioSettings.realtime_slack_ms.
     realtime_slack_ms: ClassVar[int] = 0
 

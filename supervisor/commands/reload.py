@@ -10,7 +10,7 @@ class Reload(ControlCommand):
     help = "re-read the config file and converge the pool (same as SIGHUP)"
 
     async def execute(self, daemon: DaemonControl, args: dict[str, Any]) -> Any:
-        return daemon.reload()
+        return await daemon.reload()
 
     def render(self, result: Any) -> str:
         lines = [f"reloaded: pool min_idle={result['min_idle']} max_workers={result['max_workers']}"]

@@ -15,7 +15,8 @@ log = structlog.get_logger("supervisor.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_KEY = web.AppKey("api_key", str)
-OPEN_PATHS = ("/healthz", "/metrics", "/openapi.json")
+# The Daily proxy checks its own per-session keys; a stream WebSocket its stream token.
+OPEN_PATHS = ("/healthz", "/metrics", "/openapi.json", "/daily/v1/")
 
 
 @web.middleware

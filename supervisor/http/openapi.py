@@ -23,7 +23,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "malformed or invalid body (invalid-request-error, the field path in info)",
-            401: "missing or wrong bearer key", 404: "unknown session", 409: "the session cannot do that now",
+            401: "missing or wrong bearer key", 403: "outside the session's own room and call (forbidden-error)",
+            404: "unknown session", 409: "the session cannot do that now",
             413: "body over 1 MB", 422: "unknown profile, service, provider or option",
             429: "every worker busy and max_workers reached (Retry-After)", 502: "Daily REST failed after retries",
             503: "the supervisor is draining", 504: "Daily REST timed out after retries"}
@@ -56,6 +57,16 @@ SESSION: dict[str, Any] = {
         "failover_gap_ms": {"type": "number"},
         "max_duration_s": {"type": "integer"},
     },
+}
+_DAILY_PROXY: dict[str, Any] = {
+    "summary": "Daily's REST API for a hosted bot, scoped to its own session's room and call",
+    "description": "Bearer: the session's own key (the bot's DAILY_API_KEY), never the account's. "
+                   "Forwarded to Daily under the supervisor's rate limits; anything outside the session's "
+                   "room and call is 403 forbidden-error.",
+    "security": [],
+    "parameters": [{"name": "tail", "in": "path", "required": True, "schema": {"type": "string"},
+                    "description": "the Daily REST path, e.g. rooms/NAME or dialin/pinlessCallUpdate"}],
+    "responses": {"200": {"description": "Daily's reply", **_json({})}, **_errors(401, 403, 502, 504)},
 }
 SESSION_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -129,5 +140,6 @@ def document() -> dict[str, Any]:
                                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}}}},
+            "/daily/v1/{tail}": {method: _DAILY_PROXY for method in ("get", "post", "delete")},
         },
     }

@@ -14,6 +14,7 @@ from supervisor.bots.services import ServiceError, validate
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.config import sentence, split_validation_error
 from supervisor.daily_rest import DailyAPIError
+from supervisor.http import daily_proxy
 from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
@@ -122,7 +123,12 @@ async def bots_start(request: web.Request) -> web.Response:
     start = StartRequest(profile=profile.name, kind=profile.kind, bot_config={**profile.config, **services},
                          max_duration_s=_max_duration(daemon, body.max_duration, profile), room_url=body.room_url,
                          bot_token=body.token,
-                         end_on_last_leave=profile.end_on_last_leave, extra={"body": body.body})
+                         end_on_last_leave=profile.end_on_last_leave,
+                         extra={"body": body.body,
+                                # what a hosted Pipecat bot gets as runner_args.body (SPEC §4)
+                                "daily_bots": {"bot_profile": body.bot_profile, "services": body.services,
+                                               "config": msgspec.to_builtins(body.config),
+                                               "service_options": body.service_options}})
     prepared = await start_session(daemon, start)
     return web.json_response({"room_url": prepared.room_url, "token": prepared.user_token,
                               "session_id": prepared.session_id, "stream_token": prepared.stream_token})
@@ -300,6 +306,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/healthz", healthz),
     ("GET", "/metrics", metrics),
     ("GET", "/openapi.json", openapi),
+    *((method, daily_proxy.PREFIX + "/{tail:.*}", daily_proxy.daily_proxy) for method in ("GET", "POST", "DELETE")),
 ]
 
 

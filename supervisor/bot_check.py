@@ -1,0 +1,54 @@
+"""Does every pipecat profile's bot import? Asked of a fresh Python process, because the
+supervisor never imports Pipecat or a user's bot itself (87 MB and a second of imports, and
+a user's module-level code, have no place in the daemon).
+
+The worker's forkserver preloads the same modules, but multiprocessing silently skips a
+preload module that fails to import: this check is what turns a broken ``bot.py`` into a
+start-up that exits 2 naming the profile, or a refused reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from supervisor.config import ConfigError
+
+CHECK_TIMEOUT_S = 60.0
+
+
+def _command(backend: str, specs: list[str]) -> list[str]:
+    return [sys.executable, "-m", "worker.bot_loader", backend, *specs]
+
+
+def _verdict(bots: dict[str, str], returncode: int, stdout: str, stderr: str) -> None:
+    by_spec = {spec: name for name, spec in bots.items()}
+    for line in stdout.splitlines():
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue
+        if not result.get("ok"):
+            spec = result.get("spec")
+            if spec is None:
+                raise ConfigError(f"pipecat profiles need the pipecat extra (pip install 'callfleet[pipecat]'): "
+                                  f"{result.get('error')}")
+            raise ConfigError(f"profiles.{by_spec.get(spec, spec)}.bot: does not import: {result.get('error')}")
+    if returncode != 0:
+        raise ConfigError(f"checking the pipecat bots failed (exit {returncode}): {stderr.strip()[-500:]}")
+
+
+async def check_bots_async(bots: dict[str, str], backend: str) -> None:
+    """Raises ``ConfigError`` naming the first profile whose bot does not import."""
+    if not bots:
+        return
+    proc = await asyncio.create_subprocess_exec(*_command(backend, list(bots.values())),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ConfigError(f"importing the pipecat bots took longer than {CHECK_TIMEOUT_S:g}s") from None
+    _verdict(bots, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))

@@ -1,0 +1,110 @@
+"""Finding a hosted bot's ``bot`` function from its profile's spec, and checking that every
+spec imports, before a worker ever runs one.
+
+A spec is ``path/to/bot.py[:function]`` (a file, relative to the working directory) or
+``package.module[:function]``; the function defaults to ``bot``. A file is imported once
+under a stable module name, so the forkserver's preload and a worker's lookup find the
+same module object.
+
+``python -m worker.bot_loader BACKEND SPEC...`` imports each spec (Pipecat first, over
+the hosted ``daily`` module for BACKEND) in a fresh process and prints one JSON line per spec: ``{"spec", "ok", "error"}``; the supervisor runs
+it at start-up and on reload to refuse a profile whose bot does not import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+
+class BotLoadError(Exception):
+    """The spec names no importable bot function; the message says why."""
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``(module or file, function)``; the function defaults to ``bot``."""
+    target, _, function = spec.partition(":")
+    return target, function or "bot"
+
+
+def module_name_for_file(path: Path) -> str:
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    return f"callfleet_bot_{path.stem}_{digest}"
+
+
+def load_module(target: str) -> ModuleType:
+    """Import a bot's module (a ``.py`` file or a module path); raises ``BotLoadError``."""
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise BotLoadError(f"{target}: no such file")
+        name = module_name_for_file(path)
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise BotLoadError(f"{target}: not a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as exc:
+            del sys.modules[name]
+            raise BotLoadError(f"{target}: {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(target)
+    except BaseException as exc:
+        raise BotLoadError(f"{target}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_bot(spec: str) -> Callable[[Any], Any]:
+    """The ``async def bot(runner_args)`` a spec names; raises ``BotLoadError``."""
+    target, function = split_spec(spec)
+    module = load_module(target)
+    fn = getattr(module, function, None)
+    if fn is None:
+        raise BotLoadError(f"{target} has no function {function!r}")
+    if not inspect.iscoroutinefunction(fn):
+        raise BotLoadError(f"{target}:{function} must be an async function, as Pipecat Cloud requires")
+    return fn  # type: ignore[no-any-return]
+
+
+def check(specs: list[str]) -> list[dict[str, Any]]:
+    results = []
+    for spec in specs:
+        try:
+            load_bot(spec)
+            results.append({"spec": spec, "ok": True, "error": None})
+        except BotLoadError as exc:
+            results.append({"spec": spec, "ok": False, "error": str(exc)})
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    backend = args[0] if args else "sandbox"
+    from worker.pipecat_preload import prepare
+
+    try:
+        prepare(backend)
+    except Exception as exc:
+        print(json.dumps({"spec": None, "ok": False, "error": f"pipecat: {type(exc).__name__}: {exc}"}))
+        return 1
+    failed = False
+    for result in check(args[1:]):
+        print(json.dumps(result))
+        failed = failed or not result["ok"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

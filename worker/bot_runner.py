@@ -1,0 +1,139 @@
+"""Running a hosted bot in the worker: ``await bot(runner_args)``, as Pipecat Cloud does.
+
+``RunBot`` gives the bot Pipecat's own ``DailyRunnerArguments`` (the room, the bot's
+token, the request ``body`` and the ``session_id``) and a ``DAILY_API_KEY`` /
+``DAILY_API_URL`` that point at the supervisor's per-session Daily proxy, never at the
+account. The reply waits for the bot's transport to join (it reports the join's data, as
+a ``Join`` does) or for the bot to end first. When ``bot()`` returns or raises later, a
+``BotFinished`` says so. A stop from the supervisor cancels the bot's task -- what Pipecat
+Cloud does at its session limit -- and Pipecat's transport leaves on its way out.
+
+Pipecat logs with loguru: its lines are routed into the worker's structlog stream, with
+``session_id`` and ``worker_id`` bound like every other line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot
+from worker.bot_loader import BotLoadError, load_bot
+from worker.call import CallHost, CommandFailed
+
+log = structlog.get_logger("worker.bot")
+
+CANCEL_TIMEOUT_S = 5.0  # for the bot's task to unwind (its transport leaves) after a stop
+_LOGURU_LEVELS = {"TRACE": "debug", "DEBUG": "debug", "INFO": "info", "SUCCESS": "info", "WARNING": "warning",
+                  "ERROR": "error", "CRITICAL": "critical"}
+
+
+class BotRunner:
+    def __init__(self, host: CallHost, emit: Callable[[BotFinished], None]) -> None:
+        self.host = host
+        self.emit = emit
+        self.task: asyncio.Task[None] | None = None
+        self._cancelled = False
+        self._outcome: str | None = None  # the traceback of a bot that raised
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    async def run(self, cmd: RunBot) -> Ok | Err:
+        """Start the bot; answer once its transport joined, or it ended before that."""
+        if self.running or self.host.joined:
+            return Err(cmd.id, ErrCode.ALREADY_JOINED, "this worker is already hosting a call")
+        try:
+            fn = load_bot(cmd.bot)
+        except BotLoadError as exc:
+            return Err(cmd.id, ErrCode.BAD_REQUEST, str(exc))
+        from pipecat.runner.types import DailyRunnerArguments
+
+        os.environ["DAILY_API_KEY"] = cmd.api_key
+        os.environ["DAILY_API_URL"] = cmd.api_url
+        args = DailyRunnerArguments(room_url=cmd.room_url, token=cmd.token, body=cmd.body, session_id=cmd.session_id)
+        route_loguru()
+        structlog.contextvars.bind_contextvars(session_id=cmd.session_id)  # the bot's task inherits it
+        joined = self.host.expect_bot_join()
+        self._cancelled = False
+        self.task = asyncio.get_running_loop().create_task(self._call(fn, args), name=f"bot-{cmd.session_id}")
+        log.info("bot started", bot=cmd.bot)
+        try:
+            await asyncio.wait({joined, self.task}, timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await self.cancel()
+            raise
+        if joined.done():
+            try:
+                return Ok(cmd.id, joined.result())
+            except CommandFailed as exc:
+                return Err(cmd.id, exc.code, f"the bot's transport could not join: {exc.message}")
+        joined.cancel()
+        if self.task.done():
+            error = self._outcome
+            return Err(cmd.id, ErrCode.SDK_ERROR,
+                       f"the bot ended before joining: {error}" if error else "the bot returned before joining")
+        await self.cancel()
+        return Err(cmd.id, ErrCode.TIMEOUT, f"the bot's transport did not join within {cmd.timeout_s:g}s")
+
+    async def _call(self, fn: Callable[[Any], Any], args: Any) -> None:
+        self._outcome = None
+        try:
+            await fn(args)
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                self._report("the bot's task was cancelled from inside")
+            raise
+        except BaseException as exc:  # a bot may raise anything; it ends the session, not the worker
+            self._outcome = "".join(traceback.format_exception(exc))
+            log.error("bot raised", error=f"{type(exc).__name__}: {exc}", traceback=self._outcome)
+            self._report(self._outcome)
+            return
+        log.info("bot returned")
+        self._report(None)
+
+    def _report(self, error: str | None) -> None:
+        if self._cancelled:
+            return
+        self._outcome = error
+        self.emit(BotFinished(error=error))
+
+    async def cancel(self) -> None:
+        """Cancel the bot's task (a stop, max duration, idle or drain) and let it unwind."""
+        task = self.task
+        if task is None or task.done():
+            return
+        self._cancelled = True
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=CANCEL_TIMEOUT_S)
+        if not done:
+            log.warning("the bot did not unwind after cancel", timeout_s=CANCEL_TIMEOUT_S)
+
+
+_routed = False
+
+
+def route_loguru() -> None:
+    """Pipecat's loguru lines become structlog lines (JSON off a TTY, context bound)."""
+    global _routed
+    if _routed:
+        return
+    _routed = True
+    from loguru import logger
+
+    pipecat_log = structlog.get_logger("pipecat")
+
+    def sink(message: Any) -> None:
+        record = message.record
+        level = _LOGURU_LEVELS.get(record["level"].name, "info")
+        getattr(pipecat_log, level)(record["message"], source=f"{record['name']}:{record['line']}")
+
+    logger.remove()
+    logger.add(sink, level="DEBUG" if os.environ.get("CALLFLEET_LOG_LEVEL", "").lower() == "debug" else "INFO",
+               format="{message}")
