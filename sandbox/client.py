@@ -1,18 +1,23 @@
-"""daily-python's API, offline: ``Daily``, ``CallClient``, ``EventHandler``,
-``CustomAudioSource``, ``CustomAudioTrack``, ``AudioData`` with the same names, signatures
-and threading as the ``daily`` module.
+"""daily-python's API, offline: every public name of the ``daily`` module (``Daily``,
+``CallClient``, ``EventHandler``, ``CustomAudioSource``, ``CustomAudioTrack``, ``AudioData``,
+``LogLevel``, the video classes and the virtual devices) with the same signatures and
+threading, so that ``import daily`` code -- Pipecat's DailyTransport -- runs unmodified.
 
 Threading as in daily-python: ``Daily.init()`` starts an SDK thread (an asyncio loop of its
 own); every completion, event and audio renderer callback runs on it, never on the
 caller's thread. Methods return at once and report through their completion.
 ``CustomAudioSource.write_frames`` blocks for as long as the audio lasts, like the real one.
-Features the sandbox does not have (video, live streaming) answer with an error in the
-completion, the way Daily answers a room without that feature.
+Video is answered the way Daily answers a room without video (``sandbox.video``): tracks
+and cameras take frames and drop them, renderers never receive any, cameras read "off".
+The virtual speaker hears the mix of the call (``sandbox.speaker``); a virtual microphone
+selected by ``deviceId`` in the inputs sends like a custom track. Live streaming answers
+with an error in the completion, as Daily does for a room without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import sys
 import threading
 import time
@@ -23,12 +28,33 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from sandbox.connection import JoinError, RequestError, RoomConnection
+from sandbox.speaker import VirtualSpeakerDevice
+from sandbox.video import CustomVideoSource, CustomVideoTrack, VideoFrame, VirtualCameraDevice
 from sandbox.wire import AudioHead
+
+__all__ = [
+    "AudioData", "CallClient", "CustomAudioSource", "CustomAudioTrack", "CustomVideoSource",
+    "CustomVideoTrack", "Daily", "EventHandler", "LogLevel", "NativeVad", "VideoFrame",
+    "VirtualCameraDevice", "VirtualMicrophoneDevice", "VirtualSpeakerDevice",
+]
 
 __version__ = "sandbox"
 
 NOT_JOINED = "Call client is not in a call"
-NO_VIDEO = "Video is not supported by the sandbox"
+
+
+class LogLevel(enum.Enum):
+    """daily-python's log levels (``int(level)`` gives daily's number)."""
+
+    Off = 0
+    Error = 1
+    Warn = 2
+    Info = 3
+    Debug = 4
+    Trace = 5
+
+    def __int__(self) -> int:
+        return int(self.value)
 
 
 class _Sdk:
@@ -49,12 +75,27 @@ class _Sdk:
     def call(self, fn: Callable[..., Any], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
 
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(self.loop.call_later, delay, _guarded, fn, *args)
+
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(2)
 
 
+def _guarded(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        traceback.print_exc(file=sys.stderr)  # daily-python swallows it; say so at least
+
+
 _sdk: _Sdk | None = None
+# Virtual devices are process-wide in daily-python: by name, and the one selected speaker.
+_speakers: dict[str, VirtualSpeakerDevice] = {}
+_microphones: dict[str, VirtualMicrophoneDevice] = {}
+_speaker: VirtualSpeakerDevice | None = None
+_joined: weakref.WeakSet[CallClient] = weakref.WeakSet()  # clients in a call, for the speaker
 
 
 def _require_sdk() -> _Sdk:
@@ -63,28 +104,85 @@ def _require_sdk() -> _Sdk:
     return _sdk
 
 
+def _not_constructible(self: object, *args: object, **kwargs: object) -> None:
+    """``__init__`` of the classes daily-python makes natively and Python cannot create."""
+    raise TypeError(f"cannot create '{type(self).__name__}' instances")
+
+
 class Daily:
+    """The SDK: ``init`` once per process, then clients and virtual devices."""
+
+    __init__ = _not_constructible
+
     @staticmethod
     def init(worker_threads: int = 2, log_level: Any = ...) -> None:
+        """Start the SDK thread; raises RuntimeError on a second call (daily aborts)."""
         global _sdk
         if _sdk is not None:
             raise RuntimeError("Daily.init() called twice (daily-python aborts the process)")
+        if log_level is not ...:
+            Daily.set_log_level(log_level)
         _sdk = _Sdk()
 
     @staticmethod
     def deinit() -> None:
-        global _sdk
+        global _sdk, _speaker
         if _sdk is not None:
             _sdk.stop()
             _sdk = None
+        _speakers.clear()
+        _microphones.clear()
+        _speaker = None
 
     @staticmethod
-    def set_log_level(log_level: Any = ...) -> None:
-        pass
+    def set_log_level(log_level: LogLevel) -> None:
+        """Raises TypeError, as daily does, for anything but a LogLevel."""
+        if not isinstance(log_level, LogLevel):
+            raise TypeError(f"'{type(log_level).__name__}' object is not an instance of 'LogLevel'")
 
     @staticmethod
     def create_native_vad(reset_period_ms: int = 1000, sample_rate: int = 16000, channels: int = 1) -> NativeVad:
-        return NativeVad(reset_period_ms, sample_rate, channels)
+        return NativeVad._create(reset_period_ms, sample_rate, channels)
+
+    @staticmethod
+    def create_camera_device(device_name: str, width: int, height: int, color_format: str = "RGBA") -> VirtualCameraDevice:
+        """A virtual camera; its frames are dropped. Raises ValueError for an unknown color
+        format, RuntimeError before ``init``."""
+        _require_sdk()
+        return VirtualCameraDevice._create(device_name, width, height, color_format)
+
+    @staticmethod
+    def create_speaker_device(device_name: str, sample_rate: int = 16000, channels: int = 1,
+                              non_blocking: bool = False) -> VirtualSpeakerDevice:
+        """A virtual speaker, heard once selected. Raises RuntimeError before ``init``."""
+        sdk = _require_sdk()
+        speaker = VirtualSpeakerDevice._create(device_name, sample_rate, channels, non_blocking, sdk.call_later)
+        _speakers[device_name] = speaker
+        return speaker
+
+    @staticmethod
+    def create_microphone_device(device_name: str, sample_rate: int = 16000, channels: int = 1,
+                                 non_blocking: bool = False) -> VirtualMicrophoneDevice:
+        """A virtual microphone, sent by a client whose inputs name it as ``deviceId``.
+        Raises RuntimeError before ``init``."""
+        _require_sdk()
+        microphone = VirtualMicrophoneDevice._create(device_name, sample_rate, channels, non_blocking)
+        _microphones[device_name] = microphone
+        return microphone
+
+    @staticmethod
+    def select_speaker_device(device_name: str) -> None:
+        """Make the named speaker the process's; raises RuntimeError (daily's text) for an
+        unknown name."""
+        global _speaker
+        speaker = _speakers.get(device_name)
+        if speaker is None:
+            raise RuntimeError("unable to select virtual speaker device")
+        old, _speaker = _speaker, speaker
+        for client in list(_joined):
+            if old is not None and old is not speaker:
+                old._listen(id(client), False)
+            client._hear_speaker(speaker)
 
 
 class NativeVad:
@@ -95,10 +193,21 @@ class NativeVad:
     recent frames and reset every ``reset_period_ms`` -- not daily's model: silence reads 0,
     sustained loud audio approaches 1."""
 
-    def __init__(self, reset_period_ms: int = 1000, sample_rate: int = 16000, channels: int = 1) -> None:
-        self._reset_ms, self._rate, self._channels = reset_period_ms, sample_rate, channels
-        self._level = 0.0
-        self._elapsed_ms = 0
+    __init__ = _not_constructible
+
+    @classmethod
+    def _create(cls, reset_period_ms: int, sample_rate: int, channels: int) -> NativeVad:
+        vad = object.__new__(cls)
+        vad._reset_ms, vad._rate, vad._channels = reset_period_ms, sample_rate, channels
+        vad._level = 0.0
+        vad._elapsed_ms = 0
+        return vad
+
+    _reset_ms: int
+    _rate: int
+    _channels: int
+    _level: float
+    _elapsed_ms: int
 
     @property
     def reset_period_ms(self) -> int:
@@ -185,8 +294,13 @@ class AudioData:
 
     __slots__ = ("_frames", "_rate", "_channels")
 
-    def __init__(self, audio_frames: bytes, sample_rate: int, num_channels: int) -> None:
-        self._frames, self._rate, self._channels = audio_frames, sample_rate, num_channels
+    __init__ = _not_constructible
+
+    @classmethod
+    def _create(cls, audio_frames: bytes, sample_rate: int, num_channels: int) -> AudioData:
+        data = object.__new__(cls)
+        data._frames, data._rate, data._channels = audio_frames, sample_rate, num_channels
+        return data
 
     @property
     def audio_frames(self) -> bytes:
@@ -214,14 +328,18 @@ _tracks: weakref.WeakValueDictionary[str, CustomAudioTrack] = weakref.WeakValueD
 
 class CustomAudioSource:
     """Audio a client sends. ``write_frames`` paces in real time: without a completion it
-    blocks for the audio's duration; with one it returns at once and completes later."""
+    blocks for the audio's duration; with one it returns at once and completes later.
+
+    ``auto_silence`` is accepted and kept; the sandbox sends no silence between writes (a
+    gap is a gap to the other participants) whichever it is."""
 
     PIECE_MS = 20
     LEAD_S = 0.1
 
-    def __init__(self, sample_rate: int, channels: int) -> None:
+    def __init__(self, sample_rate: int, channels: int, auto_silence: bool = True) -> None:
         self._sample_rate = sample_rate
         self._channels = channels
+        self._auto_silence = bool(auto_silence)
         self._clock = 0.0
         self._lock = threading.Lock()
         self._sinks: list[tuple[CallClient, str]] = []  # (client, track name)
@@ -277,6 +395,54 @@ class CustomAudioTrack:
         return self._id
 
 
+class VirtualMicrophoneDevice:
+    """A virtual microphone (``Daily.create_microphone_device``): a client whose inputs
+    name it (``microphone.settings.deviceId``) sends what is written, paced like a custom
+    track. As in daily-python, writing while no client in a call uses it writes nothing
+    and returns 0 at once."""
+
+    __init__ = _not_constructible
+
+    @classmethod
+    def _create(cls, device_name: str, sample_rate: int, channels: int, non_blocking: bool) -> VirtualMicrophoneDevice:
+        microphone = object.__new__(cls)
+        microphone._name = device_name
+        microphone._non_blocking = bool(non_blocking)
+        microphone._source = CustomAudioSource(sample_rate, channels, False)
+        microphone._track = CustomAudioTrack(microphone._source)
+        return microphone
+
+    _name: str
+    _non_blocking: bool
+    _source: CustomAudioSource
+    _track: CustomAudioTrack
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def sample_rate(self) -> int:
+        return self._source.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self._source.channels
+
+    def write_frames(self, frames: bytes, completion: Any = None) -> int:
+        if not self._source._sinks:
+            if completion is not None:
+                _require_sdk().call(completion, 0)
+            return 0
+        if completion is None and not self._non_blocking:
+            ten_ms = self._source.sample_rate // 100 * self._source.channels * 2
+            frames = bytes(frames)
+            # daily pads a blocking write up to the next 10 ms
+            frames += bytes(-len(frames) % ten_ms)
+            return self._source.write_frames(frames)
+        return self._source.write_frames(frames, completion or (lambda n: None))
+
+
 class CallClient:
     """A participant of a sandbox room, with ``daily.CallClient``'s API."""
 
@@ -291,11 +457,17 @@ class CallClient:
         self._inputs: dict[str, Any] = {
             "camera": {"isEnabled": False, "settings": {}},
             "microphone": {"isEnabled": True, "settings": {}},
+            "screenAudio": {"isEnabled": False, "settings": {}},
+            "screenVideo": {"isEnabled": False, "settings": {}},
+            "customAudio": {},
+            "customVideo": {},
         }
         self._publishing: dict[str, Any] = {"camera": {"isPublishing": False}, "microphone": {"isPublishing": True}}
         self._subscriptions: dict[str, Any] = {}
         self._profiles: dict[str, Any] = {"base": {"camera": "subscribed", "microphone": "subscribed", "screenVideo": "subscribed", "screenAudio": "subscribed"}}
-        self._tracks: dict[str, CustomAudioTrack] = {}
+        self._tracks: dict[str, CustomAudioTrack] = {}  # what is sent, by track name
+        self._video_tracks: dict[str, CustomVideoTrack] = {}
+        self._video_renderers: dict[tuple[str, str], tuple[Callable[..., None], str]] = {}  # never called
         self._active_speaker: dict[str, Any] = {}
         self._released = False
 
@@ -326,6 +498,7 @@ class CallClient:
         if callback == "_left":
             self._conn = None
             self._bind_tracks(False)
+            self._stop_hearing()
             self._participants.clear()
             self._emit("on_error", str(args[0]) if args else "left the call")
             self._set_state("left")
@@ -336,11 +509,16 @@ class CallClient:
             self._participants.pop(args[0]["id"], None)
             for key in [k for k in self._renderers if k[0] == args[0]["id"]]:
                 del self._renderers[key]
+            if _speaker is not None:
+                _speaker._forget(id(self), args[0]["id"])
         elif callback == "on_active_speaker_changed" and args:
             self._active_speaker = args[0]
         self._emit(callback, *args)
 
     def _on_room_audio(self, head: AudioHead, pcm: bytes) -> None:
+        speaker = _speaker
+        if speaker is not None and head.source == "microphone":
+            speaker._feed(id(self), head.participant_id, pcm, head.sample_rate, head.channels)
         key = (head.participant_id, head.source)
         renderer = self._renderers.get(key)
         if renderer is None:
@@ -349,7 +527,7 @@ class CallClient:
         buf += pcm
         chunk = rate * interval_ms // 1000 * head.channels * 2
         while len(buf) >= chunk:
-            data = AudioData(bytes(buf[:chunk]), rate, head.channels)
+            data = AudioData._create(bytes(buf[:chunk]), rate, head.channels)
             del buf[:chunk]
             try:
                 callback(head.participant_id, data, head.source)
@@ -361,6 +539,17 @@ class CallClient:
         conn = self._conn
         if conn is not None and self._state == "joined":
             self._sdk.call(conn.send_audio, pcm, rate, channels, track)
+
+    def _hear_speaker(self, speaker: VirtualSpeakerDevice) -> None:
+        """Feed the selected speaker: everyone's microphone, at the speaker's rate."""
+        speaker._listen(id(self), True)
+        if self._conn is not None:
+            self._run(self._renderer_request("*", "microphone", speaker.sample_rate))
+
+    def _stop_hearing(self) -> None:
+        _joined.discard(self)
+        if _speaker is not None:
+            _speaker._listen(id(self), False)
 
     def _bind_tracks(self, bind: bool) -> None:
         for name, track in self._tracks.items():
@@ -401,8 +590,11 @@ class CallClient:
         mic_on = bool(self._inputs["microphone"].get("isEnabled", True))
         conn = RoomConnection(self._on_room_event, self._on_room_audio)
         user_name = self._local.get("info", {}).get("userName", "") if self._local else ""
+        speaker = _speaker
         try:
-            data = await conn.join(url, token, user_name=user_name, mic=mic_on)
+            # With a speaker selected, everyone's microphone is rendered from the first frame.
+            data = await conn.join(url, token, user_name=user_name, mic=mic_on,
+                                   render_all=speaker.sample_rate if speaker is not None else None)
         except JoinError as exc:
             self._emit("on_error", str(exc))
             self._set_state("leaving")
@@ -410,6 +602,9 @@ class CallClient:
             self._complete(completion, None, str(exc))
             return
         self._conn = conn
+        _joined.add(self)
+        if speaker is not None:
+            speaker._listen(id(self), True)  # before any await: no audio can come in between
         self._local = data["participants"]["local"]
         self._participants = {k: v for k, v in data["participants"].items() if k != "local"}
         # Renderers set before this point are requested here; any set from now on requests
@@ -429,6 +624,7 @@ class CallClient:
             return
         self._set_state("leaving")
         self._bind_tracks(False)
+        self._stop_hearing()
         conn, self._conn = self._conn, None
         await conn.leave()
         self._participants.clear()
@@ -438,6 +634,7 @@ class CallClient:
     def release(self) -> None:
         self._released = True
         self._bind_tracks(False)
+        self._stop_hearing()
         conn, self._conn = self._conn, None
         if conn is not None:
             self._sdk.call(conn.close)
@@ -494,47 +691,71 @@ class CallClient:
 
     def set_video_renderer(self, participant_id: str, callback: Any, video_source: str = "camera",
                            color_format: str = "RGBA", logging_interval_ms: int = 10000) -> None:
-        pass  # no video ever arrives in the sandbox
+        """Accepted and kept; never called, since no video arrives in the sandbox's rooms."""
+        self._video_renderers[(participant_id, video_source)] = (callback, color_format)
 
-    def add_custom_audio_track(self, track_name: str, audio_track: Any, ignore_audio_level: Any = None, completion: Any = None) -> None:
-        self._tracks[track_name] = audio_track
+    # -- custom tracks: daily's rules -- a name in use cannot be added again, updating an
+    # unknown name adds it, removing an unknown name succeeds.
+
+    @staticmethod
+    def _name_in_use(track_name: str) -> str:
+        return f'Inputs(TrackNameAlreadyInUse("{track_name}"))'
+
+    def _custom_input(self, kind: str, track_name: str, track_id: str | None) -> None:
+        custom = dict(self._inputs[kind])
+        if track_id is None:
+            custom.pop(track_name, None)
+        else:
+            custom[track_name] = {"isEnabled": True, "settings": {"customTrack": {"id": track_id}}}
+        self._inputs[kind] = custom
+
+    def _set_audio_track(self, track_name: str, audio_track: CustomAudioTrack | None) -> None:
+        self._bind_tracks(False)
+        if audio_track is None:
+            self._tracks.pop(track_name, None)
+        else:
+            self._tracks[track_name] = audio_track
         if self._state == "joined":
             self._bind_tracks(True)
+        self._custom_input("customAudio", track_name, audio_track.id if audio_track is not None else None)
+
+    def add_custom_audio_track(self, track_name: str, audio_track: Any, ignore_audio_level: Any = None, completion: Any = None) -> None:
+        if track_name in self._inputs["customAudio"]:
+            self._fail(completion, self._name_in_use(track_name))
+            return
+        self._set_audio_track(track_name, audio_track)
         self._sdk.call(self._complete, completion, None)
 
     def update_custom_audio_track(self, track_name: str, audio_track: Any, ignore_audio_level: Any = None, completion: Any = None) -> None:
-        if track_name not in self._tracks:
-            self._fail(completion, f"no custom audio track named {track_name}")
-            return
-        self._bind_tracks(False)
-        self._tracks[track_name] = audio_track
-        if self._state == "joined":
-            self._bind_tracks(True)
+        self._set_audio_track(track_name, audio_track)
         self._sdk.call(self._complete, completion, None)
 
     def remove_custom_audio_track(self, track_name: str, completion: Any = None) -> None:
-        if track_name not in self._tracks:
-            self._fail(completion, f"no custom audio track named {track_name}")
-            return
-        self._bind_tracks(False)
-        del self._tracks[track_name]
-        if self._state == "joined":
-            self._bind_tracks(True)
+        if track_name in self._inputs["customAudio"]:
+            self._set_audio_track(track_name, None)
         self._sdk.call(self._complete, completion, None)
 
     def add_custom_video_track(self, track_name: str, video_track: Any, completion: Any = None) -> None:
-        self._fail(completion, NO_VIDEO)
+        if track_name in self._video_tracks:
+            self._fail(completion, self._name_in_use(track_name))
+            return
+        self.update_custom_video_track(track_name, video_track, completion)
 
     def update_custom_video_track(self, track_name: str, video_track: Any, completion: Any = None) -> None:
-        self._fail(completion, NO_VIDEO)
+        # Accepted as Daily accepts it; its frames go nowhere (no video in sandbox rooms).
+        self._video_tracks[track_name] = video_track
+        self._custom_input("customVideo", track_name, video_track.id)
+        self._sdk.call(self._complete, completion, None)
 
     def remove_custom_video_track(self, track_name: str, completion: Any = None) -> None:
-        self._fail(completion, NO_VIDEO)
+        if self._video_tracks.pop(track_name, None) is not None:
+            self._custom_input("customVideo", track_name, None)
+        self._sdk.call(self._complete, completion, None)
 
     # -- settings --------------------------------------------------------------------------------
 
     def _apply_inputs(self, input_settings: Mapping[str, Any]) -> None:
-        for device in ("camera", "microphone"):
+        for device in ("camera", "microphone", "screenAudio", "screenVideo"):
             value = input_settings.get(device)
             if value is None:
                 continue
@@ -543,8 +764,11 @@ class CallClient:
             merged = dict(self._inputs[device])
             merged.update(value)
             self._inputs[device] = merged
-        track_id = (((self._inputs["microphone"].get("settings") or {}).get("customTrack") or {}).get("id"))
+        settings = self._inputs["microphone"].get("settings") or {}
+        track_id = (settings.get("customTrack") or {}).get("id")
         track = _tracks.get(track_id) if track_id else None
+        if track is None and settings.get("deviceId") in _microphones:
+            track = _microphones[settings["deviceId"]]._track
         if track is not None:
             self._bind_tracks(False)
             self._tracks["microphone"] = track
