@@ -15,13 +15,26 @@ or the supervisor asks first. Profile:
 """
 
 from loguru import logger
+from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.runner.types import DailyDialinRequest, RunnerArguments
 from pipecat.transports.daily.transport import DailyDialinSettings, DailyParams, DailyTransport
 from pipecat.workers.runner import WorkerRunner
 
 SAMPLE_RATE = 16000
+
+
+class Echo(FrameProcessor):
+    """What the caller says is played back (the output transport plays output audio only)."""
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            frame = OutputAudioRawFrame(audio=frame.audio, sample_rate=frame.sample_rate,
+                                        num_channels=frame.num_channels)
+        await self.push_frame(frame, direction)
 
 
 async def bot(runner_args: RunnerArguments):
@@ -42,7 +55,7 @@ async def bot(runner_args: RunnerArguments):
             audio_out_enabled=True,
         ),
     )
-    pipeline = Pipeline([transport.input(), transport.output()])  # the caller hears themself
+    pipeline = Pipeline([transport.input(), Echo(), transport.output()])  # the caller hears themself
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),

@@ -9,13 +9,26 @@ Nothing here knows callfleet. Run it on Pipecat Cloud, with Pipecat's developmen
 """
 
 from loguru import logger
+from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.runner.types import RunnerArguments
 from pipecat.transports.daily.transport import DailyParams, DailyTransport
 from pipecat.workers.runner import WorkerRunner
 
 SAMPLE_RATE = 16000
+
+
+class Echo(FrameProcessor):
+    """What the bot hears becomes what it says (the output transport plays output audio only)."""
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            frame = OutputAudioRawFrame(audio=frame.audio, sample_rate=frame.sample_rate,
+                                        num_channels=frame.num_channels)
+        await self.push_frame(frame, direction)
 
 
 async def bot(runner_args: RunnerArguments):
@@ -26,7 +39,7 @@ async def bot(runner_args: RunnerArguments):
         "Echo bot",
         DailyParams(audio_in_enabled=True, audio_out_enabled=True),
     )
-    pipeline = Pipeline([transport.input(), transport.output()])
+    pipeline = Pipeline([transport.input(), Echo(), transport.output()])
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
