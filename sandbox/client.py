@@ -293,6 +293,9 @@ class AudioData:
     """Audio handed to a renderer callback (read-only, like daily's)."""
 
     __slots__ = ("_frames", "_rate", "_channels")
+    _frames: bytes
+    _rate: int
+    _channels: int
 
     __init__ = _not_constructible
 

@@ -39,6 +39,11 @@ class VideoFrame:
     like daily's, it cannot be created from Python."""
 
     __slots__ = ("_buffer", "_width", "_height", "_timestamp_us", "_color_format")
+    _buffer: bytes
+    _width: int
+    _height: int
+    _timestamp_us: int
+    _color_format: str
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         _not_constructible(type(self))
@@ -111,6 +116,11 @@ class VirtualCameraDevice:
     takes any bytes; the sandbox drops them."""
 
     __slots__ = ("_name", "_width", "_height", "_color_format", "frames_written")
+    _name: str
+    _width: int
+    _height: int
+    _color_format: str
+    frames_written: int
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         _not_constructible(type(self))
