@@ -320,12 +320,25 @@ class RoomServer:
         if props.get("eject_at_token_exp") and props.get("exp"):
             p.eject_at = min(p.eject_at or float("inf"), float(props["exp"]))
         self._admit(live, p)
+        # Daily also tells a joiner about everyone already there, one participant-joined
+        # each, after its join completes (Pipecat listens to a participant from that event).
+        present = [o.view() for o in live.participants.values() if o.id != pid]
+        if present:
+            asyncio.get_running_loop().call_later(0.01, self._announce_present, p, present)
         if p.owner and room_rec.sip_endpoint:
             # Daily tells the owner the SIP endpoint is ready once it is in the room.
             asyncio.get_running_loop().call_later(0.05, self._event, p, "on_dialin_ready", room_rec.sip_endpoint)
         views = {"local": p.view(local=True)}
         views.update({o.id: o.view() for o in live.participants.values() if o.id != pid})
         return {"meetingSession": {"id": live.session_id}, "participants": views}
+
+    def _announce_present(self, p: Participant, present: list[dict[str, Any]]) -> None:
+        live = self.rooms.get(p.room)
+        if live is None or p.id not in live.participants:
+            return  # left already
+        for view in present:
+            if view["id"] in live.participants:
+                self._event(p, "on_participant_joined", view)
 
     def _admit(self, live: LiveRoom, p: Participant) -> None:
         live.participants[p.id] = p

@@ -86,6 +86,7 @@ class Pool:
         self._tasks: list[asyncio.Task[None]] = []
         self._spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spawner")
         self._starts: set[asyncio.Future[None]] = set()
+        self._old_forkservers: list[Any] = []  # replaced on reload, stopped with the pool
         self.restarts = 0  # workers that died or were killed while not retiring
         self.spawned = 0
         self.mp = multiprocessing.get_context("forkserver")
@@ -116,12 +117,16 @@ class Pool:
         self.mp.set_forkserver_preload([backend_module, *pipecat, "worker.preload"])
 
     async def preload_bots(self, bots: list[str]) -> None:
-        """New pipecat bots (a reload): restart the forkserver with them preloaded, so
-        workers forked from now on import nothing; running workers are untouched."""
+        """New pipecat bots (a reload): a new forkserver with them preloaded forks every
+        worker from now on, so those import nothing; the old one keeps serving the workers
+        it forked (it reports their exit codes, and stopping it would wait for them) until
+        the pool stops."""
         if bots == self.pipecat_bots:
             return
         self._set_preload(bots)
-        await asyncio.get_running_loop().run_in_executor(self._spawner, _restart_forkserver)
+        old = await asyncio.get_running_loop().run_in_executor(self._spawner, _new_forkserver)
+        self._old_forkservers.append(old)
+        log.info("forkserver replaced for new pipecat bots", bots=len(bots))
 
     @property
     def desired(self) -> Desired:
@@ -154,7 +159,7 @@ class Pool:
         if self.endpoint.startswith("ipc://"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.endpoint.removeprefix("ipc://"))
-        await asyncio.get_running_loop().run_in_executor(self._spawner, _stop_helper_processes)
+        await asyncio.get_running_loop().run_in_executor(self._spawner, _stop_helper_processes, self._old_forkservers)
         self._spawner.shutdown(wait=False)
 
     # -- processes ---------------------------------------------------------------------------
@@ -433,17 +438,28 @@ def _exit_code(process: Any) -> int | None:
     return code
 
 
-def _restart_forkserver() -> None:
-    with contextlib.suppress(Exception):
-        multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
-    multiprocessing.forkserver.ensure_running()
+def _new_forkserver() -> Any:
+    """Start a forkserver with the current preload list and make it the one new processes
+    use; returns the one it replaces. multiprocessing has a single module-level forkserver
+    whose functions popen_forkserver looks up at each start, so they are rebound."""
+    module = multiprocessing.forkserver
+    old = module._forkserver  # type: ignore[attr-defined]
+    new = module.ForkServer()
+    new.set_forkserver_preload(old._preload_modules)
+    new.ensure_running()
+    module._forkserver = new  # type: ignore[attr-defined]
+    for name in ("ensure_running", "get_inherited_fds", "connect_to_new_process", "set_forkserver_preload"):
+        setattr(module, name, getattr(new, name))
+    return old
 
 
-def _stop_helper_processes() -> None:
-    """multiprocessing's forkserver and resource tracker outlive the pool unless told."""
-    for server in (multiprocessing.forkserver._forkserver, multiprocessing.resource_tracker._resource_tracker):
+def _stop_helper_processes(old_forkservers: list[Any]) -> None:
+    """multiprocessing's forkservers and resource tracker outlive the pool unless told."""
+    servers = [*old_forkservers, multiprocessing.forkserver._forkserver,  # type: ignore[attr-defined]
+               multiprocessing.resource_tracker._resource_tracker]  # type: ignore[attr-defined]
+    for server in servers:
         with contextlib.suppress(Exception):
-            server._stop()  # type: ignore[attr-defined]
+            server._stop()
 
 
 def _jittered(limit: int) -> int:

@@ -52,6 +52,21 @@ async def test_two_clients_hear_each_other_bit_exact_at_the_same_rate(rest: Dail
     await a.leave()
 
 
+async def test_a_joiner_hears_participant_joined_for_everyone_already_there(rest: DailyRest) -> None:
+    # As Daily does, and as a Pipecat bot joining after its user relies on: it listens to a
+    # participant from that event.
+    room = await _room(rest, "late-bot")
+    early, late = SdkTestClient(), SdkTestClient()
+    await early.join(room["url"])
+    await late.join(room["url"])
+    await wait_for(lambda: late.handler.of("on_participant_joined"), what="late hears about early")
+    assert [args[0]["id"] for args in late.handler.of("on_participant_joined")] == [early.id]
+    names = late.handler.names()
+    assert names.index("on_participant_joined") > names.index("on_call_state_updated")  # after joining
+    await late.leave()
+    await early.leave()
+
+
 async def test_renderers_get_audio_resampled_to_their_rate_and_interval(rest: DailyRest) -> None:
     room = await _room(rest, "rates")
     a, b = SdkTestClient(rate=16000), SdkTestClient()

@@ -40,6 +40,13 @@ def module_name_for_file(path: Path) -> str:
     return f"callfleet_bot_{path.stem}_{digest}"
 
 
+def is_loaded(spec: str) -> bool:
+    """Whether the spec's module is imported in this process already (preloaded)."""
+    target, _ = split_spec(spec)
+    name = module_name_for_file(Path(target)) if target.endswith(".py") else target
+    return name in sys.modules
+
+
 def load_module(target: str) -> ModuleType:
     """Import a bot's module (a ``.py`` file or a module path); raises ``BotLoadError``."""
     if target.endswith(".py"):

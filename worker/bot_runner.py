@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot
-from worker.bot_loader import BotLoadError, load_bot
+from worker.bot_loader import BotLoadError, is_loaded, load_bot
 from worker.call import CallHost, CommandFailed
 
 log = structlog.get_logger("worker.bot")
@@ -49,6 +49,7 @@ class BotRunner:
         """Start the bot; answer once its transport joined, or it ended before that."""
         if self.running or self.host.joined:
             return Err(cmd.id, ErrCode.ALREADY_JOINED, "this worker is already hosting a call")
+        preloaded = is_loaded(cmd.bot)  # the forkserver imported it: this worker imports nothing
         try:
             fn = load_bot(cmd.bot)
         except BotLoadError as exc:
@@ -63,7 +64,7 @@ class BotRunner:
         joined = self.host.expect_bot_join()
         self._cancelled = False
         self.task = asyncio.get_running_loop().create_task(self._call(fn, args), name=f"bot-{cmd.session_id}")
-        log.info("bot started", bot=cmd.bot)
+        log.info("bot started", bot=cmd.bot, preloaded=preloaded)
         try:
             await asyncio.wait({joined, self.task}, timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
