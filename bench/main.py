@@ -3,8 +3,9 @@
 It starts ``callfleet sandbox`` and ``callfleet supervisor`` as their own processes on free
 loopback ports with a temporary run_dir (so each one's CPU can be read from /proc), then:
 
-1. **start latency** -- N ``POST /bots/start`` (echo) sent at once, each timed from the
-   request to the session's ``joined_at``;
+1. **start latency** -- N ``POST /bots/start`` (``--profile``, echo by default) sent at
+   once, each timed from the request to the session's ``joined_at``; before them, a few
+   lone starts one at a time (``start_alone_ms``);
 2. **added latency** -- a synthetic caller in every session speaks marked 20 ms frames
    and times each echo; at the same moment N *direct* echoes run inside the sandbox (a
    caller that plays back what it hears, no orchestrator) and are timed the same way:
@@ -32,6 +33,15 @@ Two more figures, beside the keys of SPEC §9:
    the most that can be the loop's own work (the loop thread's CPU time bounds it); the
    rest is the machine's cores being taken by others.
 
+6. ``cpu_s_per_session_minute`` and ``pss_mb_per_session`` -- the whole host (the
+   supervisor and every process under it) over the speaking window, and in its middle.
+
+For a ``pipecat`` profile the same run then measures **the peer** (``bench.peer_host``):
+the same bot hosted as Pipecat's development runner hosts it, every session an asyncio
+task in one process, on the same sandbox with the same callers and N, after callfleet's
+supervisor has stopped (never both at once: the machine's cores would be shared). Its
+figures go under ``"peer"`` with the same keys where they apply.
+
 The report is JSON plus a short human summary.
 """
 
@@ -41,25 +51,27 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import statistics
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from bench.floor import ForwardMode, forward
-from bench.report import Progress, pcts, summary
+from bench.peer_host import measure_peer
+from bench.report import Progress, host_report, summary
 from bench.stack import REPO, Stack
+from bench.talk import SANDBOX_AUTH, ProcessTreeWindow, json_request, talk
 from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb, thread_cpu_seconds
-from sandbox.caller import FRAME_MS, Caller, CallerOptions
 from supervisor.ctl import request
 from supervisor.session_state import SessionState
 
-FRAME_S = FRAME_MS / 1000
 FLOOR_SECONDS = 3.0
+LONE_STARTS = 3  # one session alone, before the burst: its p50 is the warm path's floor
 
 
 class LoopStallReader:
@@ -90,15 +102,35 @@ class LoopStallReader:
         return max((ms for s, ms in self.by_second.items() if s + 1 > start and s <= end), default=0.0)
 
 
-async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
-    async with http.request(method, url, **kwargs) as resp:
-        return resp.status, await resp.json(content_type=None)
+class Profile(msgspec.Struct, frozen=True):
+    """A profile of the checkout's ``configs/profiles.toml``, as far as the bench needs it."""
+
+    name: str
+    kind: str
+    bot: str | None = None  # a pipecat profile's bot spec, relative to the checkout
+
+    @property
+    def hosts_a_pipecat_bot(self) -> bool:
+        return self.kind == "pipecat"
 
 
-async def run_bench(sessions: int, seconds: float, progress: Progress,
-                    repo: Path = REPO) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The report (SPEC §9's keys, the forwarding floor and the loop stall), and diagnostics
-    for the human summary (where the CPU went). Raises ``RuntimeError`` if the stack fails."""
+def load_profile(repo: Path, name: str) -> Profile:
+    """The profile ``name``; raises ``KeyError`` naming it if the checkout has none such."""
+    with open(repo / "configs" / "profiles.toml", "rb") as f:
+        profiles = tomllib.load(f).get("profiles", {})
+    if name not in profiles:
+        raise KeyError(f"no profile {name!r} in {repo / 'configs' / 'profiles.toml'} "
+                       f"(there are: {', '.join(sorted(profiles))})")
+    entry = profiles[name]
+    return Profile(name=name, kind=str(entry.get("kind", "")), bot=entry.get("bot"))
+
+
+async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Path = REPO,
+                    profile_name: str = "echo") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report (SPEC §9's keys, the forwarding floor and the loop stall; for a pipecat
+    profile the peer's figures under ``"peer"``), and diagnostics for the human summary.
+    Raises ``RuntimeError`` if the stack fails, ``KeyError`` for an unknown profile."""
+    profile = load_profile(repo, profile_name)
     # The floor first, alone: not concurrently with the sessions, and before this process
     # holds any socket or thread its forked peers would inherit.
     progress(f"forwarding floor: a bare ROUTER, {sessions} peers, {FLOOR_SECONDS:g} s")
@@ -106,7 +138,14 @@ async def run_bench(sessions: int, seconds: float, progress: Progress,
     stack = Stack(sessions, repo)
     stack.start()
     try:
-        report, diagnostics = await _measure(stack, sessions, seconds, progress)
+        report, diagnostics = await measure_callfleet(stack, sessions, seconds, progress, profile)
+        # Callfleet first, then the peer on the same sandbox: the supervisor has stopped
+        # cleanly by now (nothing of it runs beside the peer), and the rooms the peer leaves
+        # behind, as Pipecat's runner does, cannot count against callfleet's room leaks.
+        if profile.hosts_a_pipecat_bot:
+            assert profile.bot is not None
+            report["peer"] = await measure_peer(stack, sessions, seconds, progress, profile.bot)
+        progress.done()
     finally:
         stack.stop()
     report["forwarding_floor_us_per_frame"] = floor.us_per_frame
@@ -114,113 +153,125 @@ async def run_bench(sessions: int, seconds: float, progress: Progress,
     return report, diagnostics
 
 
-async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+class CallfleetWindow(ProcessTreeWindow):
+    """The supervisor's own figures over the speaking window, beside the whole tree's."""
+
+    def __init__(self, stack: Stack, http: aiohttp.ClientSession, idle_pids: list[int]) -> None:
+        assert stack.supervisor is not None
+        super().__init__(stack.supervisor.pid)
+        self.stack, self.http, self.idle_pids = stack, http, idle_pids
+        self.stalls = LoopStallReader(stack.control_path)
+        self.busy = LoopStallReader(stack.control_path, "loop_busy_ms_recent")
+        self.routed_before = self.sup_cpu_before = 0.0
+        self.routed = self.sup_cpu = 0.0
+        self.breakdown_before: dict[str, float] = {}
+        self.breakdown: dict[str, float] = {}
+        self.in_call_pss: float | None = None
+        self.loop_stall_ms_max: float | None = None
+        self.loop_busy_ms_max: float | None = None
+
+    async def begin(self) -> None:
+        _, self.routed_before = await _metrics(self.http, self.stack.api)
+        self.sup_cpu_before = cpu_seconds(self.root)
+        self.breakdown_before = _cpu_breakdown(self.stack)
+        await super().begin()
+
+    async def middle(self) -> None:
+        await super().middle()
+        self.in_call_pss = (_worker_pss(self.root, only=set(descendants(self.root)) - set(self.idle_pids))
+                            or _worker_pss(self.root))
+
+    async def tick(self) -> None:
+        await self.stalls.poll()
+        await self.busy.poll()
+
+    async def end(self) -> None:
+        await super().end()
+        await self.tick()
+        self.loop_stall_ms_max = self.stalls.window_max(self.started, time.monotonic())
+        self.loop_busy_ms_max = self.busy.window_max(self.started, time.monotonic())
+        self.sup_cpu = cpu_seconds(self.root) - self.sup_cpu_before
+        self.breakdown = {k: v - self.breakdown_before.get(k, 0.0) for k, v in _cpu_breakdown(self.stack).items()}
+        _, routed_after = await _metrics(self.http, self.stack.api)
+        self.routed = routed_after - self.routed_before
+
+
+async def _start_callfleet(http: aiohttp.ClientSession, api: str, profile: str) -> tuple[float, dict[str, Any]]:
+    """``POST /bots/start``: (the wall-clock time it was sent, its reply); raises
+    ``RuntimeError`` for anything but 200."""
+    sent = time.time()
+    status, body = await json_request(http, "POST", f"{api}/bots/start", json={"bot_profile": profile})
+    if status != 200:
+        raise RuntimeError(f"/bots/start answered {status}: {body}")
+    return sent, body
+
+
+async def _callfleet_joined(http: aiohttp.ClientSession, api: str, session_id: str) -> dict[str, Any]:
+    """The session once its bot joined; raises ``RuntimeError`` if it ended first."""
+    while True:
+        _, detail = await json_request(http, "GET", f"{api}/sessions/{session_id}")
+        if detail.get("joined_at"):
+            return detail  # type: ignore[no-any-return]
+        if SessionState(detail["state"]).finished:
+            raise RuntimeError(f"session failed to start: {detail}")
+        await asyncio.sleep(0.05)
+
+
+async def _await_idle(http: aiohttp.ClientSession, api: str, n: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _, health = await json_request(http, "GET", f"{api}/healthz")
+        if health.get("workers", {}).get("idle", 0) >= n:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {health.get('workers')} workers after {timeout_s:g} s")
+        await asyncio.sleep(0.2)
+
+
+async def measure_callfleet(stack: Stack, n: int, seconds: float, progress: Progress,
+                            profile: Profile) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Callfleet's figures for ``n`` sessions of ``profile`` on a started ``stack``; stops
+    its supervisor (cleanly) to count rooms. Raises ``RuntimeError`` if a session fails."""
     assert stack.supervisor is not None
     sup_pid = stack.supervisor.pid
-    sandbox_auth = {"Authorization": "Bearer bench"}
     async with aiohttp.ClientSession() as http:
-        progress(f"warming {n} workers")
-        deadline = time.monotonic() + 120
-        while True:
-            _, health = await _json(http, "GET", f"{stack.api}/healthz")
-            if health.get("workers", {}).get("idle", 0) >= n:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {health.get('workers')} workers after 120 s")
-            await asyncio.sleep(0.2)
+        progress(f"callfleet: warming {n} workers")
+        await _await_idle(http, stack.api, n)
         await asyncio.sleep(1.0)
-        idle_pids = [p for p in descendants(sup_pid) if _pss(p) is not None]
         worker_pss_idle = _worker_pss(sup_pid)
 
-        progress(f"starting {n} sessions at once")
-        async def start_one() -> tuple[float, dict[str, Any]]:
-            sent = time.time()
-            status, body = await _json(http, "POST", f"{stack.api}/bots/start", json={"bot_profile": "echo"})
-            if status != 200:
-                raise RuntimeError(f"/bots/start answered {status}: {body}")
-            return sent, body
-        started = await asyncio.gather(*(start_one() for _ in range(n)))
+        progress(f"callfleet: {LONE_STARTS} lone starts, one at a time")
+        alone = []
+        for _ in range(LONE_STARTS):
+            sent, body = await _start_callfleet(http, stack.api, profile.name)
+            alone.append(((await _callfleet_joined(http, stack.api, body["session_id"]))["joined_at"] - sent) * 1000)
+            await json_request(http, "DELETE", f"{stack.api}/sessions/{body['session_id']}")
+            await _await_idle(http, stack.api, n)  # the pool back to n idle before the next
+        await asyncio.sleep(1.0)
+        idle_pids = [p for p in descendants(sup_pid) if _pss(p) is not None]
+
+        progress(f"callfleet: starting {n} sessions at once")
+        started = await asyncio.gather(*(_start_callfleet(http, stack.api, profile.name) for _ in range(n)))
         latencies = []
         for sent, body in started:
-            while True:
-                _, detail = await _json(http, "GET", f"{stack.api}/sessions/{body['session_id']}")
-                if detail.get("joined_at"):
-                    latencies.append((detail["joined_at"] - sent) * 1000)
-                    break
-                if SessionState(detail["state"]).finished:
-                    raise RuntimeError(f"session failed to start: {detail}")
-                await asyncio.sleep(0.05)
+            detail = await _callfleet_joined(http, stack.api, body["session_id"])
+            latencies.append((detail["joined_at"] - sent) * 1000)
+        tokens = [(body["room_url"], body["token"]) for _, body in started]
 
-        progress(f"joining {n} callers and {n} direct echoes")
-        direct_rooms = []
-        for i in range(n):
-            _, room = await _json(http, "POST", f"{stack.sandbox_api}/rooms", json={"name": f"bench-direct-{i}"},
-                                  headers=sandbox_auth)
-            direct_rooms.append(room)
-        echo_callers = [Caller(CallerOptions(room_url=b["room_url"], token=b["token"], seconds=seconds,
-                                             await_echo=True, user_name=f"bench-{i}"))
-                        for i, (_, b) in enumerate(started)]
-        mirrors = [Caller(CallerOptions(room_url=r["url"], echo=True, seconds=seconds + 30)) for r in direct_rooms]
-        direct_callers = [Caller(CallerOptions(room_url=r["url"], seconds=seconds, await_echo=True))
-                          for r in direct_rooms]
-        everyone = echo_callers + mirrors + direct_callers
-        await asyncio.gather(*(c.join() for c in everyone))
-        mirror_tasks = [asyncio.ensure_future(m.speak()) for m in mirrors]
-        await asyncio.gather(*(c.wait_for_echo() for c in echo_callers + direct_callers))
-        for c in echo_callers + direct_callers:
-            c.opts.await_echo = False  # warmed up: measure from here
-            c.opts.start_offset_s = random.uniform(0, FRAME_S)  # independent speakers, not in lockstep
+        window = CallfleetWindow(stack, http, idle_pids)
+        said = await talk(http, stack.sandbox_api, tokens, seconds, window, progress, "callfleet")
 
-        progress(f"speaking for {seconds:g} s in {n} sessions and {n} direct rooms")
-        stalls = LoopStallReader(stack.control_path)
-        busy = LoopStallReader(stack.control_path, "loop_busy_ms_recent")
-        _, metrics_before = await _metrics(http, stack.api)
-        cpu_before = cpu_seconds(sup_pid)
-        breakdown_before = _cpu_breakdown(stack)
-        window = window_start = time.monotonic()
-        speaking = asyncio.ensure_future(asyncio.gather(*(c.speak() for c in echo_callers + direct_callers)))
-        await asyncio.sleep(min(seconds / 2, 5))
-        in_call_pss = _worker_pss(sup_pid, only=set(descendants(sup_pid)) - set(idle_pids)) or _worker_pss(sup_pid)
-        t0 = time.monotonic()
-        while not speaking.done():
-            progress(f"speaking... {time.monotonic() - t0 + min(seconds / 2, 5):.0f}/{seconds:g} s")
-            await stalls.poll()
-            await busy.poll()
-            await asyncio.sleep(1.0)
-        await speaking
-        await asyncio.sleep(0.5)  # the last echoes in flight
-        await stalls.poll()
-        await busy.poll()
-        loop_stall_ms_max = stalls.window_max(window_start, time.monotonic())
-        loop_busy_ms_max = busy.window_max(window_start, time.monotonic())
-        cpu = cpu_seconds(sup_pid) - cpu_before
-        window = time.monotonic() - window
-        breakdown = {k: v - breakdown_before.get(k, 0.0) for k, v in _cpu_breakdown(stack).items()}
-        _, metrics_after = await _metrics(http, stack.api)
-        routed = metrics_after - metrics_before
-
-        echo_rtts = [r for c in echo_callers for r in c.rtts_ms]
-        direct_rtts = [r for c in direct_callers for r in c.rtts_ms]
-        sent = sum(c.frames_sent for c in echo_callers)
-        received = sum(c.echoes for c in echo_callers)
-
-        progress("stopping every session, checking for leaks")
-        for task in mirror_tasks:
-            task.cancel()
-        await asyncio.gather(*(c.conn.leave() for c in everyone), return_exceptions=True)
+        progress("callfleet: stopping every session, checking for leaks")
         for _, body in started:
-            await _json(http, "DELETE", f"{stack.api}/sessions/{body['session_id']}")
-        for room in direct_rooms:
-            await _json(http, "DELETE", f"{stack.sandbox_api}/rooms/{room['name']}", headers=sandbox_auth)
+            await json_request(http, "DELETE", f"{stack.api}/sessions/{body['session_id']}")
         deadline = time.monotonic() + 30
         while True:
-            _, listing = await _json(http, "GET", f"{stack.api}/sessions")
+            _, listing = await json_request(http, "GET", f"{stack.api}/sessions")
             live = [s for s in listing["data"] if not SessionState(s["state"]).finished]
             if not live or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(3.0)  # recycled workers exit, the pool refills to min_idle
-        _, health = await _json(http, "GET", f"{stack.api}/healthz")
         helpers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p) or "resource_tracker" in cmdline(p)]
         workers_left = [w for f in helpers for w in descendants(f)]
         others = [p for p in descendants(sup_pid) if p not in helpers and p not in workers_left]
@@ -229,28 +280,23 @@ async def _measure(stack: Stack, n: int, seconds: float, progress: Progress) -> 
         # ready rooms are in the sandbox by design.
         stack.supervisor.terminate()
         await asyncio.to_thread(stack.supervisor.wait, 60)
-        _, rooms = await _json(http, "GET", f"{stack.sandbox_api}/rooms", headers=sandbox_auth)
-        progress.done()
+        _, listed = await json_request(http, "GET", f"{stack.sandbox_api}/rooms", headers=SANDBOX_AUTH)
 
-    echo_p, direct_p = pcts(echo_rtts), pcts(direct_rtts)
+    routed, breakdown, window_s = window.routed, window.breakdown, max(window.ended - window.started, 1e-9)
     diagnostics = {
-        "cores": {k: round(v / window, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
+        "profile": profile,
+        "cores": {k: round(v / window_s, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
         "supervisor_us_per_frame_by_thread": {k.removeprefix("supervisor "): round(v / routed * 1e6, 1)
                                               for k, v in breakdown.items() if k.startswith("supervisor ") and routed},
     }
     report = {
-        "sessions": n,
-        "seconds": seconds,
-        "start_latency_ms": pcts(latencies),
-        "echo_rtt_ms": echo_p,
-        "direct_rtt_ms": direct_p,
-        "added_latency_ms": {k: round(echo_p[k] - direct_p[k], 3) for k in ("p50", "p99")},
-        "frames": {"sent": sent, "received": received, "lost": sent - received},
-        "supervisor_cpu_us_per_frame": round(cpu / routed * 1e6, 2) if routed else None,
-        "worker_pss_mb": {"idle": worker_pss_idle, "in_call": in_call_pss},
-        "leaks": {"processes": leaked_processes, "rooms": rooms.get("total_count", -1)},
-        "loop_stall_ms_max": loop_stall_ms_max,
-        "loop_busy_ms_max": loop_busy_ms_max,
+        **host_report(n, seconds, latencies, alone, said, window.figures(n)),
+        "profile": profile.name,
+        "supervisor_cpu_us_per_frame": round(window.sup_cpu / routed * 1e6, 2) if routed else None,
+        "worker_pss_mb": {"idle": worker_pss_idle, "in_call": window.in_call_pss},
+        "leaks": {"processes": leaked_processes, "rooms": listed.get("total_count", -1)},
+        "loop_stall_ms_max": window.loop_stall_ms_max,
+        "loop_busy_ms_max": window.loop_busy_ms_max,
     }
     return report, diagnostics
 
@@ -299,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--burst", action="store_true", default=True,
                         help="send every /bots/start at once (the default; kept for the documented CLI)")
+    parser.add_argument("--profile", default="echo",
+                        help="the profile to start (default echo); a pipecat one is also run on the peer")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--repo", type=Path, default=REPO,
                         help="run the sandbox and supervisor from this checkout (default: the bench's own)")
@@ -306,9 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     if ns.sessions < 1 or ns.seconds <= 0:
         print("callfleet bench: --sessions must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
+    try:
+        load_profile(ns.repo, ns.profile)
+    except (KeyError, OSError) as exc:
+        print(f"callfleet bench: --profile: {exc}", file=sys.stderr)
+        return 2
     import uvloop
 
-    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo))
+    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo, ns.profile))
     text = json.dumps(report, indent=2)
     if ns.out:
         ns.out.write_text(text + "\n")

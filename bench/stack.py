@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -27,8 +27,8 @@ class Stack:
     def __init__(self, sessions: int, repo: Path = REPO) -> None:
         self.repo = repo.resolve()
         self.tmp = Path(tempfile.mkdtemp(prefix="callfleet-bench-"))
-        self.sandbox_port = _free_port()
-        self.http_port = _free_port()
+        self.sandbox_port = free_port()
+        self.http_port = free_port()
         self.sessions = sessions
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.supervisor: subprocess.Popen[bytes] | None = None
@@ -67,8 +67,9 @@ port = {self.sandbox_port}
 start = false
 """
 
-    def start(self) -> None:
-        """Start both and wait until the supervisor listens; raises ``RuntimeError`` if it exits."""
+    def start(self, supervisor: bool = True) -> None:
+        """Start the sandbox and (unless ``supervisor`` is False: a peer-only run) the
+        supervisor, and wait until it listens; raises ``RuntimeError`` if it exits."""
         # cwd and PYTHONPATH put the chosen checkout ahead of the installed (editable) one.
         env = {**os.environ, "CALLFLEET_LOG_LEVEL": "warning", "PYTHONPATH": str(self.repo)}
         self.sandbox = subprocess.Popen(
@@ -77,6 +78,8 @@ start = false
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=self.repo)
         assert self.sandbox.stdout is not None
         self.sandbox.stdout.readline()
+        if not supervisor:
+            return
         config = self.tmp / "bench.toml"
         config.write_text(self.config())
         with open(self.tmp / "supervisor.log", "w") as log:
