@@ -71,6 +71,7 @@ log = structlog.get_logger("supervisor.sessions")
 T = TypeVar("T")
 
 LEAVE_TIMEOUT_S = 5.0
+HOSTED_LEFT_GRACE_S = 5.0  # a hosted bot that left has this long to return from bot()
 
 __all__ = ["CommandRefused", "EndReason", "Prepared", "Services", "Session", "SessionGone", "SessionState",
            "StartRequest", "describe_record"]
@@ -516,7 +517,13 @@ class Session:
         elif isinstance(event, DialinReady):
             await self._dialin_ready(event)
         elif isinstance(event, CallStateUpdated) and event.state == "left" and self.record.state == SessionState.JOINED:
-            self.stop(EndReason.CALL_ENDED, "the bot was removed from the call (ejected, room expired or deleted)")
+            if isinstance(self.bot, PipecatBot):
+                # A Pipecat bot leaves on its way out of bot(): how bot() ends (BotFinished)
+                # is the session's end reason if it comes soon; else it was removed.
+                self.timers.arm("left", HOSTED_LEFT_GRACE_S, self.stop, EndReason.CALL_ENDED,
+                                "the bot left the call and bot() did not end")
+            else:
+                self.stop(EndReason.CALL_ENDED, "the bot was removed from the call (ejected, room expired or deleted)")
         await self.bot.on_event(event)
 
     async def _dialin_ready(self, event: DialinReady) -> None:

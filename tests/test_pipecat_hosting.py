@@ -58,13 +58,6 @@ kind = "pipecat"
 bot = "tests/bots/recording.py:bot_ends_then_raises"
 """
 
-# worker/main.py _call_ended + supervisor/sessions.py _on_event: when a hosted bot's own
-# transport leaves (every Pipecat bot's way out of bot()), the supervisor ends the session
-# call_ended at once, and the worker, having hosted its one call, cancels the bot and exits,
-# so what bot() then does (return, raise) never reaches the session.
-BOT_LEAVES_FIRST = pytest.mark.xfail(strict=True, reason="a bot whose transport left is reported as call_ended")
-
-
 class Fleet:
     """A supervisor hosting the test bots, the sandbox it uses and the bots' record."""
 
@@ -224,14 +217,12 @@ async def test_a_bot_that_raises_fails_the_session_bot_error_with_the_traceback(
                for line in log.splitlines()), "the traceback is not in the log"
 
 
-@BOT_LEAVES_FIRST
 async def test_a_bot_that_returns_after_its_pipeline_ended_ends_the_session_bot_finished(fleet: Fleet) -> None:
     started = await fleet.start("ends_then_returns")
     done = await fleet.ended(started["sessionId"])
     assert (done["state"], done["end_reason"]) == ("ended", "bot_finished"), done
 
 
-@BOT_LEAVES_FIRST
 async def test_a_bot_that_raises_after_its_pipeline_ended_fails_the_session_bot_error(fleet: Fleet) -> None:
     started = await fleet.start("ends_then_raises")
     done = await fleet.ended(started["sessionId"])

@@ -105,6 +105,11 @@ class BotRunner:
         self._outcome = error
         self.emit(BotFinished(error=error))
 
+    async def finished(self, timeout_s: float) -> None:
+        """Wait (bounded) for the bot to return or raise by itself."""
+        if self.task is not None and not self.task.done():
+            await asyncio.wait({self.task}, timeout=timeout_s)
+
     async def cancel(self) -> None:
         """Cancel the bot's task (a stop, max duration, idle or drain) and let it unwind."""
         task = self.task

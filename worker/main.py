@@ -54,6 +54,7 @@ from worker.liveness import ParentWatch, set_parent_death_signal
 log = structlog.get_logger("worker")
 
 LEAVE_ON_EXIT_TIMEOUT_S = 5.0
+BOT_EXIT_WAIT_S = 5.0  # for a hosted bot to return after its transport left the call
 RELEASE_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 0.25
 
@@ -129,7 +130,17 @@ class Worker:
     def _call_ended(self) -> None:
         n = self.sessions_per_worker
         if n and self.host.calls_finished >= n:
-            self.stop(ExitCode.OK, f"hosted {n} call(s) (sessions_per_worker)")
+            reason = f"hosted {n} call(s) (sessions_per_worker)"
+            if self.bots.running:
+                # A hosted bot whose transport left is on its way out of bot(): let it
+                # finish, so the supervisor hears how it ended, then exit.
+                self._spawn(self._stop_after_bot(reason))
+            else:
+                self.stop(ExitCode.OK, reason)
+
+    async def _stop_after_bot(self, reason: str) -> None:
+        await self.bots.finished(BOT_EXIT_WAIT_S)
+        self.stop(ExitCode.OK, reason)
 
     async def handshake(self) -> bool:
         hello = Hello(
