@@ -19,6 +19,7 @@ Anything else is 403 ``forbidden-error``; a missing or unknown key is 401.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -77,4 +78,5 @@ async def _pinless_call_update(session: Any, body: Any) -> Any:
     sip_uri = body.get("sipUri")
     if not isinstance(sip_uri, str) or not sip_uri:
         raise ApiError(400, "invalid-request-error", "sipUri: expected a SIP URI")
-    return await session.ask(lambda: session.forward_dialin(sip_uri))
+    forwarded = await session.ask(lambda: session.forward_dialin(sip_uri))  # the one call's future, not its answer
+    return await asyncio.shield(forwarded)  # shared with the supervisor: a bot that hangs up must not cancel it
