@@ -1,0 +1,227 @@
+"""A phone call to a hosted Pipecat bot, end to end: ``POST /v1/sandbox/dialin`` makes the
+sandbox post Daily's dial-in webhook to the supervisor's ``/dialin``; the ``[dialin]``
+profile's Pipecat bot gets a ``DailyDialinRequest`` body; the waiting call is forwarded
+to the room with exactly one ``pinlessCallUpdate``, whether the bot asks for it itself
+(``examples/pipecat_dialin.py``: its ``DailyTransport`` has ``dialin_settings``) or leaves
+it to the supervisor (``tests/bots/recording.py:bot_plain``).
+
+The sandbox keeps no count of ``pinlessCallUpdate`` requests, and a second one for a
+connected call only answers 400, so the supervisor's Daily REST goes through
+``PinlessWitness``, a pass-through proxy that counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.conftest import DailyRest, SandboxProcess, free_port
+from tests.supervisor_harness import SupervisorProcess
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
+                                reason="pipecat-ai is not installed (the pipecat extra)")
+
+RECORD_ENV = "CALLFLEET_TEST_BOT_RECORD"
+PINLESS = "/v1/dialin/pinlessCallUpdate"
+
+
+class PinlessWitness:
+    """Daily's REST API passed through unchanged, keeping every ``pinlessCallUpdate``
+    request and the status the sandbox answered it with."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.calls: list[tuple[dict[str, Any], int]] = []
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/v1"
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        assert self._http is not None
+        headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type")}
+        sent = await request.read()
+        async with self._http.request(request.method, self.upstream + request.path_qs, headers=headers,
+                                      data=sent) as resp:
+            body = await resp.read()
+            if request.method == "POST" and request.path == PINLESS:
+                self.calls.append((json.loads(sent), resp.status))
+            passed = {k: v for k, v in resp.headers.items() if k in ("Content-Type", "Retry-After")}
+            return web.Response(body=body, status=resp.status, headers=passed)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
+
+
+@dataclass
+class Dialin:
+    sup: SupervisorProcess
+    witness: PinlessWitness
+    sandbox: SandboxProcess
+    rest: DailyRest
+    record: Path
+
+    async def ring(self, caller: str = "+15550100", callee: str = "+15550199") -> dict[str, Any]:
+        """A phone call arrives at Daily: the sandbox posts the webhook to ``/dialin``."""
+        return dict(await self.rest.ok("POST", "/sandbox/dialin", json={
+            "webhook_url": f"{self.sup.url}/dialin", "From": caller, "To": callee}))
+
+    async def session_for(self, profile: str, timeout: float = 15) -> dict[str, Any]:
+        """The one session the call started (each test's supervisor takes one call)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, listing, _ = await self.sup.http("GET", "/sessions")
+            found = [s for s in listing["data"] if s["profile"] == profile and s["room_url"]]
+            if found:
+                assert len(found) == 1, found
+                return dict(found[0])
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no {profile} session took the call")
+
+    async def phone_in(self, room: str, timeout: float = 15) -> dict[str, Any]:
+        """The room's phone participant once it has heard its own voice come back."""
+        deadline = time.monotonic() + timeout
+        phone: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            people = (await self.rest.ok("GET", f"/sandbox/rooms/{room}/participants"))["data"]
+            phone = next((p for p in people if p["kind"] == "dialin"), None)
+            if phone is not None and phone["loud_frames_heard"] > 20:
+                return phone
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no phone that hears the bot in {room}: {phone}")
+
+    def records(self, session_id: str, event: str) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        found = [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+        return [r for r in found if r.get("session_id") == session_id and r["event"] == event]
+
+
+def profiles(dialin_profile: str) -> str:
+    return f"""
+[profiles.pipecat_dialin]
+kind = "pipecat"
+bot = "examples/pipecat_dialin.py:bot"
+
+[profiles.plain]
+kind = "pipecat"
+bot = "tests/bots/recording.py:bot_plain"
+
+[dialin]
+profile = "{dialin_profile}"
+"""
+
+
+async def dialin_fleet(tmp_path: Path, sandbox: SandboxProcess, rest: DailyRest, dialin_profile: str
+                       ) -> AsyncIterator[Dialin]:
+    witness = PinlessWitness(sandbox.base_url)
+    await witness.start()
+    path = tmp_path / "profiles.toml"
+    path.write_text(profiles(dialin_profile))
+    record = tmp_path / "bots.jsonl"
+    sup = SupervisorProcess(tmp_path, sandbox.port, supervisor={"profiles": str(path)},
+                            daily={"api_url": witness.api_url})
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(RECORD_ENV, str(record))
+            await asyncio.to_thread(sup.start)
+        yield Dialin(sup, witness, sandbox, rest, record)
+    finally:
+        await asyncio.to_thread(sup.stop)  # the witness, on this loop, carries its room deletes
+        await witness.close()
+
+
+@pytest.fixture
+async def bot_dials(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest) -> AsyncIterator[Dialin]:
+    """``[dialin] profile`` is ``examples/pipecat_dialin.py``, a bot that forwards the call itself."""
+    async for fleet in dialin_fleet(tmp_path, sandbox_proc, sandbox_rest, "pipecat_dialin"):
+        yield fleet
+
+
+@pytest.fixture
+async def supervisor_dials(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest) -> AsyncIterator[Dialin]:
+    """``[dialin] profile`` is a Pipecat bot without ``dialin_settings``."""
+    async for fleet in dialin_fleet(tmp_path, sandbox_proc, sandbox_rest, "plain"):
+        yield fleet
+
+
+async def hang_up_and_end(fleet: Dialin, session_id: str, room: str, phone: dict[str, Any]) -> dict[str, Any]:
+    await fleet.rest.ok("POST", "/sandbox/hangup", json={"room": room, "participant_id": phone["id"]})
+    return await fleet.sup.wait_session(session_id, lambda d: d["state"] in ("ended", "failed"))
+
+
+async def test_a_dialin_bot_that_forwards_the_call_itself_connects_it_with_one_pinless_call_update(
+    bot_dials: Dialin,
+) -> None:
+    call = await bot_dials.ring(caller="+15550100")
+    session = await bot_dials.session_for("pipecat_dialin")
+    room = session["room_url"].rsplit("/", 1)[1]
+    phone = await bot_dials.phone_in(room)  # the phone joined and hears the bot's echo of its voice
+    assert phone["number"] == "+15550100"
+    await asyncio.sleep(1.0)  # a second forward, from the bot or the supervisor, would have come by now
+    assert len(bot_dials.witness.calls) == 1, bot_dials.witness.calls
+    [(sent, status)] = bot_dials.witness.calls
+    assert status == 200 and sent["callId"] == call["callId"] and sent["callDomain"] == call["callDomain"]
+    log = bot_dials.sup.log_path.read_text()
+    assert "Incoming call from +15550100 to +15550199" in log  # the bot parsed its DailyDialinRequest body
+    # The bot's own pinlessCallUpdate went to /daily/v1 and was answered 200 (the one call's
+    # answer, whoever asked first): Pipecat logs "Unable to handle dialin-ready event" otherwise.
+    assert "dialin-ready event" not in log and "unhandled error" not in log, log[-3000:]
+    done = await hang_up_and_end(bot_dials, session["session_id"], room, phone)
+    assert done["end_reason"] == "participant_left"
+
+
+async def test_a_dialin_bot_without_dialin_settings_gets_the_call_forwarded_by_the_supervisor_once(
+    supervisor_dials: Dialin,
+) -> None:
+    call = await supervisor_dials.ring(caller="+15550111", callee="+15550122")
+    session = await supervisor_dials.session_for("plain")
+    sid = session["session_id"]
+    room = session["room_url"].rsplit("/", 1)[1]
+    phone = await supervisor_dials.phone_in(room)
+    assert phone["number"] == "+15550111"
+    await asyncio.sleep(1.0)
+    assert len(supervisor_dials.witness.calls) == 1, supervisor_dials.witness.calls
+    assert supervisor_dials.witness.calls[0][1] == 200
+    # What the bot got: Pipecat's DailyDialinRequest, with the session's proxy key.
+    [start] = supervisor_dials.records(sid, "start")
+    from pipecat.runner.types import DailyDialinRequest
+
+    request = DailyDialinRequest.model_validate(start["body"])
+    settings = request.dialin_settings
+    assert (settings.call_id, settings.call_domain) == (call["callId"], call["callDomain"])
+    assert (settings.From, settings.To) == ("+15550111", "+15550122")
+    assert request.daily_api_url == f"{supervisor_dials.sup.url}/daily/v1"
+    assert request.daily_api_key  # the session's key for the proxy: it reaches its own room
+    status, room_info, _ = await supervisor_dials.sup.http(
+        "GET", f"/daily/v1/rooms/{room}", headers={"Authorization": f"Bearer {request.daily_api_key}"})
+    assert status == 200 and room_info["name"] == room
+    # A bot asking to forward the call after the supervisor did gets the one call's answer.
+    status, forwarded, _ = await supervisor_dials.sup.http(
+        "POST", "/daily/v1/dialin/pinlessCallUpdate", headers={"Authorization": f"Bearer {request.daily_api_key}"},
+        json={"callId": call["callId"], "callDomain": call["callDomain"], "sipUri": "sip:anything@example.invalid"})
+    assert status == 200 and forwarded["callId"] == call["callId"], (status, forwarded)
+    assert len(supervisor_dials.witness.calls) == 1, supervisor_dials.witness.calls
+    done = await hang_up_and_end(supervisor_dials, sid, room, phone)
+    assert done["end_reason"] == "participant_left"
