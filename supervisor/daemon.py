@@ -41,7 +41,7 @@ from supervisor.store import Store
 
 log = structlog.get_logger("supervisor")
 
-STOP_NOW_S = 2.0  # a second stop signal: how long sessions get to leave and clean up
+STOP_NOW_S = 2.0  # after the drain (or a second signal): how long sessions get to leave and clean up
 STOP_MARGIN_S = 2.0  # past the cleanup deadline, for workers to exit
 
 
@@ -60,7 +60,7 @@ class Daemon:
         self._stop_now = asyncio.Event()
         self._drain_requested = asyncio.Event()
         self.sandbox: SandboxChild | None = None
-        self._stop_by: float | None = None  # monotonic: when everything must have stopped
+        self._stop_by: float | None = None  # monotonic: when the drain times out
         self._reloads: set[asyncio.Task[None]] = set()
         self.http_url = ""
         self.metrics = Metrics()
@@ -168,30 +168,33 @@ class Daemon:
         drain = asyncio.ensure_future(self._drain_requested.wait())
         now = asyncio.ensure_future(self._stop_now.wait())
         await asyncio.wait({drain, now}, return_when=asyncio.FIRST_COMPLETED)
+        drain.cancel()
         if self._stop_now.is_set():
-            drain.cancel()
             return
+        # Draining: no new sessions (start endpoints and /readyz answer 503), live ones go on
+        # until they end by themselves or the drain times out; _shutdown ends the rest.
         self.state = "draining"
         self.pool.draining = True
         self.pool.wake()
-        self._stop_by = time.monotonic() + self.config.supervisor.drain_timeout_s
-        log.info("draining", sessions=len(self.registry.live))
-        stopping = asyncio.ensure_future(self.registry.stop_all(EndReason.DRAINED, self._stop_by))
-        await asyncio.wait({stopping, now}, return_when=asyncio.FIRST_COMPLETED)
-        if not stopping.done():
-            stopping.cancel()
-            await asyncio.wait({stopping})
+        drain_s = self.config.supervisor.drain_timeout_s
+        self._stop_by = time.monotonic() + drain_s
+        log.info("draining: live sessions go on until they end or the drain times out",
+                 sessions=len(self.registry.live), drain_timeout_s=drain_s)
+        emptied = asyncio.ensure_future(self.registry.empty.wait())
+        await asyncio.wait({emptied, now}, timeout=drain_s, return_when=asyncio.FIRST_COMPLETED)
+        emptied.cancel()
         now.cancel()
+        if self.registry.live:
+            log.warning("drain over: ending the sessions still live", sessions=len(self.registry.live),
+                        stop_now=self._stop_now.is_set())
 
     async def _shutdown(self) -> None:
-        """Everything stops by the drain deadline plus ``STOP_MARGIN_S``: rooms that could not
-        be deleted by then stay in the ledger, and the next start deletes them."""
+        """Everything stops within ``STOP_NOW_S + STOP_MARGIN_S`` of the drain's end (its
+        timeout, the last session ending, or a second signal): rooms that could not be
+        deleted by then stay in the ledger, and the next start deletes them."""
         self.state = "stopping"
-        now = time.monotonic()
-        if self._stop_by is None or self._stop_now.is_set():
-            deadline = now + STOP_NOW_S
-        else:  # the drain's deadline; if it has passed, Daily is slow or gone: a last second
-            deadline = max(self._stop_by, now + 1.0)
+        # The drain (if any) is over: what is still live gets a short time to leave and clean up.
+        deadline = time.monotonic() + STOP_NOW_S
         if self.registry.live:
             await self.registry.stop_all(EndReason.DRAINED, deadline)
         await self.http.stop()

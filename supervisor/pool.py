@@ -291,14 +291,14 @@ class Pool:
 
     # -- sessions --------------------------------------------------------------------------
 
-    def acquire(self, session_id: str, listener: WorkerListener) -> WorkerHandle:
+    def acquire(self, session_id: str, listener: WorkerListener, *, failover: bool = False) -> WorkerHandle:
         """Promise a worker to a session: an idle one, a booting one, or a new one.
 
         Raises ``PoolFull`` when every worker is promised and ``max_workers`` processes are
         alive (retiring ones count: they still hold memory and a CPU share); promised but
         booting workers count too, so a burst cannot overbook.
         """
-        if self.draining:
+        if self.draining and not failover:  # a drain takes no new session, but keeps live ones alive
             raise PoolFull("the supervisor is draining")
         candidates = [w for w in self.workers.values() if w.state == WorkerState.IDLE] or \
                      [w for w in self.workers.values() if w.state == WorkerState.BOOTING]

@@ -31,12 +31,15 @@ class Registry:
         self.s = services
         self.live: dict[str, Session] = {}
         self._by_daily_key: dict[str, Session] = {}
+        self.empty = asyncio.Event()  # set while no session is live (a drain waits on it)
+        self.empty.set()
 
     def start(self, request: StartRequest) -> Session:
         """Start a session; raises ``PoolFull`` when no worker can be promised."""
         session = Session(self.s, request)
         session.worker = self.s.pool.acquire(session.id, session)
         self.live[session.id] = session
+        self.empty.clear()
         self._by_daily_key[session.daily_key] = session
         session.start()
         assert session.task is not None
@@ -46,6 +49,8 @@ class Registry:
     def _forget(self, session: Session) -> None:
         self.live.pop(session.id, None)
         self._by_daily_key.pop(session.daily_key, None)
+        if not self.live:
+            self.empty.set()
 
     def by_daily_key(self, key: str) -> Session | None:
         """The live session whose bots hold this Daily proxy key."""

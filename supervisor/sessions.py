@@ -457,7 +457,7 @@ class Session:
             raise _End(EndReason.WORKER_CRASHED, reason)
         self.log.warning("worker lost; failing over", reason=reason)
         try:
-            self.worker = self.s.pool.acquire(self.id, self)
+            self.worker = self.s.pool.acquire(self.id, self, failover=True)
         except PoolFull as exc:
             raise _End(EndReason.WORKER_CRASHED, f"{reason}; no worker for failover: {exc}") from None
         try:

@@ -136,8 +136,13 @@ class SupervisorProcess:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
+        """Stop now: SIGTERM drains (live sessions go on), a second SIGTERM ends them."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(1)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:

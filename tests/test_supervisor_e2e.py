@@ -170,7 +170,8 @@ async def test_worker_sigkilled_without_failover_fails_the_session_and_deletes_t
 
 
 async def test_sigterm_drains_every_session_and_leaves_no_process(tmp_path: Path) -> None:
-    sup = supervisor(tmp_path, None)  # the supervisor starts its own sandbox child
+    # the supervisor starts its own sandbox child; sessions nobody ends are drained after 2 s
+    sup = supervisor(tmp_path, None, supervisor={"drain_timeout_s": 2})
     try:
         bots = [await sup.start_bot("echo") for _ in range(2)]
         for bot in bots:
@@ -331,7 +332,7 @@ async def test_ctl_drain_and_ctl_events(tmp_path: Path, sandbox_proc: SandboxPro
 
     from tests.conftest import REPO
 
-    sup = supervisor(tmp_path, sandbox_proc)
+    sup = supervisor(tmp_path, sandbox_proc, supervisor={"drain_timeout_s": 2})  # nobody ends the session
     try:
         follower = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(sup.config_path), "events"],
                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -392,3 +393,67 @@ async def wait_for_async(fetch: Any, predicate: Any, timeout: float = 15) -> Any
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out; last value {value}")
         await asyncio.sleep(0.1)
+
+
+async def test_a_drain_keeps_a_live_call_until_it_ends_by_itself(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    """SIGTERM takes no new session, but the call in progress goes on being echoed; when
+    its caller hangs up the session ends as it would have, and the daemon exits."""
+    sup = supervisor(tmp_path, sandbox_proc, supervisor={"drain_timeout_s": 60})
+    try:
+        bot = await sup.start_bot("echo")
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        caller = await caller_in(bot, seconds=0.4)
+        await caller.speak()
+        await wait_for(lambda: caller.echoes == 20, what="echo before the drain")
+        sup.signal(signal.SIGTERM)
+        status, ready, _ = await sup.http("GET", "/readyz")
+        for _ in range(50):
+            if status == 503:
+                break
+            await asyncio.sleep(0.05)
+            status, ready, _ = await sup.http("GET", "/readyz")
+        assert status == 503 and ready["state"] == "draining", ready
+        status, live, _ = await sup.http("GET", "/livez")
+        assert status == 200 and live["state"] == "draining"
+        status, refused, _ = await sup.http("POST", "/bots/start", json={"bot_profile": "echo"})
+        assert status == 503 and refused["error"] == "service-unavailable"
+        before = caller.echoes
+        await caller.speak()  # the call still works mid-drain
+        await wait_for(lambda: caller.echoes == before + 20, what="echo during the drain")
+        assert (await sup.session(bot["session_id"]))["state"] == "joined"
+        await caller.conn.leave()
+        assert await asyncio.to_thread(sup.wait, 20) == 0  # long before the 60 s drain timeout
+        from supervisor.store import Store
+
+        store = Store(sup.run_dir / "sessions.db")
+        try:
+            record = store.get(bot["session_id"])
+        finally:
+            store.close()
+        assert record is not None and record.end_reason == "participant_left"
+    finally:
+        sup.stop()
+
+
+async def test_a_second_sigterm_ends_a_drain_at_once(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+    sup = supervisor(tmp_path, sandbox_proc, supervisor={"drain_timeout_s": 60})
+    try:
+        bot = await sup.start_bot("echo")
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        caller = await caller_in(bot, seconds=0.2)
+        sup.signal(signal.SIGTERM)
+        await asyncio.sleep(1.0)
+        assert sup.proc is not None and sup.proc.poll() is None  # draining: the call goes on
+        sup.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(sup.wait, 15) == 0
+        await caller.conn.leave()
+        from supervisor.store import Store
+
+        store = Store(sup.run_dir / "sessions.db")
+        try:
+            record = store.get(bot["session_id"])
+        finally:
+            store.close()
+        assert record is not None and record.end_reason == "drained"
+    finally:
+        sup.stop()

@@ -16,7 +16,7 @@ log = structlog.get_logger("supervisor.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_KEY = web.AppKey("api_key", str)
 # The Daily proxy checks its own per-session keys; a stream WebSocket its stream token.
-OPEN_PATHS = ("/healthz", "/metrics", "/openapi.json", "/daily/v1/")
+OPEN_PATHS = ("/healthz", "/readyz", "/livez", "/metrics", "/openapi.json", "/daily/v1/")
 
 
 @web.middleware

@@ -282,6 +282,30 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if healthy else 503)
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 only while taking sessions and able to start one (Kubernetes takes a
+    503 node out of its Service, so a draining or full node gets no new calls)."""
+    daemon = _daemon(request)
+    status = daemon.status()
+    sandbox = status["sandbox"]
+    reasons = []
+    if daemon.state != "running":
+        reasons.append(f"the supervisor is {daemon.state}")
+    if status["pool"]["capacity"] <= 0:
+        reasons.append("every worker is busy and max_workers is reached")
+    if sandbox is not None and sandbox["state"] != "up":
+        reasons.append("the embedded sandbox is down")
+    body = {"status": "ready" if not reasons else "unavailable", "state": daemon.state,
+            "capacity": status["pool"]["capacity"], "reasons": reasons}
+    return web.json_response(body, status=503 if reasons else 200)
+
+
+async def livez(request: web.Request) -> web.Response:
+    """Liveness: answered by the daemon's own loop, so a 200 means the loop runs (also
+    while draining: a draining node must not be killed for it)."""
+    return web.json_response({"status": "alive", "state": _daemon(request).state})
+
+
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=_daemon(request).metrics.render(), content_type="text/plain", charset="utf-8")
 
@@ -304,6 +328,8 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/sessions/{id}/app-message", app_message),
     ("GET", "/sessions/{id}/stream", stream),
     ("GET", "/healthz", healthz),
+    ("GET", "/readyz", readyz),
+    ("GET", "/livez", livez),
     ("GET", "/metrics", metrics),
     ("GET", "/openapi.json", openapi),
     *((method, daily_proxy.PREFIX + "/{tail:.*}", daily_proxy.daily_proxy) for method in ("GET", "POST", "DELETE")),
