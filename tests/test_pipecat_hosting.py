@@ -289,6 +289,7 @@ async def test_a_workers_environment_never_holds_the_account_key(tmp_path: Path,
         assert args["environ"]["DAILY_API_KEY"] == args["api_key"] and args["api_key"] != secret
         assert secret not in json.dumps(args["environ"])
         # What the kernel shows of every process below the supervisor: forkserver, idle and busy workers.
+        assert sup.proc is not None and secret.encode() in environ_of(sup.proc.pid)  # the daemon was given it
         pids = sup.descendants()
         assert busy["worker_pid"] in pids
         for pid in pids:
