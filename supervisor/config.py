@@ -78,6 +78,15 @@ class SandboxSection(_Section):
     start: bool = True
 
 
+class ClusterSection(_Section):
+    """Many nodes sharing one Redis (SPEC §10); without ``redis_url``, one node, SQLite only."""
+
+    redis_url: str | None = None  # redis://host:6379/0 (or a Valkey)
+    node_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,63}$")] | None = None  # default: host name
+    advertise_url: str | None = None  # how other nodes reach this HTTP API; default http://<host IP>:<http_port>
+    lease_s: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0  # renewed every lease_s/3
+
+
 class Config(_Section):
     supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
     pool: PoolSection = msgspec.field(default_factory=PoolSection)
@@ -85,6 +94,7 @@ class Config(_Section):
     sessions: SessionsSection = msgspec.field(default_factory=SessionsSection)
     audio: AudioSection = msgspec.field(default_factory=AudioSection)
     sandbox: SandboxSection = msgspec.field(default_factory=SandboxSection)
+    cluster: ClusterSection = msgspec.field(default_factory=ClusterSection)
 
     @property
     def run_dir(self) -> Path:

@@ -255,7 +255,7 @@ class Daemon:
         except ConfigError as exc:
             raise CommandError(f"config not reloaded: {exc}") from None
         await self.pool.preload_bots(list(profiles.pipecat_bots().values()))
-        needs_restart = [name for name in ("supervisor", "daily", "audio", "sandbox")
+        needs_restart = [name for name in ("supervisor", "daily", "audio", "sandbox", "cluster")
                          if getattr(new, name) != getattr(self.config, name)]
         self.config = new
         self.profiles = profiles
