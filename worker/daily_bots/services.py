@@ -12,7 +12,6 @@ here. Constructing a service never connects: Pipecat services open their sockets
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -126,19 +125,15 @@ def _openai_llm(provider: Provider, options: Mapping[str, Any], key: str | None)
 
 
 def _anthropic_llm(provider: Provider, options: Mapping[str, Any], key: str | None) -> Any:
+    from anthropic import AsyncAnthropic
+
     cls = _class(provider)
-    client_args: dict[str, Any] = {}
-    base_url = _base_url(provider, options)
-    if base_url is not None:
-        client_args["base_url"] = base_url
+    # AnthropicLLMService takes no base_url; it takes a client, which does.
     api_version = _str(options, "api_version")
-    if api_version is not None:
-        client_args["default_headers"] = {"anthropic-version": api_version}
-    service = cls(api_key=key, settings=_llm_settings(cls, options))
-    if client_args:
-        # AnthropicLLMService takes no base_url; its client is rebuilt on the same key with one.
-        service._client = service._client.with_options(**client_args)
-    return service
+    client = AsyncAnthropic(api_key=key, **_given(base_url=_base_url(provider, options),
+                                                   default_headers={"anthropic-version": api_version}
+                                                   if api_version else None))
+    return cls(api_key=key, client=client, settings=_llm_settings(cls, options))
 
 
 def _gemini_llm(provider: Provider, options: Mapping[str, Any], key: str | None) -> Any:
@@ -186,8 +181,71 @@ def _openai_tts(provider: Provider, options: Mapping[str, Any], key: str | None,
         cls, options, speed=_float(options, "speed", 0.25, 4.0)), **_given(base_url=_base_url(provider, options)))
 
 
+def _ws_tts(url_kwarg: str) -> Callable[..., Any]:
+    """A websocket TTS whose endpoint kwarg is ``url_kwarg`` (``base_url`` maps onto it)."""
+
+    def build(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+        cls = _class(provider)
+        return cls(api_key=key, sample_rate=rate, settings=_tts_common(cls, options),
+                   **_given(**{url_kwarg: _base_url(provider, options)}))
+
+    return build
+
+
+def _elevenlabs_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    cls = _class(provider)
+    output_format = _str(options, "output_format")
+    if output_format is not None:
+        # the seed's ``pcm_<rate>``: ElevenLabs picks its output format from sample_rate
+        prefix, _, digits = output_format.partition("_")
+        if prefix != "pcm" or not digits.isdigit():
+            raise ValueError(f"output_format: expected pcm_<sample rate>, got {output_format!r}")
+        rate = int(digits)
+    settings = _tts_common(cls, options, stability=_float(options, "stability", 0.0, 1.0),
+                           similarity_boost=_float(options, "similarity_boost", 0.0, 1.0),
+                           style=_float(options, "style", 0.0, 1.0),
+                           use_speaker_boost=_bool(options, "use_speaker_boost"),
+                           speed=_float(options, "speed", 0.7, 1.2))
+    return cls(api_key=key, sample_rate=rate, settings=settings, **_given(url=_base_url(provider, options)))
+
+
+def _azure_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    import os
+
+    cls = _class(provider)
+    region = _str(options, "region") or os.environ.get("AZURE_SPEECH_REGION")
+    if not region:
+        raise ValueError("region: required for azure_tts (service_options.azure_tts.region or AZURE_SPEECH_REGION)")
+    settings = _tts_common(cls, options, role=_str(options, "role"), style=_str(options, "style"),
+                           style_degree=_str(options, "style_degree"), emphasis=_str(options, "emphasis"),
+                           pitch=_str(options, "pitch"), rate=_str(options, "rate"), volume=_str(options, "volume"))
+    return cls(api_key=key, region=region, sample_rate=rate, settings=settings)
+
+
+def _aws_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    cls = _class(provider)
+    settings = _tts_common(cls, options, engine=_str(options, "engine"), pitch=_str(options, "pitch"),
+                           rate=_str(options, "rate"), volume=_str(options, "volume"))
+    return cls(api_key=key, sample_rate=rate, settings=settings,
+               **_given(aws_access_key_id=_str(options, "aws_access_key_id"), region=_str(options, "region")))
+
+
+def _google_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    cls = _class(provider)
+    # GOOGLE_APPLICATION_CREDENTIALS is a path; a BYO key is the service account's JSON itself
+    credentials = dict(credentials=key) if key and key.lstrip().startswith("{") else dict(credentials_path=key)
+    return cls(sample_rate=rate, settings=_tts_common(cls, options), **_given(**credentials))
+
+
 _TTS: dict[str, Callable[[Provider, Mapping[str, Any], str | None, int], Any]] = {
+    "cartesia": _ws_tts("url"),
+    "deepgram_tts": _ws_tts("base_url"),
+    "elevenlabs": _elevenlabs_tts,
+    "azure_tts": _azure_tts,
+    "aws_tts": _aws_tts,
+    "google_tts": _google_tts,
     "openai_tts": _openai_tts,
+    "rime": _ws_tts("url"),
 }
 
 
@@ -203,7 +261,37 @@ def build_tts(provider: str, options: dict[str, Any], api_key: str | None, *, sa
 
 # -- STT -------------------------------------------------------------------------------------------
 
-_STT: dict[str, Callable[[Provider, Mapping[str, Any], str | None, int], Any]] = {}
+def _deepgram_stt(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    cls = _class(provider)
+    endpointing = options.get("endpointing")
+    if endpointing is not None and (isinstance(endpointing, bool) and endpointing
+                                    or not isinstance(endpointing, int) or endpointing < 0):
+        raise ValueError(f"endpointing: expected milliseconds (an integer >= 0) or false, got {endpointing!r}")
+    settings = _settings(cls, model=_str(options, "model"), language=_language(options),
+                         punctuate=_bool(options, "punctuate"), profanity_filter=_bool(options, "profanity_filter"),
+                         smart_format=_bool(options, "smart_format"), endpointing=endpointing)
+    return cls(api_key=key, sample_rate=rate, settings=settings, **_given(base_url=_base_url(provider, options)))
+
+
+def _assemblyai_stt(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    cls = _class(provider)
+    _base_url(provider, options)
+    return cls(api_key=key, sample_rate=rate,
+               settings=_settings(cls, model=_str(options, "model"), language=_language(options)))
+
+
+def _gladia_stt(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    cls = _class(provider)
+    return cls(api_key=key, sample_rate=rate,
+               settings=_settings(cls, model=_str(options, "model"), language=_language(options)),
+               **_given(url=_base_url(provider, options)))
+
+
+_STT: dict[str, Callable[[Provider, Mapping[str, Any], str | None, int], Any]] = {
+    "deepgram": _deepgram_stt,
+    "assemblyai": _assemblyai_stt,
+    "gladia": _gladia_stt,
+}
 
 
 def build_stt(provider: str, options: dict[str, Any], api_key: str | None, *, sample_rate: int) -> Any | None:
@@ -226,7 +314,41 @@ def daily_transcription(options: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- speech to speech ------------------------------------------------------------------------------
 
-_S2S: dict[str, Callable[[Provider, Mapping[str, Any], str | None], Any]] = {}
+def _openai_realtime(provider: Provider, options: Mapping[str, Any], key: str | None) -> Any:
+    from pipecat.services.openai.realtime import events
+
+    cls = _class(provider)
+    modalities = options.get("modalities")
+    if modalities is not None and (not isinstance(modalities, list)
+                                   or not set(modalities) <= {"audio", "text"} or not modalities):
+        raise ValueError(f"modalities: expected a list of \"audio\" and/or \"text\", got {modalities!r}")
+    turn_detection = options.get("turn_detection")
+    audio_input: Any = None
+    if turn_detection is not None:
+        try:
+            if turn_detection is False:
+                audio_input = events.AudioInput(turn_detection=False)
+            elif isinstance(turn_detection, dict) and turn_detection.get("type") == "semantic_vad":
+                audio_input = events.AudioInput(turn_detection=events.SemanticTurnDetection(**turn_detection))
+            elif isinstance(turn_detection, dict):
+                audio_input = events.AudioInput(turn_detection=events.TurnDetection(**turn_detection))
+            else:
+                raise ValueError(turn_detection)
+        except ValueError:
+            raise ValueError(f"turn_detection: expected false or a server_vad/semantic_vad object, "
+                             f"got {turn_detection!r}") from None
+    voice = _str(options, "voice")
+    audio = events.AudioConfiguration(input=audio_input, output=events.AudioOutput(voice=voice) if voice else None)
+    properties = events.SessionProperties(
+        output_modalities=modalities, audio=audio if (audio_input or voice) else None)
+    settings = _settings(cls, model=_str(options, "model"), system_instruction=_str(options, "instructions"),
+                         temperature=_float(options, "temperature", 0.0, 2.0), session_properties=properties)
+    return cls(api_key=key, settings=settings, **_given(base_url=_base_url(provider, options)))
+
+
+_S2S: dict[str, Callable[[Provider, Mapping[str, Any], str | None], Any]] = {
+    "openai_realtime": _openai_realtime,
+}
 
 
 def build_s2s(provider: str, options: dict[str, Any], api_key: str | None) -> Any:
@@ -236,7 +358,3 @@ def build_s2s(provider: str, options: dict[str, Any], api_key: str | None) -> An
     Raises ``ValueError`` naming the option for a bad value."""
     entry = _provider(provider, ServiceType.S2S)
     return _S2S[provider](entry, options, api_key)
-
-
-def _json(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
