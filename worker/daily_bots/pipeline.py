@@ -1,0 +1,176 @@
+"""What every Daily Bots profile shares: the transport's parameters, the conversation (an
+``LLMContext`` holding ``initial_messages`` and its aggregator pair), RTVI, who speaks
+first, and running the pipeline until the call ends.
+
+A profile module (``voice``, ``vision``, ``realtime``) assembles its processors from these
+and from the builders of ``worker.daily_bots.services``; its ``bot(runner_args)`` is what
+callfleet's ``kind = "pipecat"`` hosting calls.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import LLMRunFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.processors.frameworks.rtvi import RTVIProcessor
+from pipecat.transports.daily.transport import DailyParams, DailyTranscriptionSettings
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
+
+from callfleet.providers import ServiceType
+from worker.daily_bots.request import BotRequest
+
+BOT_NAME = "Daily Bot"
+AUDIO_IN_RATE = 16000  # what STT services and Silero VAD take
+DEFAULT_TTS_RATE = 24000  # Daily Bots' default for every TTS provider in seed 003
+
+
+class TurnTaking(enum.Enum):
+    """How the bot decides the user finished speaking."""
+
+    SPEECH_TIMEOUT = "speech_timeout"  # Silero VAD, then a short silence (voice and vision profiles)
+    SMART_TURN = "smart_turn"  # Silero VAD, then Pipecat's Smart Turn v3 model, bundled and local
+
+
+def tts_rate(request: BotRequest) -> int:
+    """The TTS output rate: the request's ``sample_rate`` (config over service_options).
+
+    Raises ``ValueError`` naming the option when it is not a positive integer."""
+    tts = request.service(ServiceType.TTS)
+    rate = (tts.options.get("sample_rate") if tts else None) or DEFAULT_TTS_RATE
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
+        raise ValueError(f"tts.sample_rate: expected a positive integer, got {rate!r}")
+    return rate
+
+
+def transcription_settings(request: BotRequest) -> DailyTranscriptionSettings:
+    """Daily's own transcription (``"stt": "daily"``) configured from the STT options.
+
+    Raises ``ValueError`` naming a bad option."""
+    from worker.daily_bots.services import daily_transcription
+
+    stt = request.service(ServiceType.STT)
+    return DailyTranscriptionSettings(**daily_transcription(stt.options if stt else {}))
+
+
+def daily_params(request: BotRequest, *, audio_out_rate: int, video_in: bool = False,
+                 daily_stt: bool = False) -> DailyParams:
+    """The DailyTransport's parameters: audio in at 16 kHz, out at the TTS rate, the room's
+    transcription when the STT is ``"daily"``, the user's camera for the vision profiles."""
+    params = DailyParams(audio_in_enabled=True, audio_in_sample_rate=AUDIO_IN_RATE, audio_out_enabled=True,
+                         audio_out_sample_rate=audio_out_rate, transcription_enabled=daily_stt,
+                         video_in_enabled=video_in)
+    if daily_stt:
+        params.transcription_settings = transcription_settings(request)
+    if video_in:
+        from pipecat.transports.base_transport import VideoInSourceParams
+
+        # One frame a second is plenty for a model asked about what it sees once per turn.
+        params.video_in_sources = {"camera": VideoInSourceParams(framerate=1)}
+    return params
+
+
+def turn_strategies(turn: TurnTaking) -> UserTurnStrategies:
+    """The user turn strategies of a profile; neither downloads anything at run time."""
+    if turn is TurnTaking.SMART_TURN:
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+        return UserTurnStrategies(stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())])
+    from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+
+    return UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy()])
+
+
+def conversation(request: BotRequest, *, turn: TurnTaking | None) -> tuple[LLMContext, LLMContextAggregatorPair]:
+    """The LLM context seeded with ``initial_messages``, and its user/assistant aggregators.
+
+    ``turn`` None: the LLM service takes turns itself (speech-to-speech)."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+
+    context = LLMContext(messages=[dict(m) for m in request.initial_messages])  # type: ignore[misc]
+    if turn is None:
+        return context, LLMContextAggregatorPair(context)
+    user = LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer(), user_turn_strategies=turn_strategies(turn))
+    return context, LLMContextAggregatorPair(context, user_params=user)
+
+
+@dataclass
+class BotPipeline:
+    """A profile's built pipeline, with what the bot wires its events to."""
+
+    processors: list[FrameProcessor]
+    pipeline: Pipeline
+    worker: PipelineWorker
+    rtvi: RTVIProcessor
+    context: LLMContext
+    request: BotRequest
+    services: dict[ServiceType, Any] = field(default_factory=dict)
+
+
+def assemble(request: BotRequest, transport: Any, middle: Sequence[FrameProcessor | None], *,
+             context: LLMContext, pair: LLMContextAggregatorPair, audio_out_rate: int,
+             services: dict[ServiceType, Any], idle_timeout_secs: float | None = None) -> BotPipeline:
+    """``transport.input() → RTVI → middle (user aggregator … TTS) → transport.output() →
+    assistant aggregator``, in a PipelineWorker whose RTVI observer reports to the client."""
+    rtvi = RTVIProcessor()
+    processors = [transport.input(), rtvi, *(p for p in middle if p is not None), transport.output(),
+                  pair.assistant()]
+    pipeline = Pipeline(processors)
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=AUDIO_IN_RATE, audio_out_sample_rate=audio_out_rate,
+                              enable_metrics=True),
+        observers=[rtvi.create_rtvi_observer()],
+        idle_timeout_secs=idle_timeout_secs,
+    )
+    return BotPipeline(processors=processors, pipeline=pipeline, worker=worker, rtvi=rtvi, context=context,
+                       request=request, services=services)
+
+
+def wire_greeting(bot: BotPipeline, transport: Any) -> None:
+    """Who speaks first: with ``run_on_config`` the bot answers the RTVI client's
+    ``client-ready`` with an LLM run over ``initial_messages``; without it, it greets when
+    the first participant joins. The call ends when that participant leaves."""
+    greeted = False
+
+    async def greet(why: str) -> None:
+        nonlocal greeted
+        if greeted or not bot.request.initial_messages:
+            return
+        greeted = True
+        logger.info(f"greeting ({why})")
+        await bot.worker.queue_frames([LLMRunFrame()])
+
+    @bot.rtvi.event_handler("on_client_ready")
+    async def on_client_ready(rtvi: RTVIProcessor) -> None:
+        if bot.request.run_on_config:
+            await greet("client-ready")
+
+    @transport.event_handler("on_first_participant_joined")
+    async def on_first_participant_joined(transport: Any, participant: Any) -> None:
+        if not bot.request.run_on_config:
+            await greet("first participant joined")
+
+    @transport.event_handler("on_participant_left")
+    async def on_participant_left(transport: Any, participant: Any, reason: Any) -> None:
+        await bot.worker.cancel()
+
+
+async def run(bot: BotPipeline, runner_args: Any) -> None:
+    """Run the pipeline until the call ends or the session cancels the bot's task."""
+    runner = WorkerRunner(handle_sigint=getattr(runner_args, "handle_sigint", False))
+    await runner.add_workers(bot.worker)
+    await runner.run()

@@ -1,0 +1,44 @@
+"""Daily Bots' ``openai_realtime_beta_2024_10`` as a Pipecat bot: speech to speech with
+Pipecat's OpenAI Realtime service.
+
+    transport.input() → RTVI → user aggregator → OpenAI Realtime → transport.output() → assistant aggregator
+
+The service hears the user's audio, takes turns itself (server-side VAD) and speaks at
+24 kHz; the aggregator pair (in Pipecat's realtime mode) keeps the context holding
+``initial_messages``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callfleet.providers import ServiceType
+from worker.daily_bots import services
+from worker.daily_bots.pipeline import BOT_NAME, BotPipeline, assemble, conversation, daily_params, run, wire_greeting
+from worker.daily_bots.request import BotRequest, RequestError, parse_request
+
+REALTIME_RATE = 24000  # OpenAI Realtime's PCM16 output rate
+
+
+def build(request: BotRequest, transport: Any, *, idle_timeout_secs: float | None = None) -> BotPipeline:
+    """The speech-to-speech pipeline; raises ``RequestError`` without an s2s service and
+    ``ValueError`` (from the builder) naming a bad option."""
+    s2s_req = request.service(ServiceType.S2S)
+    if s2s_req is None:
+        raise RequestError(f"{request.profile}: needs a speech-to-speech service (services.llm)")
+    s2s = services.build_s2s(s2s_req.provider, s2s_req.options, s2s_req.api_key)
+    context, pair = conversation(request, turn=None)
+    return assemble(request, transport, [pair.user(), s2s], context=context, pair=pair, audio_out_rate=REALTIME_RATE,
+                    services={ServiceType.S2S: s2s}, idle_timeout_secs=idle_timeout_secs)
+
+
+async def bot(runner_args: Any) -> None:
+    """Pipecat Cloud's entry point for the realtime profile: one call per invocation."""
+    from pipecat.transports.daily.transport import DailyTransport
+
+    request = parse_request(runner_args.body)
+    transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
+                               daily_params(request, audio_out_rate=REALTIME_RATE))
+    built = build(request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
+    wire_greeting(built, transport)
+    await run(built, runner_args)
