@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from callfleet import logs
 from supervisor import config as config_mod
 from supervisor import profiles as profiles_mod
 from supervisor.bot_check import check_bots_async
+from supervisor.cluster import Cluster
 from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
@@ -65,6 +67,7 @@ class Daemon:
         self.http_url = ""
         self.metrics = Metrics()
         self.loop_probe = LoopProbe()
+        self.cluster: Cluster | None = None  # set in cluster mode ([cluster] redis_url)
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -88,6 +91,19 @@ class Daemon:
         except SandboxStartError as exc:
             raise StartupError(str(exc)) from None
         log.info("sandbox answering", api_url=cfg.daily_api_url)
+
+    async def _start_cluster(self) -> None:
+        """Cluster mode: join before the first Daily call, so the reconcile's deletes
+        already take the account's shared rate limit."""
+        cfg = self.config.cluster
+        if not cfg.redis_url:
+            return
+        node_id = cfg.node_id or socket.gethostname()
+        self.cluster = Cluster(cfg.redis_url, node_id, cfg.advertise_url or advertise_url(self.config), cfg.lease_s,
+                               rest=self.rest, ledger=self.store.owned_rooms)
+        self.rest.shared_limit = self.cluster.rate_limit
+        self.store.mirror = self.cluster
+        await self.cluster.start()
 
     def _sandbox_lost(self) -> None:
         """The embedded sandbox died and took its rooms with it."""
@@ -127,6 +143,7 @@ class Daemon:
                               requests_per_second=cfg.daily.requests_per_second,
                               timeout_s=cfg.daily.request_timeout_s, max_retries=cfg.daily.max_retries)
         self.store = Store(self.run_dir / "sessions.db")
+        await self._start_cluster()
         fixed = await reconcile_store(self.store, self.rest)
         if fixed:
             log.warning("reconciled sessions left by a crashed supervisor", count=len(fixed))
@@ -145,12 +162,17 @@ class Daemon:
         await self.pool.start()
         self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics,
                                  room_pool=self.room_pool)
+        self.services.cluster = self.cluster
+        if self.cluster is not None:
+            self.cluster.capacity_probe = self.pool.capacity
         self.room_pool.start()
         self.registry = Registry(self.services)
         self.metrics.bind(self)
         self.http = HttpServer(self)
         await self.http.start()
         self.http_url = self.http.url
+        if self.cluster is not None and not cfg.cluster.advertise_url:
+            self.cluster.advertise_url = advertise_url(cfg, self.http_url)  # the port actually bound
         self.services.daily_proxy_url = f"{self.http_url}/daily/v1"
         self.control.start()
         self._install_signals()
@@ -203,6 +225,8 @@ class Daemon:
             log.warning("rooms left for the next start to delete", rooms=len(left))
         await self.pool.stop(min(time.monotonic() + self.config.pool.shutdown_timeout_s, deadline + STOP_MARGIN_S))
         self.control.close()
+        if self.cluster is not None:
+            await self.cluster.stop()  # after the last session's record and room delete: they are published
         await self.http_session.close()
         self.store.close()
         if self.sandbox is not None:
@@ -317,6 +341,21 @@ class Daemon:
     def workers(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         return [w.describe(now) for w in self.pool.workers.values()]
+
+
+def advertise_url(config: Config, bound_url: str | None = None) -> str:
+    """How other nodes reach this HTTP API when ``[cluster] advertise_url`` is unset:
+    ``http://<host IP>:<http_port>`` (the loopback address when the API listens there)."""
+    host = config.supervisor.http_host
+    if host in ("0.0.0.0", "::", ""):
+        try:
+            host = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            host = "127.0.0.1"
+    port = config.supervisor.http_port
+    if bound_url:
+        port = int(bound_url.rsplit(":", 1)[1])
+    return f"http://{host}:{port}"
 
 
 def main(argv: list[str] | None = None) -> int:

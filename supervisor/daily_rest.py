@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 import aiohttp
@@ -129,6 +129,12 @@ def _rate_class(method: str, path: str) -> str:
     return "default"
 
 
+class SharedLimit(Protocol):
+    """Cluster mode: the account's buckets shared by all nodes (``local`` while that is impossible)."""
+
+    async def take(self, rate_class: str, local: TokenBucket) -> None: ...
+
+
 # -- the client -------------------------------------------------------------------------
 
 
@@ -162,6 +168,7 @@ class DailyREST:
             "media": TokenBucket(max(0.05, requests_per_second / 20), 5.0),
         }
         self.retries = 0  # every retry, for /metrics
+        self.shared_limit: SharedLimit | None = None  # set in cluster mode: Daily limits the account, not the node
 
     # -- transport ------------------------------------------------------------------------
 
@@ -174,10 +181,11 @@ class DailyREST:
         """
         if idempotent is None:
             idempotent = method in ("GET", "DELETE", "PUT")
-        bucket = self._buckets[_rate_class(method, path)]
+        rate_class = _rate_class(method, path)
+        bucket = self._buckets[rate_class]
         attempt = 0
         while True:
-            await bucket.take()
+            await (bucket.take() if self.shared_limit is None else self.shared_limit.take(rate_class, bucket))
             try:
                 return await self._once(method, path, json, params)
             except DailyAPIError as exc:

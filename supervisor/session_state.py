@@ -39,6 +39,7 @@ class EndReason(enum.StrEnum):
     BOT_FINISHED = "bot_finished"  # a hosted bot's bot() returned
     BOT_ERROR = "bot_error"  # a hosted bot's bot() raised
     DIALIN_FAILED = "dialin_failed"
+    NODE_LOST = "node_lost"  # cluster mode: the node running it went away (marked by a survivor)
     ERROR = "error"
 
     @property
@@ -48,4 +49,5 @@ class EndReason(enum.StrEnum):
 
 
 FAILURES = frozenset({EndReason.JOIN_FAILED, EndReason.WORKER_CRASHED, EndReason.REST_FAILED, EndReason.NO_WORKER,
-                      EndReason.SUPERVISOR_LOST, EndReason.DIALIN_FAILED, EndReason.ERROR, EndReason.BOT_ERROR})
+                      EndReason.SUPERVISOR_LOST, EndReason.DIALIN_FAILED, EndReason.ERROR, EndReason.BOT_ERROR,
+                      EndReason.NODE_LOST})

@@ -181,6 +181,7 @@ class Services:
         self.metrics = metrics
 
     daily_proxy_url = ""  # where hosted bots reach Daily's REST API: the supervisor's /daily/v1
+    cluster: Any = None  # supervisor.cluster.Cluster in cluster mode: every state change goes to its directory
 
     def frame_dropped(self) -> None:
         if self.metrics is not None:
@@ -655,6 +656,8 @@ class Session:
         self._save()
         self.s.publish("session", {"session_id": self.id, "state": state.value, "profile": self.request.profile,
                                    "end_reason": self.record.end_reason})
+        if self.s.cluster is not None:
+            self.s.cluster.publish_session(self.describe())
         self.log.info("session state", state=state.value, end_reason=self.record.end_reason)
 
     def _save(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -59,7 +59,16 @@ CREATE TABLE IF NOT EXISTS owned_rooms (name TEXT PRIMARY KEY, created_at REAL);
 """
 
 
+class LedgerMirror(Protocol):
+    """Told of every ledger change (cluster mode: so a survivor can delete a dead node's rooms)."""
+
+    def room_remembered(self, name: str) -> None: ...
+    def room_forgotten(self, name: str) -> None: ...
+
+
 class Store:
+    mirror: LedgerMirror | None = None
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -109,10 +118,14 @@ class Store:
     def remember_room(self, name: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO owned_rooms (name, created_at) VALUES (?, strftime('%s','now'))",
                         (name,))
+        if self.mirror is not None:
+            self.mirror.room_remembered(name)
 
     def forget_room(self, name: str) -> None:
         self.db.execute("DELETE FROM owned_rooms WHERE name = ?", (name,))
         self.db.execute("DELETE FROM pooled_rooms WHERE name = ?", (name,))
+        if self.mirror is not None:
+            self.mirror.room_forgotten(name)
 
     def owned_rooms(self) -> list[str]:
         # pooled_rooms is the ledger's name before 0.2: rooms a previous version pooled count too.

@@ -1,0 +1,270 @@
+"""The shared session directory: every node's session views and room ledger in Redis.
+
+Writes never block a session: ``publish_session`` and the ledger hooks only note what
+changed and wake one writer task, which sends the latest state of everything noted in
+one pipeline (several changes of one session between two flushes cost one write). While
+Redis is down the notes wait; on reconnect ``republish`` writes everything this node
+holds, since Redis may have come back empty.
+
+Keys (SPEC §10): ``cf:session:{sid}`` the JSON view (finished ones expire after
+``FINISHED_TTL_S``), ``cf:sessions`` a sorted set of every session id by request time
+(newest first for ``GET /sessions``), ``cf:node:{id}:sessions`` the node's unfinished
+sessions, ``cf:node:{id}:rooms`` the node's room ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from supervisor.cluster.link import Link
+from supervisor.session_state import SessionState
+
+log = structlog.get_logger("supervisor.cluster")
+
+FINISHED_TTL_S = 24 * 3600  # a finished session stays listed this long (SQLite keeps it for good)
+RECENT_FINISHED = 200  # finished views a node keeps to re-publish after Redis restarted empty
+PAGE = 200  # session ids read per round trip while listing
+
+NODES = "cf:nodes"
+SESSIONS = "cf:sessions"
+FINISHED_STATES = frozenset(s.value for s in SessionState if s.finished)
+
+
+def node_key(node_id: str) -> str:
+    return f"cf:node:{node_id}"
+
+
+def lease_key(node_id: str) -> str:
+    return f"cf:lease:{node_id}"
+
+
+def session_key(session_id: str) -> str:
+    return f"cf:session:{session_id}"
+
+
+def node_sessions_key(node_id: str) -> str:
+    return f"cf:node:{node_id}:sessions"
+
+
+def node_rooms_key(node_id: str) -> str:
+    return f"cf:node:{node_id}:rooms"
+
+
+def cleanup_key(node_id: str) -> str:
+    return f"cf:cleanup:{node_id}"
+
+
+class NodeInfo(msgspec.Struct, frozen=True):
+    """A node as other nodes reach it."""
+
+    node_id: str
+    advertise_url: str
+
+
+def is_finished(view: dict[str, Any]) -> bool:
+    return view.get("state") in FINISHED_STATES
+
+
+def encode(view: dict[str, Any]) -> bytes:
+    return msgspec.json.encode(view)
+
+
+def decode(raw: bytes | str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        view = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return view if isinstance(view, dict) else None
+
+
+class Directory:
+    """This node's side of the directory, and the reads any node makes of it."""
+
+    def __init__(self, link: Link, node_id: str, ledger: Callable[[], Iterable[str]]) -> None:
+        self.link = link
+        self.node_id = node_id
+        self._ledger = ledger  # the Store's room ledger: the truth to re-publish from
+        self._live: dict[str, dict[str, Any]] = {}  # this node's unfinished sessions, latest view
+        self._recent: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()  # finished here
+        self._dirty: dict[str, dict[str, Any]] = {}  # views not yet written
+        self._indexed: set[str] = set()  # ids already in cf:sessions and the node's set: one write each
+        self._rooms: dict[str, bool] = {}  # ledger changes not yet written: name -> present
+        self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one pipeline at a time: a newer view never lands before an older one
+        self._task: asyncio.Task[None] | None = None
+        self.writes = 0  # pipelines sent, for tests and metrics
+
+    # -- this node's writes (never block, never raise) ------------------------------------------
+
+    def publish_session(self, view: dict[str, Any]) -> None:
+        view = dict(view)
+        view["node_id"] = self.node_id
+        sid = str(view["session_id"])
+        if is_finished(view):
+            self._live.pop(sid, None)
+            self._recent[sid] = view
+            while len(self._recent) > RECENT_FINISHED:
+                self._recent.popitem(last=False)
+        else:
+            self._live[sid] = view
+        self._dirty[sid] = view
+        self._wake.set()
+
+    def room_remembered(self, name: str) -> None:
+        self._rooms[name] = True
+        self._wake.set()
+
+    def room_forgotten(self, name: str) -> None:
+        self._rooms[name] = False
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._writer(), name="cluster-directory")
+
+    async def stop(self, flush_s: float = 1.0) -> None:
+        """Write what is still noted (for up to ``flush_s``), then stop the writer."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.link.available and (self._dirty or self._rooms):
+            try:
+                await asyncio.wait_for(self.flush(), flush_s)
+            except TimeoutError:
+                log.warning("directory writes cut off at shutdown", sessions=len(self._dirty), rooms=len(self._rooms))
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.link.available:
+                await self.flush()
+
+    async def flush(self) -> bool:
+        """Write everything noted in one pipeline; on failure keep it noted (re-published on
+        reconnect). Returns whether it was written."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
+        if not (self._dirty or self._rooms):
+            return True
+        views, self._dirty = self._dirty, {}
+        rooms, self._rooms = self._rooms, {}
+        indexed: list[str] = []
+
+        async def write(r: Redis) -> bool:
+            mine = node_sessions_key(self.node_id)
+            async with r.pipeline(transaction=False) as p:
+                for sid, view in views.items():
+                    finished = is_finished(view)
+                    p.set(session_key(sid), encode(view), ex=FINISHED_TTL_S if finished else None)
+                    if sid not in self._indexed:
+                        p.zadd(SESSIONS, {sid: float(view.get("requested_at") or time.time())})
+                        indexed.append(sid)
+                    if finished:
+                        p.srem(mine, sid)
+                    elif sid not in self._indexed:
+                        p.sadd(mine, sid)
+                added = [n for n, present in rooms.items() if present]
+                gone = [n for n, present in rooms.items() if not present]
+                if added:
+                    p.sadd(node_rooms_key(self.node_id), *added)
+                if gone:
+                    p.srem(node_rooms_key(self.node_id), *gone)
+                await p.execute()
+            return True
+
+        if await self.link.run(write, False):
+            self.writes += 1
+            self._indexed.update(indexed)
+            for sid in views:
+                if sid not in self._live:
+                    self._indexed.discard(sid)  # finished: no further writes expected
+            return True
+        # Not written: note it again unless something newer was noted meanwhile.
+        self._dirty = {**views, **self._dirty}
+        self._rooms = {**rooms, **self._rooms}
+        return False
+
+    async def republish(self) -> None:
+        """After a (re)connection: write every session this node holds and its whole room
+        ledger again, since Redis may have restarted empty. Raises what Redis raises (the
+        link's reconnect loop handles it)."""
+        self._indexed.clear()
+        for sid, view in [*self._recent.items(), *self._live.items()]:
+            self._dirty.setdefault(sid, view)
+        names = list(self._ledger())
+        self._rooms.clear()
+        mine = node_rooms_key(self.node_id)
+        async with self.link.client.pipeline(transaction=True) as p:
+            p.delete(mine)
+            if names:
+                p.sadd(mine, *names)
+            await p.execute()
+        await self.flush()
+
+    # -- reads any node makes --------------------------------------------------------------------
+
+    async def view_of(self, session_id: str) -> dict[str, Any] | None:
+        """The latest published view of any node's session; None if unknown or Redis is down."""
+        async def get(r: Redis) -> dict[str, Any] | None:
+            return decode(await r.get(session_key(session_id)))
+
+        return await self.link.run(get, None)
+
+    async def owner_of(self, session_id: str) -> NodeInfo | None:
+        """The node running an unfinished session; None if unknown, finished or Redis is down."""
+        view = await self.view_of(session_id)
+        if view is None or is_finished(view) or not view.get("node_id"):
+            return None
+        node_id = str(view["node_id"])
+
+        async def url(r: Redis) -> bytes | None:
+            return await r.hget(node_key(node_id), "advertise_url")  # type: ignore[no-any-return,misc]
+
+        advertise = await self.link.run(url, None)
+        if advertise is None:
+            return None
+        return NodeInfo(node_id=node_id, advertise_url=_text(advertise))
+
+    async def all_sessions(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Every node's published views, newest request first; ``limit`` <= 0 is no limit.
+        Empty while Redis is down."""
+        want = limit if limit > 0 else None
+
+        async def read(r: Redis) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            start = 0
+            while want is None or len(found) < want:
+                ids = [_text(i) for i in await r.zrevrange(SESSIONS, start, start + PAGE - 1)]
+                if not ids:
+                    break
+                raws = await r.mget([session_key(i) for i in ids])
+                expired = []
+                for sid, raw in zip(ids, raws, strict=True):
+                    view = decode(raw)
+                    if view is None:
+                        expired.append(sid)
+                    elif state is None or view.get("state") == state:
+                        found.append(view)
+                if expired:
+                    await r.zrem(SESSIONS, *expired)  # their views expired: drop them from the index
+                start += PAGE - len(expired)
+            return found if want is None else found[:want]
+
+        return await self.link.run(read, [])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
