@@ -38,10 +38,13 @@ class Provider(msgspec.Struct, frozen=True, kw_only=True):
     takes_base_url: bool = False
     requires_base_url: bool = False
     key_required: bool = True  # False: the key is optional (a self-hosted endpoint may take none)
+    in_transport: bool = False  # the transport does it (``daily`` STT): no Pipecat service of its own
 
     @property
     def qualname(self) -> str:
         """``module.Class``, for messages and the README."""
+        if self.in_transport:
+            return "DailyTransport (transcription)"
         return f"{self.module}.{self.cls}" if self.module else "(none in pipecat-ai 1.x)"
 
 
@@ -58,7 +61,7 @@ _SVC = "pipecat.services"
 # Websocket- and OpenAI-client services need only pipecat-ai's own dependencies (websockets,
 # openai); their extras exist in pipecat-ai but add nothing, so the check looks for the base.
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (
-    _p("daily", _S, None, None, "daily-python", "pipecat-ai[daily]"),
+    _p("daily", _S, None, None, "daily-python", "pipecat-ai[daily]", in_transport=True),
     _p("deepgram", _S, f"{_SVC}.deepgram.stt.DeepgramSTTService", "DEEPGRAM_API_KEY", "deepgram-sdk",
        "pipecat-ai[deepgram]", takes_base_url=True),
     _p("assemblyai", _S, f"{_SVC}.assemblyai.stt.AssemblyAISTTService", "ASSEMBLYAI_API_KEY", "websockets",
@@ -169,7 +172,7 @@ def check(provider: Provider, options: Mapping[str, object], environ: Mapping[st
 
     Raises ``ProviderUnavailable`` naming the Pipecat service that does not exist, the extra
     to install, the environment variable to set, or the ``base_url`` option to give."""
-    if provider.module is None:
+    if provider.module is None and not provider.in_transport:
         raise ProviderUnavailable(f"{provider.name}: no Pipecat service runs it in pipecat-ai 1.x",
                                   provider.name)
     if provider.distribution and not is_installed(provider.distribution):

@@ -91,7 +91,7 @@ class StartRequest:
 
     profile: str
     kind: str
-    bot_config: dict[str, Any] = field(default_factory=dict)
+    bot_config: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold BYO keys: kept out of reprs
     max_duration_s: int = 7200
     room_url: str | None = None  # an existing room: not ours to delete
     bot_token: str | None = None  # the caller's token for the bot, with room_url
@@ -102,6 +102,8 @@ class StartRequest:
     sip: dict[str, Any] | None = None  # dial-in room SIP settings
     end_on_last_leave: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # body, dial-in settings, … kept on the record
+    # runner_args.body as given (BYO keys included): held in memory for the worker, never on the record
+    runner_body: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def pooled(self) -> bool:
@@ -440,6 +442,8 @@ class Session:
         account's), the Daily Bots fields for ``/bots/start``, the request's ``body`` for
         ``/start``."""
         extra = self.request.extra
+        if self.request.runner_body is not None:
+            return self.request.runner_body
         if extra.get("dialin_settings") is not None:
             return {"dialin_settings": extra["dialin_settings"], "daily_api_key": self.daily_key,
                     "daily_api_url": self.s.daily_proxy_url}

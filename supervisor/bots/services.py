@@ -7,10 +7,14 @@ offending path (``services.tts: unknown provider 'foo'``); the API answers it wi
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from callfleet import providers as provider_table
+
 PROVIDERS: dict[str, tuple[str, ...]] = {
-    "stt": ("deepgram", "assemblyai", "gladia"),
+    "stt": ("deepgram", "assemblyai", "gladia", "daily"),  # "daily": callfleet's, the room's own transcription
     "llm": ("anthropic", "together", "gemini", "grok", "groq", "openai", "custom_llm"),
     "tts": ("cartesia", "deepgram_tts", "elevenlabs", "azure_tts", "aws_tts", "google_tts", "openai_tts",
             "playht", "rime"),
@@ -60,7 +64,9 @@ class ServiceError(Exception):
 
 
 def _options_of(provider: str) -> frozenset[str]:
-    return PROVIDER_OPTIONS.get(provider, TYPE_OPTIONS[_TYPE_OF[provider]])
+    known = PROVIDER_OPTIONS.get(provider, TYPE_OPTIONS[_TYPE_OF[provider]]) | {"api_key"}  # BYO key
+    entry = provider_table.PROVIDERS.get(provider)
+    return known | {"base_url"} if entry is not None and entry.takes_base_url else known
 
 
 def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]],
@@ -74,7 +80,9 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
             raise ServiceError(f"services.{kind}: unknown service type (known: {', '.join(PROVIDERS)})")
         if kind not in allowed:
             raise ServiceError(f"services.{kind}: profile {profile} does not use a {kind} service")
-        if provider not in PROVIDERS[kind]:
+        # the speech-to-speech profile names its provider under ``llm``, as Daily Bots does
+        s2s = kind == "llm" and profile in provider_table.S2S_PROFILES and provider in PROVIDERS["s2s"]
+        if provider not in PROVIDERS[kind] and not s2s:
             raise ServiceError(f"services.{kind}: unknown provider {provider!r} (known: {', '.join(PROVIDERS[kind])})")
     for i, entry in enumerate(config):
         kind = entry.get("service")
@@ -98,3 +106,43 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
             if name not in known:
                 raise ServiceError(f"service_options.{provider}.{name}: unknown option for {provider}")
     return {"services": dict(services), "config": list(config), "service_options": dict(service_options)}
+
+
+# Daily Bots profiles whose bot is one of callfleet's built-in pipelines (worker/daily_bots/).
+PIPELINE_BOT_PREFIX = "worker.daily_bots."
+
+
+def runs_pipeline(kind: str, config: Mapping[str, Any]) -> bool:
+    """Whether a profile runs one of the built-in Daily Bots pipelines (whose providers need keys)."""
+    return kind == "pipecat" and str(config.get("bot", "")).startswith(PIPELINE_BOT_PREFIX)
+
+
+def check_providers(profile: str, services: Mapping[str, str], service_options: Mapping[str, Mapping[str, Any]],
+                    environ: Mapping[str, str] | None = None,
+                    is_installed: Callable[[str], bool] = provider_table.installed) -> None:
+    """Check that every provider the profile's pipeline will run (defaults included) can run:
+    its distribution is installed, its key is in ``service_options.<provider>.api_key`` or in
+    ``environ`` (the supervisor's environment), and a ``base_url`` it requires is given.
+
+    Raises ``ServiceError`` naming the missing environment variable, extra or option."""
+    env = os.environ if environ is None else environ
+    kinds = PROFILE_SERVICES.get(profile, ("stt", "llm", "tts"))
+    try:
+        chosen = provider_table.resolve(profile, services, kinds)
+    except KeyError as exc:
+        raise ServiceError(f"services: unknown provider {exc.args[0]!r}") from None
+    for service_type, name in chosen.items():
+        entry = provider_table.PROVIDERS[name]
+        if entry.kind != service_type:
+            known = ", ".join(provider_table.providers_of(service_type))
+            raise ServiceError(f"services.llm: profile {profile} runs a speech-to-speech provider (known: {known})")
+        try:
+            provider_table.check(entry, service_options.get(name) or {}, env, is_installed)
+        except provider_table.ProviderUnavailable as exc:
+            raise ServiceError(str(exc)) from None
+
+
+def redact_keys(service_options: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``service_options`` without any ``api_key``: what a session record may keep."""
+    return {name: {key: value for key, value in options.items() if key != "api_key"}
+            for name, options in service_options.items()}

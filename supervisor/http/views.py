@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from supervisor.bots.services import ServiceError, validate
+from supervisor.bots.services import ServiceError, check_providers, redact_keys, runs_pipeline, validate
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.config import sentence, split_validation_error
 from supervisor.daily_rest import DailyAPIError
@@ -118,17 +118,21 @@ async def bots_start(request: web.Request) -> web.Response:
         _check_room_url(body.room_url)
     try:
         services = validate(profile.name, body.services, msgspec.to_builtins(body.config), body.service_options)
+        if runs_pipeline(profile.kind, profile.config):
+            check_providers(profile.name, body.services, body.service_options)
     except ServiceError as exc:
         raise ApiError(422, "invalid-request-error", str(exc)) from None
+    # what a hosted Pipecat bot gets as runner_args.body (SPEC §4); the record keeps it without BYO keys
+    daily_bots = {"bot_profile": body.bot_profile, "services": body.services,
+                  "config": msgspec.to_builtins(body.config), "service_options": body.service_options}
     start = StartRequest(profile=profile.name, kind=profile.kind, bot_config={**profile.config, **services},
                          max_duration_s=_max_duration(daemon, body.max_duration, profile), room_url=body.room_url,
                          bot_token=body.token,
                          end_on_last_leave=profile.end_on_last_leave,
                          extra={"body": body.body,
-                                # what a hosted Pipecat bot gets as runner_args.body (SPEC §4)
-                                "daily_bots": {"bot_profile": body.bot_profile, "services": body.services,
-                                               "config": msgspec.to_builtins(body.config),
-                                               "service_options": body.service_options}})
+                                "daily_bots": {**daily_bots,
+                                               "service_options": redact_keys(body.service_options)}},
+                         runner_body=daily_bots)
     prepared = await start_session(daemon, start)
     return web.json_response({"room_url": prepared.room_url, "token": prepared.user_token,
                               "session_id": prepared.session_id, "stream_token": prepared.stream_token})

@@ -213,6 +213,7 @@ def _azure_tts(provider: Provider, options: Mapping[str, Any], key: str | None, 
     import os
 
     cls = _class(provider)
+    _base_url(provider, options)
     region = _str(options, "region") or os.environ.get("AZURE_SPEECH_REGION")
     if not region:
         raise ValueError("region: required for azure_tts (service_options.azure_tts.region or AZURE_SPEECH_REGION)")
@@ -224,6 +225,7 @@ def _azure_tts(provider: Provider, options: Mapping[str, Any], key: str | None, 
 
 def _aws_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
     cls = _class(provider)
+    _base_url(provider, options)
     settings = _tts_common(cls, options, engine=_str(options, "engine"), pitch=_str(options, "pitch"),
                            rate=_str(options, "rate"), volume=_str(options, "volume"))
     return cls(api_key=key, sample_rate=rate, settings=settings,
@@ -232,6 +234,7 @@ def _aws_tts(provider: Provider, options: Mapping[str, Any], key: str | None, ra
 
 def _google_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
     cls = _class(provider)
+    _base_url(provider, options)
     # GOOGLE_APPLICATION_CREDENTIALS is a path; a BYO key is the service account's JSON itself
     credentials = dict(credentials=key) if key and key.lstrip().startswith("{") else dict(credentials_path=key)
     return cls(sample_rate=rate, settings=_tts_common(cls, options), **_given(**credentials))
