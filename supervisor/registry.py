@@ -7,6 +7,7 @@ Also the start-up reconciliation of sessions a crashed daemon left unfinished.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -33,6 +34,8 @@ class Registry:
         self._by_daily_key: dict[str, Session] = {}
         self.empty = asyncio.Event()  # set while no session is live (a drain waits on it)
         self.empty.set()
+        # Every view names its node (SPEC §10); the default is [cluster] node_id's own.
+        self.node_id = services.config.cluster.node_id or socket.gethostname()
 
     def start(self, request: StartRequest) -> Session:
         """Start a session; raises ``PoolFull`` when no worker can be promised."""
@@ -62,14 +65,18 @@ class Registry:
     def describe(self, session_id: str) -> dict[str, Any] | None:
         session = self.live.get(session_id)
         if session is not None:
-            return session.describe()
+            return self.view(session)
         record = self.s.store.get(session_id)
-        return describe_record(record) if record else None
+        return describe_record(record, node_id=self.node_id) if record else None
+
+    def view(self, session: Session) -> dict[str, Any]:
+        """A live session as the API shows it, with this node's id."""
+        return {**session.describe(), "node_id": self.node_id}
 
     def list(self, state: SessionState | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        live = [s.describe() for s in self.live.values() if state is None or s.record.state == state]
+        live = [self.view(s) for s in self.live.values() if state is None or s.record.state == state]
         seen = {d["session_id"] for d in live}
-        history = [describe_record(r) for r in self.s.store.recent(limit, state) if r.id not in seen]
+        history = [describe_record(r, node_id=self.node_id) for r in self.s.store.recent(limit, state) if r.id not in seen]
         return (live + history)[:limit] if limit else live + history
 
     async def stop_all(self, reason: EndReason, deadline: float) -> None:

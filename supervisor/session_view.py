@@ -8,7 +8,7 @@ from supervisor.store import SessionRecord
 
 
 def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None = None,
-                    bot_id: str | None = None) -> dict[str, Any]:
+                    bot_id: str | None = None, node_id: str | None = None) -> dict[str, Any]:
     people = list(participants or [])
     if bot_id:
         people.insert(0, {"id": bot_id, "name": "bot", "is_bot": True})
@@ -35,4 +35,5 @@ def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None 
         "failovers": r.failovers,
         "failover_gap_ms": r.failover_gap_ms,
         "max_duration_s": r.max_duration_s,
+        "node_id": node_id,  # the supervisor that runs (or ran) it: where a cluster sends its requests
     }

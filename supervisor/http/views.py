@@ -14,7 +14,7 @@ from supervisor.bots.services import ServiceError, check_providers, redact_keys,
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.config import sentence, split_validation_error
 from supervisor.daily_rest import DailyAPIError
-from supervisor.http import daily_proxy
+from supervisor.http import daily_proxy, forward
 from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
@@ -59,13 +59,12 @@ def _daemon(request: web.Request) -> Any:
 
 
 async def start_session(daemon: Any, start: StartRequest) -> Any:
-    """Start a session and wait until its room and tokens exist; map failures to statuses."""
+    """Start a session and wait until its room and tokens exist; map failures to statuses.
+
+    Raises ``PoolFull`` when no worker here can be promised (``start_reply`` hands it on)."""
     if daemon.state != "running":
         raise ApiError(503, "service-unavailable", f"the supervisor is {daemon.state}; not taking sessions")
-    try:
-        session = daemon.registry.start(start)
-    except PoolFull as exc:
-        raise ApiError(429, "rate-limit-error", f"no worker free: {exc}", headers={"Retry-After": "1"}) from None
+    session = daemon.registry.start(start)
     try:
         return await asyncio.wait_for(asyncio.shield(session.prepared), START_REPLY_TIMEOUT_S)
     except DailyAPIError as exc:
@@ -77,6 +76,17 @@ async def start_session(daemon: Any, start: StartRequest) -> Any:
         raise invalid(str(exc)) from None
     except (TimeoutError, SessionGone) as exc:
         raise ApiError(500, "server-error", f"session could not start: {exc}") from None
+
+
+async def start_reply(request: web.Request, start: StartRequest, shape: Any) -> web.Response:
+    """Start here and answer ``shape(prepared)``; with no worker free here, another node with
+    one takes the original request (cluster mode), else 429 with ``Retry-After``."""
+    daemon = _daemon(request)
+    try:
+        prepared = await start_session(daemon, start)
+    except PoolFull as exc:
+        return await forward.hand_off_start(daemon, request, f"no worker free: {exc}")
+    return web.json_response(shape(prepared))
 
 
 def _profile(daemon: Any, name: str) -> Any:
@@ -133,9 +143,8 @@ async def bots_start(request: web.Request) -> web.Response:
                                 "daily_bots": {**daily_bots,
                                                "service_options": redact_keys(body.service_options)}},
                          runner_body=daily_bots)
-    prepared = await start_session(daemon, start)
-    return web.json_response({"room_url": prepared.room_url, "token": prepared.user_token,
-                              "session_id": prepared.session_id, "stream_token": prepared.stream_token})
+    return await start_reply(request, start, lambda p: {"room_url": p.room_url, "token": p.user_token,
+                                                         "session_id": p.session_id, "stream_token": p.stream_token})
 
 
 async def pipecat_start(request: web.Request) -> web.Response:
@@ -150,9 +159,8 @@ async def pipecat_start(request: web.Request) -> web.Response:
                          max_duration_s=_max_duration(daemon, None, profile),
                          room_properties=dict(body.dailyRoomProperties), user_token_properties=token_props,
                          end_on_last_leave=profile.end_on_last_leave, extra={"body": body.body})
-    prepared = await start_session(daemon, start)
-    return web.json_response({"dailyRoom": prepared.room_url, "dailyToken": prepared.user_token,
-                              "sessionId": prepared.session_id, "streamToken": prepared.stream_token})
+    return await start_reply(request, start, lambda p: {"dailyRoom": p.room_url, "dailyToken": p.user_token,
+                                                         "sessionId": p.session_id, "streamToken": p.stream_token})
 
 
 async def dialin(request: web.Request) -> web.Response:
@@ -178,8 +186,8 @@ async def dialin(request: web.Request) -> web.Response:
                          end_on_last_leave=profile.end_on_last_leave,
                          extra={"dialin_settings": settings,
                                 "body": {"dialin_settings": settings, "daily_api_url": daemon.config.daily_api_url}})
-    prepared = await start_session(daemon, start)
-    return web.json_response({"status": "OK", "session_id": prepared.session_id, "room_url": prepared.room_url})
+    return await start_reply(request, start,
+                             lambda p: {"status": "OK", "session_id": p.session_id, "room_url": p.room_url})
 
 
 # -- sessions ------------------------------------------------------------------------------------
@@ -191,39 +199,55 @@ async def list_sessions(request: web.Request) -> web.Response:
         state = None if name is None else SessionState(name)
     except ValueError:
         raise invalid(f"state: unknown state {name!r} (known: {', '.join(SessionState)})") from None
-    return web.json_response({"data": _daemon(request).registry.list(state, 200)}, dumps=_dumps)
+    daemon = _daemon(request)
+    local = daemon.registry.list(state, 200)
+    listing = await forward.list_everywhere(daemon, request, local, None if state is None else state.value)
+    return web.json_response({"data": listing}, dumps=_dumps)
 
 
 async def get_session(request: web.Request) -> web.Response:
-    found = _daemon(request).registry.describe(request.match_info["id"])
+    daemon = _daemon(request)
+    sid = request.match_info["id"]
+    owner = await forward.remote_owner(daemon, request, sid)
+    if owner is not None:
+        return await forward.relay(daemon, request, owner)
+    found = daemon.registry.describe(sid) or await forward.directory_view(daemon, request, sid)
     if found is None:
-        raise not_found(f"session {request.match_info['id']} not found")
+        raise not_found(f"session {sid} not found")
     return web.json_response(found, dumps=_dumps)
 
 
 async def delete_session(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     sid = request.match_info["id"]
+    owner = await forward.remote_owner(daemon, request, sid)
+    if owner is not None:
+        return await forward.relay(daemon, request, owner)
     if not await daemon.stop_session(sid):
-        if daemon.registry.describe(sid) is None:
+        if daemon.registry.describe(sid) is None and await forward.directory_view(daemon, request, sid) is None:
             raise not_found(f"session {sid} not found")
         return web.json_response({"session_id": sid, "stopping": False, "info": "already finished"})
     return web.json_response({"session_id": sid, "stopping": True})
 
 
-def _live_session(request: web.Request) -> Any:
+async def _live_session(request: web.Request) -> Any:
+    """The live session here; raises 404 (unknown anywhere) or 409 (finished)."""
     daemon = _daemon(request)
     sid = request.match_info["id"]
     session = daemon.registry.get(sid)
     if session is None:
-        if daemon.registry.describe(sid) is None:
+        if daemon.registry.describe(sid) is None and await forward.directory_view(daemon, request, sid) is None:
             raise not_found(f"session {sid} not found")
         raise ApiError(409, "invalid-request-error", f"session {sid} has finished")
     return session
 
 
 async def app_message(request: web.Request) -> web.Response:
-    session = _live_session(request)
+    daemon = _daemon(request)
+    owner = await forward.remote_owner(daemon, request, request.match_info["id"])
+    if owner is not None:
+        return await forward.relay(daemon, request, owner)
+    session = await _live_session(request)
     body: AppMessageBody = await read_body(request, AppMessageBody)
     if len(msgspec.json.encode(body.message)) > 4096:
         raise invalid("message: larger than 4 KB (Daily's app-message limit)")
@@ -240,7 +264,11 @@ async def app_message(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    session = _live_session(request)
+    daemon = _daemon(request)
+    owner = await forward.remote_owner(daemon, request, request.match_info["id"])
+    if owner is not None:
+        return await forward.relay_stream(daemon, request, owner)
+    session = await _live_session(request)
     token = request.query.get("token") or request.headers.get("X-Stream-Token", "")
     if not hmac.compare_digest(token.encode(), session.stream_token.encode()):
         raise ApiError(401, "authentication-error", "missing or invalid stream token")
