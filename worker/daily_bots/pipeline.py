@@ -10,6 +10,7 @@ callfleet's ``kind = "pipecat"`` hosting calls.
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,12 +30,31 @@ from pipecat.transports.daily.transport import DailyParams, DailyTranscriptionSe
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from callfleet.providers import ServiceType
+from callfleet.providers import PROVIDERS, ServiceType, installed
 from worker.daily_bots.request import BotRequest
 
 BOT_NAME = "Daily Bot"
 AUDIO_IN_RATE = 16000  # what STT services and Silero VAD take
 DEFAULT_TTS_RATE = 24000  # Daily Bots' default for every TTS provider in seed 003
+
+
+def preload_services(kinds: Sequence[ServiceType]) -> list[str]:
+    """Import the Pipecat service modules of every installed provider of these types.
+
+    Profile modules call it at import, which callfleet does in the forkserver: a worker then
+    builds its pipeline without importing SDKs on its loop (seconds, long enough to miss
+    pings). A module that fails to import is left for the build to report; returns those."""
+    failed = []
+    for provider in PROVIDERS.values():
+        if provider.kind not in kinds or provider.module is None:
+            continue
+        if provider.distribution and not installed(provider.distribution):
+            continue
+        try:
+            importlib.import_module(provider.module)
+        except Exception:  # an extra's own import error; the session naming it gets the error
+            failed.append(provider.name)
+    return failed
 
 
 class TurnTaking(enum.Enum):

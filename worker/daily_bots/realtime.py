@@ -10,14 +10,26 @@ The service hears the user's audio, takes turns itself (server-side VAD) and spe
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from callfleet.providers import ServiceType
 from worker.daily_bots import services
-from worker.daily_bots.pipeline import BOT_NAME, BotPipeline, assemble, conversation, daily_params, run, wire_greeting
+from worker.daily_bots.pipeline import (
+    BOT_NAME,
+    BotPipeline,
+    assemble,
+    conversation,
+    daily_params,
+    preload_services,
+    run,
+    wire_greeting,
+)
 from worker.daily_bots.request import BotRequest, RequestError, parse_request
 
 REALTIME_RATE = 24000  # OpenAI Realtime's PCM16 output rate
+
+preload_services((ServiceType.S2S,))
 
 
 def build(request: BotRequest, transport: Any, *, idle_timeout_secs: float | None = None) -> BotPipeline:
@@ -39,6 +51,6 @@ async def bot(runner_args: Any) -> None:
     request = parse_request(runner_args.body)
     transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
                                daily_params(request, audio_out_rate=REALTIME_RATE))
-    built = build(request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
+    built = await asyncio.to_thread(build, request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
     wire_greeting(built, transport)
     await run(built, runner_args)

@@ -8,6 +8,7 @@ GPT-4o, Llama 3.2 Vision, Gemini) sees what the user shows while they speak.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pipecat.frames.frames import Frame, LLMContextFrame, UserImageRawFrame
@@ -54,6 +55,6 @@ async def bot(runner_args: Any) -> None:
     transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
                                daily_params(request, audio_out_rate=tts_rate(request), video_in=True,
                                             daily_stt=voice.uses_daily_stt(request)))
-    built = build(request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
+    built = await asyncio.to_thread(build, request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
     wire_greeting(built, transport)
     await run(built, runner_args)

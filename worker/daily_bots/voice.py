@@ -11,6 +11,7 @@ conversation profile asks Pipecat's Smart Turn v3 model (bundled, run locally).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from callfleet.providers import ServiceType
@@ -23,6 +24,7 @@ from worker.daily_bots.pipeline import (
     assemble,
     conversation,
     daily_params,
+    preload_services,
     run,
     tts_rate,
     wire_greeting,
@@ -30,6 +32,8 @@ from worker.daily_bots.pipeline import (
 from worker.daily_bots.request import BotRequest, RequestError, parse_request
 
 NATURAL_PROFILES = frozenset({"natural_conversation_2024_11"})
+
+preload_services((ServiceType.STT, ServiceType.LLM, ServiceType.TTS))
 
 
 def turn_taking(profile: str) -> TurnTaking:
@@ -70,6 +74,7 @@ async def bot(runner_args: Any) -> None:
     transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
                                daily_params(request, audio_out_rate=tts_rate(request),
                                             daily_stt=uses_daily_stt(request)))
-    built = build(request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
+    # Off the loop: services and VAD/turn models load for a moment, and the worker answers pings meanwhile.
+    built = await asyncio.to_thread(build, request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
     wire_greeting(built, transport)
     await run(built, runner_args)
