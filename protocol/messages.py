@@ -37,6 +37,8 @@ class ErrCode(enum.StrEnum):
     UNSUPPORTED = "unsupported"
     INTERNAL = "internal"
     EXITING = "exiting"  # the worker is shutting down and cut the command short
+    BOT_ERROR = "bot_error"  # a hosted bot raised before its transport joined
+    BOT_FINISHED = "bot_finished"  # a hosted bot returned before its transport joined
 
 
 class _Msg(msgspec.Struct, tag=True, omit_defaults=True, forbid_unknown_fields=True):

@@ -42,6 +42,7 @@ from protocol.messages import (
     CallStateUpdated,
     DialinReady,
     Err,
+    ErrCode,
     Event,
     Join,
     Leave,
@@ -430,6 +431,10 @@ class Session:
         if isinstance(reply, Err):
             if worker.state == WorkerState.DEAD:
                 raise _End(EndReason.WORKER_CRASHED, f"worker lost while joining: {reply.message}")
+            if reply.code == ErrCode.BOT_ERROR:  # a hosted bot raised before joining: its traceback
+                raise _End(EndReason.BOT_ERROR, reply.message)
+            if reply.code == ErrCode.BOT_FINISHED:
+                raise _End(EndReason.BOT_FINISHED, reply.message)
             raise _End(EndReason.JOIN_FAILED, f"{reply.code}: {reply.message}")
         data: dict[str, Any] = reply.result or {}
         local = (data.get("participants") or {}).get("local") or {}

@@ -49,6 +49,10 @@ bot = "tests/bots/recording.py:bot"
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot_raises"
 
+[profiles.raises_at_once]
+kind = "pipecat"
+bot = "tests/bots/recording.py:bot_raises_at_once"
+
 [profiles.ends_then_returns]
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot_ends_then_returns"
@@ -215,6 +219,13 @@ async def test_a_bot_that_raises_fails_the_session_bot_error_with_the_traceback(
     log = fleet.sup.log_path.read_text()
     assert any('"bot raised"' in line and started["sessionId"] in line and "BotExploded" in line
                for line in log.splitlines()), "the traceback is not in the log"
+
+
+async def test_a_bot_that_raises_before_joining_fails_the_session_bot_error(fleet: Fleet) -> None:
+    started = await fleet.start("raises_at_once")
+    done = await fleet.ended(started["sessionId"])
+    assert (done["state"], done["end_reason"]) == ("failed", "bot_error"), done
+    assert "Traceback" in done["error"] and "could not even start" in done["error"]
 
 
 async def test_a_bot_that_returns_after_its_pipeline_ended_ends_the_session_bot_finished(fleet: Fleet) -> None:

@@ -78,8 +78,9 @@ class BotRunner:
         joined.cancel()
         if self.task.done():
             error = self._outcome
-            return Err(cmd.id, ErrCode.SDK_ERROR,
-                       f"the bot ended before joining: {error}" if error else "the bot returned before joining")
+            if error:
+                return Err(cmd.id, ErrCode.BOT_ERROR, f"bot() raised before joining:\n{error}")
+            return Err(cmd.id, ErrCode.BOT_FINISHED, "bot() returned before its transport joined")
         await self.cancel()
         return Err(cmd.id, ErrCode.TIMEOUT, f"the bot's transport did not join within {cmd.timeout_s:g}s")
 

@@ -28,6 +28,7 @@ from aiohttp import web
 from supervisor.daily_rest import DailyAPIError
 from supervisor.http.errors import ApiError
 from supervisor.http.keys import DAEMON
+from supervisor.sessions import SessionGone
 
 PREFIX = "/daily/v1"
 ROOM_READS = ("", "/presence")
@@ -78,5 +79,8 @@ async def _pinless_call_update(session: Any, body: Any) -> Any:
     sip_uri = body.get("sipUri")
     if not isinstance(sip_uri, str) or not sip_uri:
         raise ApiError(400, "invalid-request-error", "sipUri: expected a SIP URI")
-    forwarded = await session.ask(lambda: session.forward_dialin(sip_uri))  # the one call's future, not its answer
+    try:
+        forwarded = await session.ask(lambda: session.forward_dialin(sip_uri))  # the one call's future, not its answer
+    except SessionGone:
+        raise ApiError(401, "authentication-error", "the session has ended; its key is void") from None
     return await asyncio.shield(forwarded)  # shared with the supervisor: a bot that hangs up must not cancel it

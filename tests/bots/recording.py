@@ -156,3 +156,8 @@ async def bot_ends_then_returns(runner_args: RunnerArguments) -> None:
 async def bot_ends_then_raises(runner_args: RunnerArguments) -> None:
     await _join_then_end(runner_args)
     raise BotExploded(f"session {runner_args.session_id} blew up after its pipeline ended")
+
+
+async def bot_raises_at_once(runner_args: RunnerArguments) -> None:
+    """A bot that fails before its transport joins (a bad config, a missing key)."""
+    raise BotExploded(f"session {runner_args.session_id} could not even start")
