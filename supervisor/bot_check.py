@@ -39,11 +39,19 @@ def _verdict(bots: dict[str, str], returncode: int, stdout: str, stderr: str) ->
         raise ConfigError(f"checking the pipecat bots failed (exit {returncode}): {stderr.strip()[-500:]}")
 
 
+BUILT_IN = "worker.daily_bots."  # callfleet's own Daily Bots pipelines: tested with the package
+
+
 async def check_bots_async(bots: dict[str, str], backend: str) -> None:
-    """Raises ``ConfigError`` naming the first profile whose bot does not import."""
+    """Raises ``ConfigError`` naming the first profile whose bot does not import.
+
+    callfleet's built-in pipelines are not imported here (they import every installed
+    provider's SDK, seconds of start-up); Pipecat itself always is, so a missing pipecat
+    extra is still caught."""
     if not bots:
         return
-    proc = await asyncio.create_subprocess_exec(*_command(backend, list(bots.values())),
+    specs = [spec for spec in bots.values() if not spec.startswith(BUILT_IN)]
+    proc = await asyncio.create_subprocess_exec(*_command(backend, specs),
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), CHECK_TIMEOUT_S)

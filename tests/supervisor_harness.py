@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from tests.conftest import REPO, free_port
 __all__ = ["SupervisorProcess", "alive", "descendants"]
 
 BASE = {
-    "supervisor": {"drain_timeout_s": 15, "profiles": str(REPO / "configs" / "profiles.toml")},
+    # Without Pipecat profiles: a supervisor that needs none starts without importing Pipecat.
+    # Tests of hosted bots pass their own profiles; tests of the shipped ones name configs/.
+    "supervisor": {"drain_timeout_s": 15, "profiles": str(REPO / "tests" / "data" / "profiles.toml")},
     "pool": {"min_idle": 1, "max_workers": 4, "sessions_per_worker": 1, "ping_interval_s": 0.5,
              "ping_timeout_s": 2.5, "start_timeout_s": 15, "shutdown_timeout_s": 5},
     "daily": {"mode": "sandbox", "requests_per_second": 50},
@@ -43,7 +46,9 @@ def toml(config: dict[str, dict[str, Any]]) -> str:
 
 
 class SupervisorProcess:
-    def __init__(self, tmp: Path, sandbox_port: int | None, **overrides: dict[str, Any]) -> None:
+    def __init__(self, tmp: Path, sandbox_port: int | None, *, env: dict[str, str] | None = None,
+                 **overrides: dict[str, Any]) -> None:
+        self.env = env  # added to this process's environment for the supervisor
         self.tmp = tmp
         self.run_dir = tmp / "run"
         self.http_port = free_port()
@@ -67,8 +72,9 @@ class SupervisorProcess:
 
     def start(self, timeout: float = 30) -> None:
         log = open(self.log_path, "a")
+        env = {**os.environ, **self.env} if self.env else None
         self.proc = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(self.config_path)],
-                                     cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
+                                     cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert "HTTP API" in line, f"supervisor did not start: {line!r}\n{self.log_path.read_text()[-3000:]}"

@@ -26,6 +26,7 @@ import pytest
 from callfleet.audio import rms
 from sandbox.caller import Caller, CallerOptions, percentile
 from sandbox.wire import AudioHead
+from tests.conftest import REPO
 from tests.fakes.openai_server import FakeOpenAI, text_of
 from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
@@ -70,6 +71,7 @@ class Listener(Caller):
 @pytest.fixture(scope="module")
 def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorProcess]:
     proc = SupervisorProcess(tmp_path_factory.mktemp("daily-bots"), None,
+                             supervisor={"profiles": str(REPO / "configs" / "profiles.toml")},  # the shipped ones
                              sessions={"idle_timeout_s": 60, "join_timeout_s": 20})
     proc.start(timeout=60)
     yield proc
