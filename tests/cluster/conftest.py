@@ -157,7 +157,8 @@ class Node(SupervisorProcess):
     def __init__(self, tmp: Path, sandbox: SandboxProcess, witness: RestWitness, redis: RedisServer, node_id: str,
                  **overrides: dict[str, Any]) -> None:
         daily = {"api_url": witness.api_url, **overrides.pop("daily", {})}
-        pool = {"min_idle": 1, "max_workers": 2, **overrides.pop("pool", {})}
+        # A worker's boot imports Pipecat: slow while three nodes share two cores.
+        pool = {"min_idle": 1, "max_workers": 2, "start_timeout_s": 60, **overrides.pop("pool", {})}
         cluster = {"redis_url": redis.url, "node_id": node_id, "lease_s": LEASE_S, **overrides.pop("cluster", {})}
         super().__init__(tmp, sandbox.port, daily=daily, pool=pool, cluster=cluster, **overrides)
         self.node_id = node_id
