@@ -38,6 +38,7 @@ from supervisor.registry import Registry, reconcile_store
 from supervisor.room_ledger import delete_leftover_rooms
 from supervisor.room_pool import RoomPool
 from supervisor.sandbox_child import SandboxChild, SandboxStartError, wait_answering
+from supervisor.session_view import describe_record
 from supervisor.sessions import EndReason, Services
 from supervisor.store import Store
 
@@ -105,6 +106,15 @@ class Daemon:
         self.store.mirror = self.cluster
         await self.cluster.start()
 
+    def _publish_records(self, session_ids: list[str]) -> None:
+        """Cluster mode: the directory learns how reconciled sessions ended."""
+        if self.cluster is None:
+            return
+        for sid in session_ids:
+            record = self.store.get(sid)
+            if record is not None:
+                self.cluster.publish_session(describe_record(record))
+
     def _sandbox_lost(self) -> None:
         """The embedded sandbox died and took its rooms with it."""
         room_pool = getattr(self, "room_pool", None)
@@ -147,6 +157,7 @@ class Daemon:
         fixed = await reconcile_store(self.store, self.rest)
         if fixed:
             log.warning("reconciled sessions left by a crashed supervisor", count=len(fixed))
+            self._publish_records(fixed)
         leftover = await delete_leftover_rooms(self.rest, self.store)
         if leftover:
             log.warning("deleted rooms a previous run left", count=leftover)

@@ -25,7 +25,7 @@ import structlog
 from redis.asyncio import Redis
 
 from supervisor.cluster.link import Link
-from supervisor.session_state import SessionState
+from supervisor.session_state import EndReason, SessionState
 
 log = structlog.get_logger("supervisor.cluster")
 
@@ -67,6 +67,12 @@ class NodeInfo(msgspec.Struct, frozen=True):
 
     node_id: str
     advertise_url: str
+
+
+def fail_node_lost(view: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """``view`` as a session whose node went away: failed, ``node_lost``."""
+    return {**view, "state": SessionState.FAILED.value, "end_reason": EndReason.NODE_LOST.value,
+            "error": f"node {node_id} was lost while the session was {view.get('state')}", "ended_at": time.time()}
 
 
 def is_finished(view: dict[str, Any]) -> bool:
@@ -202,6 +208,7 @@ class Directory:
         ledger again, since Redis may have restarted empty. Raises what Redis raises (the
         link's reconnect loop handles it)."""
         self._indexed.clear()
+        await self._fail_strays()
         for sid, view in [*self._recent.items(), *self._live.items()]:
             self._dirty.setdefault(sid, view)
         names = list(self._ledger())
@@ -213,6 +220,26 @@ class Directory:
                 p.sadd(mine, *names)
             await p.execute()
         await self.flush()
+
+    async def _fail_strays(self) -> None:
+        """Sessions listed as this node's that it does not hold: left by its previous life
+        (restarted under the same node_id before anyone judged it lost). They are failed
+        like a lost node's, so the directory never shows a dead session as running."""
+        mine = node_sessions_key(self.node_id)
+        r = self.link.client
+        strays = [s for s in (_text(m) for m in await r.smembers(mine))  # type: ignore[misc]
+                  if s not in self._live and s not in self._recent]
+        if not strays:
+            return
+        raws = await r.mget([session_key(s) for s in strays])
+        async with r.pipeline(transaction=False) as p:
+            for sid, raw in zip(strays, raws, strict=True):
+                view = decode(raw)
+                if view is not None and not is_finished(view):
+                    p.set(session_key(sid), encode(fail_node_lost(view, self.node_id)), ex=FINISHED_TTL_S)
+            p.srem(mine, *strays)
+            await p.execute()
+        log.warning("sessions a previous run of this node left in the directory marked failed", sessions=len(strays))
 
     # -- reads any node makes --------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from supervisor.cluster.directory import (
     cleanup_key,
     decode,
     encode,
+    fail_node_lost,
     is_finished,
     lease_key,
     node_key,
@@ -35,7 +36,6 @@ from supervisor.cluster.directory import (
     session_key,
 )
 from supervisor.cluster.link import Link
-from supervisor.session_state import EndReason, SessionState
 
 if TYPE_CHECKING:
     from supervisor.daily_rest import DailyREST
@@ -175,16 +175,12 @@ class Lease:
         if not sids:
             return 0
         raws = await r.mget([session_key(s) for s in sids])
-        now = time.time()
         marked = 0
         async with r.pipeline(transaction=False) as p:
             for sid, raw in zip(sids, raws, strict=True):
                 view = decode(raw)
                 if view is not None and not is_finished(view):
-                    view.update(state=SessionState.FAILED.value, end_reason=EndReason.NODE_LOST.value,
-                                error=f"node {node} was lost while the session was {view.get('state')}",
-                                ended_at=now)
-                    p.set(session_key(sid), encode(view), ex=FINISHED_TTL_S)
+                    p.set(session_key(sid), encode(fail_node_lost(view, node)), ex=FINISHED_TTL_S)
                     marked += 1
             p.srem(node_sessions_key(node), *sids)
             await p.execute()
