@@ -257,8 +257,8 @@ class Directory:
             return None
         node_id = str(view["node_id"])
 
-        async def url(r: Redis) -> bytes | None:
-            return await r.hget(node_key(node_id), "advertise_url")  # type: ignore[no-any-return,misc]
+        async def url(r: Redis) -> Any:
+            return await r.hget(node_key(node_id), "advertise_url")  # type: ignore[misc]
 
         advertise = await self.link.run(url, None)
         if advertise is None:
@@ -293,5 +293,5 @@ class Directory:
         return await self.link.run(read, [])
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -124,11 +124,17 @@ class Lease:
             return [n for n, h in zip(others, held, strict=True) if not h]
 
         now = time.monotonic()
-        for node in await self.link.run(lapsed, []):
+        none: list[str] = []
+        for node in await self.link.run(lapsed, none):
             if node not in self._cleaning and self._retry_at.get(node, (0, 0.0))[1] <= now:
                 task = asyncio.get_running_loop().create_task(self._clean(node), name=f"cluster-clean-{node}")
                 self._cleaning[node] = task
-                task.add_done_callback(lambda _t, n=node: self._cleaning.pop(n, None))
+                task.add_done_callback(self._cleaned)
+
+    def _cleaned(self, task: asyncio.Task[None]) -> None:
+        for node, t in list(self._cleaning.items()):
+            if t is task:
+                del self._cleaning[node]
 
     async def _clean(self, node: str) -> None:
         started = time.monotonic()
