@@ -11,6 +11,8 @@ import os
 import signal
 import socket
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,10 @@ class Sandbox:
     """The whole stand-in: ``await start()``, use ``base_url``/``api_url``, ``await stop()``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str = "",
-                 rate_limits: bool = True, data_dir: Path | None = None) -> None:
+                 rate_limits: bool = True, data_dir: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.host, self.port = host, port
+        self.clock = clock  # the rate limits' clock (tests move it by hand)
         self.api_key = api_key
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="callfleet-sandbox-"))
         self.store = Store()
@@ -57,7 +61,7 @@ class Sandbox:
         app[rest.ROOMS] = self.rooms
         app[rest.SIGNER] = self.signer
         app[rest.FAULTS] = self.faults
-        app[rest.BUCKETS] = TokenBuckets()
+        app[rest.BUCKETS] = TokenBuckets(clock=self.clock)
         app[rest.API_KEY] = self.api_key
         app[rest.BASE_URL] = self.base_url
         app[rest.TASKS] = set()

@@ -19,7 +19,7 @@ CHECK_TIMEOUT_S = 60.0
 
 
 def _command(backend: str, specs: list[str]) -> list[str]:
-    return [sys.executable, "-m", "worker.bot_loader", backend, *specs]
+    return [sys.executable, "-m", "worker.bot_check", backend, *specs]
 
 
 def _verdict(bots: dict[str, str], returncode: int, stdout: str, stderr: str) -> None:

@@ -165,7 +165,8 @@ async def test_token_rules_refuse_joins_with_dailys_error_text(rest: DailyRest, 
 async def test_rate_limit_answers_429_with_retry_after_then_recovers(tmp_path: Any) -> None:
     from sandbox.server import Sandbox
 
-    async with Sandbox(data_dir=tmp_path) as sb:
+    now = [1000.0]  # the buckets' clock stands still until the test moves it
+    async with Sandbox(data_dir=tmp_path, clock=lambda: now[0]) as sb:
         rest = DailyRest(sb.api_url)
         try:
             statuses = []
@@ -175,9 +176,9 @@ async def test_rate_limit_answers_429_with_retry_after_then_recovers(tmp_path: A
                 if status == 429:
                     assert body["error"] == "rate-limit-error"
                     assert int(headers["Retry-After"]) >= 1
-            assert statuses.count(200) == 100 and statuses[-1] == 429
-            await asyncio.sleep(0.2)  # 20 tokens/s: a few are back
-            assert (await rest.call("GET", "/rooms"))[0] == 200
+            assert statuses.count(200) == 100 and statuses[-10:] == [429] * 10
+            now[0] += 0.2  # 20 tokens/s: four are back
+            assert [(await rest.call("GET", "/rooms"))[0] for _ in range(5)] == [200] * 4 + [429]
         finally:
             await rest.close()
 

@@ -6,9 +6,7 @@ A spec is ``path/to/bot.py[:function]`` (a file, relative to the working directo
 under a stable module name, so the forkserver's preload and a worker's lookup find the
 same module object.
 
-``python -m worker.bot_loader BACKEND SPEC...`` imports each spec (Pipecat first, over
-the hosted ``daily`` module for BACKEND) in a fresh process and prints one JSON line per spec: ``{"spec", "ok", "error"}``; the supervisor runs
-it at start-up and on reload to refuse a profile whose bot does not import.
+``worker.bot_check`` runs ``check`` in a fresh process for the supervisor.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -94,24 +91,3 @@ def check(specs: list[str]) -> list[dict[str, Any]]:
         except BotLoadError as exc:
             results.append({"spec": spec, "ok": False, "error": str(exc)})
     return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    backend = args[0] if args else "sandbox"
-    from worker.pipecat_preload import prepare
-
-    try:
-        prepare(backend)
-    except Exception as exc:
-        print(json.dumps({"spec": None, "ok": False, "error": f"pipecat: {type(exc).__name__}: {exc}"}))
-        return 1
-    failed = False
-    for result in check(args[1:]):
-        print(json.dumps(result))
-        failed = failed or not result["ok"]
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -96,9 +96,10 @@ def test_fuzzing_every_documented_operation_never_gets_a_5xx_and_the_daemon_surv
             else:
                 body = data.draw(st.binary(max_size=200))
         status, reply = request(sup, method, path, body)
-        assert status < 500 or (status in (502, 504) and path.endswith(("/start", "/dialin"))), \
-            (method, path, body, status, reply)
-        if status >= 400:
+        # A 5xx only where the document says one can come (Daily failing, a probe saying 503).
+        assert status < 500 or str(status) in op["responses"], (method, path, body, status, reply)
+        probe = path in ("/healthz", "/readyz", "/livez")  # their bodies are status reports
+        if status >= 400 and not probe:
             assert set(reply) == {"error", "info"}, reply
 
     fuzz()
