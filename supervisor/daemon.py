@@ -38,8 +38,9 @@ from supervisor.registry import Registry, reconcile_store
 from supervisor.room_ledger import delete_leftover_rooms
 from supervisor.room_pool import RoomPool
 from supervisor.sandbox_child import SandboxChild, SandboxStartError, wait_answering
+from supervisor.session_services import Services
+from supervisor.session_state import EndReason
 from supervisor.session_view import describe_record
-from supervisor.sessions import EndReason, Services
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor")

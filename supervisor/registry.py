@@ -15,9 +15,11 @@ import structlog
 
 from supervisor.daily_rest import DailyREST
 from supervisor.room_ledger import delete_room
+from supervisor.session_request import StartRequest
+from supervisor.session_services import Services
 from supervisor.session_state import EndReason, SessionState
 from supervisor.session_view import describe_record
-from supervisor.sessions import Services, Session, StartRequest
+from supervisor.sessions import Session
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor.registry")

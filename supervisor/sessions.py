@@ -30,7 +30,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -55,17 +55,25 @@ from protocol.messages import (
 from supervisor.bot_link import BotLink
 from supervisor.bots import BOT_KINDS, Bot
 from supervisor.bots.pipecat import PipecatBot
-from supervisor.config import Config
-from supervisor.daily_rest import DailyAPIError, DailyREST
+from supervisor.daily_rest import DailyAPIError
 from supervisor.participants import Participant, Participants
-from supervisor.pool import Pool, PoolFull, WorkerGone, WorkerHandle
+from supervisor.pool import PoolFull, WorkerGone, WorkerHandle
 from supervisor.reconcile import WorkerState
-from supervisor.room_pool import RoomPool
-from supervisor.session_room import RoomRequest, SessionRoom, TokenRefused
+from supervisor.session_request import (
+    CommandRefused,
+    InvalidStart,
+    Prepared,
+    SessionGone,
+    StartRequest,
+    runner_body,
+    stream_config,
+)
+from supervisor.session_room import SessionRoom, TokenRefused
+from supervisor.session_services import Services
 from supervisor.session_state import EndReason, SessionState
 from supervisor.session_timers import Timers
 from supervisor.session_view import describe_record
-from supervisor.store import SessionRecord, Store
+from supervisor.store import SessionRecord
 
 log = structlog.get_logger("supervisor.sessions")
 
@@ -74,61 +82,9 @@ T = TypeVar("T")
 LEAVE_TIMEOUT_S = 5.0
 HOSTED_LEFT_GRACE_S = 5.0  # a hosted bot that left has this long to return from bot()
 
-__all__ = ["CommandRefused", "EndReason", "Prepared", "Services", "Session", "SessionGone", "SessionState",
-           "StartRequest", "describe_record"]
-
-
-class SessionGone(Exception):
-    """The session has finished; the request could not be carried out."""
-
-
-class CommandRefused(Exception):
-    """The worker refused a command (the call client's error text)."""
-
-
-@dataclass
-class StartRequest:
-    """A validated request to start a bot session (built by the HTTP layer)."""
-
-    profile: str
-    kind: str
-    bot_config: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold BYO keys: kept out of reprs
-    max_duration_s: int = 7200
-    room_url: str | None = None  # an existing room: not ours to delete
-    bot_token: str | None = None  # the caller's token for the bot, with room_url
-    room_properties: dict[str, Any] = field(default_factory=dict)
-    room_privacy: str = "private"
-    user_token_properties: dict[str, Any] = field(default_factory=dict)
-    bot_name: str = "bot"
-    sip: dict[str, Any] | None = None  # dial-in room SIP settings
-    end_on_last_leave: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)  # body, dial-in settings, … kept on the record
-    # runner_args.body as given (BYO keys included): held in memory for the worker, never on the record
-    runner_body: dict[str, Any] | None = field(default=None, repr=False)
-
-    @property
-    def pooled(self) -> bool:
-        """A plain session that a pre-created room with default tokens can serve."""
-        return not (self.room_url or self.room_properties or self.user_token_properties or self.sip
-                    or self.bot_name != "bot")
-
-    def room_request(self) -> RoomRequest:
-        return RoomRequest(self.room_url, self.room_properties, self.room_privacy, self.user_token_properties,
-                           self.bot_name, self.sip, self.bot_token, self.pooled)
-
-
-@dataclass
-class Prepared:
-    """What the start call answers with once the room and tokens exist."""
-
-    session_id: str
-    room_url: str
-    user_token: str
-    stream_token: str
-
-
-class InvalidStart(Exception):
-    """The request's own data was refused (a token for another room): a 400, not a 502."""
+# Re-exported: what callers of a session (HTTP, control, registry) use with it.
+__all__ = ["CommandRefused", "EndReason", "InvalidStart", "Prepared", "Services", "Session", "SessionGone",
+           "SessionState", "StartRequest", "describe_record"]
 
 
 # -- mailbox messages ------------------------------------------------------------------------
@@ -167,28 +123,6 @@ class _End(Exception):
         super().__init__(detail or reason.value)
         self.reason = reason
         self.detail = detail
-
-
-class Services:
-    """What every session needs, shared."""
-
-    def __init__(self, config: Config, pool: Pool, rest: DailyREST, store: Store,
-                 publish: Callable[[str, dict[str, Any]], None], metrics: Any = None,
-                 room_pool: RoomPool | None = None) -> None:
-        self.room_pool = room_pool
-        self.config = config
-        self.pool = pool
-        self.rest = rest
-        self.store = store
-        self.publish = publish
-        self.metrics = metrics
-
-    daily_proxy_url = ""  # where hosted bots reach Daily's REST API: the supervisor's /daily/v1
-    cluster: Any = None  # supervisor.cluster.Cluster in cluster mode: every state change goes to its directory
-
-    def frame_dropped(self) -> None:
-        if self.metrics is not None:
-            self.metrics.frame_dropped()
 
 
 class Session:
@@ -421,7 +355,7 @@ class Session:
         join: Join | RunBot
         if isinstance(self.bot, PipecatBot):
             join = RunBot(id=self.link.next_id(), bot=self.bot.spec, room_url=self.room.url, token=token,
-                          session_id=self.id, body=self._runner_body(), api_url=self.s.daily_proxy_url,
+                          session_id=self.id, body=runner_body(self.request, self.daily_key, self.s.daily_proxy_url), api_url=self.s.daily_proxy_url,
                           api_key=self.daily_key, timeout_s=timeout)
         else:
             join = Join(id=self.link.next_id(), meeting_url=self.room.url, meeting_token=token,
@@ -440,21 +374,6 @@ class Session:
         local = (data.get("participants") or {}).get("local") or {}
         self.participants.bot_joined(local.get("id"))
         return data
-
-    def _runner_body(self) -> Any:
-        """``runner_args.body`` for a hosted Pipecat bot (SPEC §4): Pipecat's
-        ``DailyDialinRequest`` for a phone call (with this session's proxy key, never the
-        account's), the Daily Bots fields for ``/bots/start``, the request's ``body`` for
-        ``/start``."""
-        extra = self.request.extra
-        if self.request.runner_body is not None:
-            return self.request.runner_body
-        if extra.get("dialin_settings") is not None:
-            return {"dialin_settings": extra["dialin_settings"], "daily_api_key": self.daily_key,
-                    "daily_api_url": self.s.daily_proxy_url}
-        if extra.get("daily_bots") is not None:
-            return extra["daily_bots"]
-        return extra.get("body")
 
     def _humans_in(self, join_data: dict[str, Any]) -> list[Participant]:
         present = join_data.get("participants") or {}
@@ -580,19 +499,7 @@ class Session:
 
     def stream_config(self) -> dict[str, Any]:
         """The first message a stream engine receives."""
-        return {
-            "type": "config",
-            "session_id": self.id,
-            "profile": self.request.profile,
-            "room_url": self.record.room_url,
-            "services": self.request.bot_config.get("services", {}),
-            "config": self.request.bot_config.get("config", []),
-            "service_options": self.request.bot_config.get("service_options", {}),
-            "body": self.request.extra.get("body"),
-            "dialin_settings": self.request.extra.get("dialin_settings"),
-            "audio": {"sample_rate": self.audio.sample_rate, "channels": self.audio.channels,
-                      "frame_ms": self.audio.frame_ms},
-        }
+        return stream_config(self.id, self.request, self.record.room_url, self.audio)
 
     # -- the end -------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ it to the supervisor (``tests/bots/recording.py:bot_plain``).
 
 The sandbox keeps no count of ``pinlessCallUpdate`` requests, and a second one for a
 connected call only answers 400, so the supervisor's Daily REST goes through
-``PinlessWitness``, a pass-through proxy that counts them.
+``RestWitness``, a pass-through proxy that counts them.
 """
 
 from __future__ import annotations
@@ -21,63 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from tests.conftest import DailyRest, SandboxProcess, free_port
+from tests.conftest import DailyRest, SandboxProcess
+from tests.fakes.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
 
 RECORD_ENV = "CALLFLEET_TEST_BOT_RECORD"
-PINLESS = "/v1/dialin/pinlessCallUpdate"
-
-
-class PinlessWitness:
-    """Daily's REST API passed through unchanged, keeping every ``pinlessCallUpdate``
-    request and the status the sandbox answered it with."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.calls: list[tuple[dict[str, Any], int]] = []
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/v1"
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._http = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _forward(self, request: web.Request) -> web.Response:
-        assert self._http is not None
-        headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type")}
-        sent = await request.read()
-        async with self._http.request(request.method, self.upstream + request.path_qs, headers=headers,
-                                      data=sent) as resp:
-            body = await resp.read()
-            if request.method == "POST" and request.path == PINLESS:
-                self.calls.append((json.loads(sent), resp.status))
-            passed = {k: v for k, v in resp.headers.items() if k in ("Content-Type", "Retry-After")}
-            return web.Response(body=body, status=resp.status, headers=passed)
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._http is not None:
-            await self._http.close()
 
 
 @dataclass
 class Dialin:
     sup: SupervisorProcess
-    witness: PinlessWitness
+    witness: RestWitness
     sandbox: SandboxProcess
     rest: DailyRest
     record: Path
@@ -135,7 +94,7 @@ profile = "{dialin_profile}"
 
 async def dialin_fleet(tmp_path: Path, sandbox: SandboxProcess, rest: DailyRest, dialin_profile: str
                        ) -> AsyncIterator[Dialin]:
-    witness = PinlessWitness(sandbox.base_url)
+    witness = RestWitness(sandbox.base_url)
     await witness.start()
     path = tmp_path / "profiles.toml"
     path.write_text(profiles(dialin_profile))
@@ -180,8 +139,8 @@ async def test_a_dialin_bot_that_forwards_the_call_itself_connects_it_with_one_p
     phone = await bot_dials.phone_in(room)  # the phone joined and hears the bot's echo of its voice
     assert phone["number"] == "+15550100"
     await asyncio.sleep(1.0)  # a second forward, from the bot or the supervisor, would have come by now
-    assert len(bot_dials.witness.calls) == 1, bot_dials.witness.calls
-    [(sent, status)] = bot_dials.witness.calls
+    assert len(bot_dials.witness.pinless_calls) == 1, bot_dials.witness.pinless_calls
+    [(sent, status)] = bot_dials.witness.pinless_calls
     assert status == 200 and sent["callId"] == call["callId"] and sent["callDomain"] == call["callDomain"]
     log = bot_dials.sup.log_path.read_text()
     assert "Incoming call from +15550100 to +15550199" in log  # the bot parsed its DailyDialinRequest body
@@ -202,8 +161,8 @@ async def test_a_dialin_bot_without_dialin_settings_gets_the_call_forwarded_by_t
     phone = await supervisor_dials.phone_in(room)
     assert phone["number"] == "+15550111"
     await asyncio.sleep(1.0)
-    assert len(supervisor_dials.witness.calls) == 1, supervisor_dials.witness.calls
-    assert supervisor_dials.witness.calls[0][1] == 200
+    assert len(supervisor_dials.witness.pinless_calls) == 1, supervisor_dials.witness.pinless_calls
+    assert supervisor_dials.witness.pinless_calls[0][1] == 200
     # What the bot got: Pipecat's DailyDialinRequest, with the session's proxy key.
     [start] = supervisor_dials.records(sid, "start")
     from pipecat.runner.types import DailyDialinRequest
@@ -222,6 +181,6 @@ async def test_a_dialin_bot_without_dialin_settings_gets_the_call_forwarded_by_t
         "POST", "/daily/v1/dialin/pinlessCallUpdate", headers={"Authorization": f"Bearer {request.daily_api_key}"},
         json={"callId": call["callId"], "callDomain": call["callDomain"], "sipUri": "sip:anything@example.invalid"})
     assert status == 200 and forwarded["callId"] == call["callId"], (status, forwarded)
-    assert len(supervisor_dials.witness.calls) == 1, supervisor_dials.witness.calls
+    assert len(supervisor_dials.witness.pinless_calls) == 1, supervisor_dials.witness.pinless_calls
     done = await hang_up_and_end(supervisor_dials, sid, room, phone)
     assert done["end_reason"] == "participant_left"

@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-
 from supervisor.daily_rest import get_name_from_url
-from tests.conftest import DailyRest, SandboxProcess, free_port
+from tests.conftest import DailyRest, SandboxProcess
+from tests.fakes.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 
 LONGEST_S = 14400  # the longest max_duration the API accepts
@@ -52,44 +50,6 @@ async def wait_until(fetch: Any, predicate: Any, timeout: float = 15, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value {value}")
         await asyncio.sleep(0.1)
-
-
-class TokenWitness:
-    """Daily's REST API passed through unchanged, noting every meeting token it hands out:
-    the only place a test can see the token a bot rejoins with."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.tokens: list[str] = []
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/v1"
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._http = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _forward(self, request: web.Request) -> web.Response:
-        assert self._http is not None
-        headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type")}
-        async with self._http.request(request.method, self.upstream + request.path_qs, headers=headers,
-                                      data=await request.read()) as resp:
-            body = await resp.read()
-            if request.method == "POST" and request.path == "/v1/meeting-tokens" and resp.status == 200:
-                self.tokens.append(json.loads(body)["token"])
-            passed = {k: v for k, v in resp.headers.items() if k in ("Content-Type", "Retry-After")}
-            return web.Response(body=body, status=resp.status, headers=passed)
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._http is not None:
-            await self._http.close()
 
 
 async def test_a_session_longer_than_the_pooled_rooms_gets_a_room_and_token_that_outlive_it(
@@ -143,7 +103,7 @@ async def test_a_room_made_for_the_session_and_its_token_outlive_the_session(
 async def test_the_token_a_bot_rejoins_with_after_a_failover_outlives_the_session(
     tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest
 ) -> None:
-    witness = TokenWitness(sandbox_proc.base_url)
+    witness = RestWitness(sandbox_proc.base_url)
     await witness.start()
     sup = supervisor(tmp_path, sandbox_proc, daily={"api_url": witness.api_url, "room_exp_s": ROOM_EXP_S,
                                                      "token_exp_s": ROOM_EXP_S},

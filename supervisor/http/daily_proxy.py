@@ -28,7 +28,7 @@ from aiohttp import web
 from supervisor.daily_rest import DailyAPIError
 from supervisor.http.errors import ApiError
 from supervisor.http.keys import DAEMON
-from supervisor.sessions import SessionGone
+from supervisor.session_request import SessionGone
 
 PREFIX = "/daily/v1"
 ROOM_READS = ("", "/presence")

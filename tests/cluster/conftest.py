@@ -11,16 +11,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
 from tests.conftest import SandboxProcess, free_port
+from tests.fakes.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 
 LEASE_S = 2.0  # short, so a lost node is found within seconds
@@ -90,55 +88,6 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    status: int
-    at: float  # time.monotonic() when it reached the witness
-
-
-class RestWitness:
-    """Daily's REST API passed through unchanged, noting every call (method, path, status,
-    arrival time): what the nodes asked of "Daily", counted from outside them."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.calls: list[Call] = []
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/v1"
-        self._runner: web.AppRunner | None = None
-        self._http: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._http = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _forward(self, request: web.Request) -> web.Response:
-        assert self._http is not None
-        arrived = time.monotonic()
-        headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type")}
-        async with self._http.request(request.method, self.upstream + request.path_qs, headers=headers,
-                                      data=await request.read()) as resp:
-            body = await resp.read()
-            self.calls.append(Call(request.method, request.path, resp.status, arrived))
-            passed = {k: v for k, v in resp.headers.items() if k in ("Content-Type", "Retry-After")}
-            return web.Response(body=body, status=resp.status, headers=passed)
-
-    def deletes_of(self, room: str) -> int:
-        return sum(1 for c in self.calls if c.method == "DELETE" and c.path == f"/v1/rooms/{room}")
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._http is not None:
-            await self._http.close()
 
 
 @pytest.fixture
