@@ -59,6 +59,20 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return out
 
 
+def rss_mb(pid: int) -> float | None:
+    """RSS in MB from ``statm``: a constant-time read, where ``smaps_rollup`` walks every
+    mapping (milliseconds for a process that mapped Pipecat and its providers); None if
+    the process is gone."""
+    try:
+        resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident * _PAGE / (1024 * 1024)
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 def memory_mb(pid: int) -> tuple[float, float] | None:
     """(PSS, RSS) in MB from ``smaps_rollup``; None if the process is gone."""
     try:

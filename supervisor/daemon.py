@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -189,6 +190,11 @@ class Daemon:
         self.control.start()
         self._install_signals()
         self.state = "running"
+        # Everything imported and built for the daemon's life is out of the collector's way:
+        # full collections, triggered by the audio path's short-lived allocations, then
+        # scan only what came after (LiveKit and the forkserver's preload do the same).
+        gc.collect()
+        gc.freeze()
         log.info("supervisor running", http=self.http_url, control=self.control.endpoint,
                  daily_mode=cfg.daily.mode, min_idle=cfg.pool.min_idle, max_workers=cfg.pool.max_workers)
         print(f"callfleet supervisor: HTTP API {self.http_url}  control {self.control.control_path}", flush=True)

@@ -34,7 +34,7 @@ import structlog
 import zmq
 
 from callfleet.entry import run_entry
-from callfleet.procfs import memory_mb
+from callfleet.procfs import memory_mb, rss_mb
 from protocol import PROTOCOL_VERSION
 from protocol.environment import PRELOAD_BACKEND_ENV, PRELOAD_BOTS_ENV
 from protocol.messages import Command, Err, ExitCode, Hello, Ok, Ping, Shutdown, Welcome
@@ -58,6 +58,7 @@ log = structlog.get_logger("supervisor.pool")
 RECONCILE_INTERVAL_S = 0.25
 
 PSS_INTERVAL_S = 5.0
+PSS_REFRESH_S = 60.0  # a full PSS read of every worker, for ctl workers
 
 __all__ = ["Pool", "PoolFull", "WorkerGone", "WorkerHandle", "WorkerListener"]
 
@@ -407,14 +408,26 @@ class Pool:
                     self.router.channel.try_send_control(ping, to=handle.identity)
 
     async def _sample_memory(self) -> None:
+        """Every worker's memory, off the loop. RSS (cheap) every PSS_INTERVAL_S; PSS, which
+        costs a walk of every mapping, only when RSS is over the limit -- PSS never exceeds
+        RSS, so below it the limit cannot be crossed -- or every PSS_REFRESH_S for views."""
+        refreshed = 0.0
         while True:
             pids = {h.id: h.pid for h in self.workers.values() if h.pid and h.booted}
             if pids:
-                sampled = await asyncio.to_thread(_sample_pss, pids)
-                for wid, mem in sampled.items():
+                now = time.monotonic()
+                full = now - refreshed >= PSS_REFRESH_S
+                if full:
+                    refreshed = now
+                limit = float(self.config.pool.worker_memory_limit_mb)
+                sampled = await asyncio.to_thread(_sample_memory, pids, limit, full)
+                for wid, (pss, rss) in sampled.items():
                     handle = self.workers.get(wid)
-                    if handle is not None and mem is not None:
-                        handle.pss_mb, handle.rss_mb = mem
+                    if handle is not None:
+                        handle.rss_mb = rss
+                        # Below the limit in RSS, a stale PSS above it must not retire the worker.
+                        handle.pss_mb = pss if pss is not None else (
+                            None if handle.pss_mb is None else min(handle.pss_mb, rss))
             await asyncio.sleep(PSS_INTERVAL_S)
 
     # -- counters for views ------------------------------------------------------------------
@@ -428,8 +441,20 @@ class Pool:
         return self.router.bad_frames
 
 
-def _sample_pss(pids: dict[str, int | None]) -> dict[str, tuple[float, float] | None]:
-    return {wid: memory_mb(pid) for wid, pid in pids.items() if pid}
+def _sample_memory(pids: dict[str, int | None], limit_mb: float,
+                   full: bool) -> dict[str, tuple[float | None, float]]:
+    """wid -> (PSS or None when not read, RSS); a worker that is gone is left out."""
+    out: dict[str, tuple[float | None, float]] = {}
+    for wid, pid in pids.items():
+        rss = rss_mb(pid) if pid else None
+        if rss is None:
+            continue
+        pss: float | None = None
+        if full or rss > limit_mb:
+            mem = memory_mb(pid) if pid else None
+            pss = mem[0] if mem is not None else None
+        out[wid] = (pss, rss)
+    return out
 
 
 def _exit_code(process: Any) -> int | None:
