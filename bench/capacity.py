@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=REPO)
     ns = parser.parse_args(argv)
     try:
-        profile = load_profile(ns.repo, ns.profile)
+        profile = load_profile(ns.repo / "configs" / "profiles.toml", ns.profile)
         steps = sorted(int(v) for v in ns.ladder.split(","))
     except (KeyError, ValueError) as exc:
         print(f"pipecat_capacity: {exc}", file=sys.stderr)

@@ -114,28 +114,29 @@ class Profile(msgspec.Struct, frozen=True):
         return self.kind == "pipecat"
 
 
-def load_profile(repo: Path, name: str) -> Profile:
-    """The profile ``name``; raises ``KeyError`` naming it if the checkout has none such."""
-    with open(repo / "configs" / "profiles.toml", "rb") as f:
+def load_profile(path: Path, name: str) -> Profile:
+    """The profile ``name`` of the profiles file ``path``; raises ``KeyError`` naming it if
+    it has none such."""
+    with open(path, "rb") as f:
         profiles = tomllib.load(f).get("profiles", {})
     if name not in profiles:
-        raise KeyError(f"no profile {name!r} in {repo / 'configs' / 'profiles.toml'} "
-                       f"(there are: {', '.join(sorted(profiles))})")
+        raise KeyError(f"no profile {name!r} in {path} (there are: {', '.join(sorted(profiles))})")
     entry = profiles[name]
     return Profile(name=name, kind=str(entry.get("kind", "")), bot=entry.get("bot"))
 
 
 async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Path = REPO,
-                    profile_name: str = "echo") -> tuple[dict[str, Any], dict[str, Any]]:
+                    profile_name: str = "echo", profiles: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report (SPEC §9's keys, the forwarding floor and the loop stall; for a pipecat
     profile the peer's figures under ``"peer"``), and diagnostics for the human summary.
     Raises ``RuntimeError`` if the stack fails, ``KeyError`` for an unknown profile."""
-    profile = load_profile(repo, profile_name)
+    profiles = profiles or repo / "configs" / "profiles.toml"
+    profile = load_profile(profiles, profile_name)
     # The floor first, alone: not concurrently with the sessions, and before this process
     # holds any socket or thread its forked peers would inherit.
     progress(f"forwarding floor: a bare ROUTER, {sessions} peers, {FLOOR_SECONDS:g} s")
     floor = await forward(ForwardMode.READER, sessions, FLOOR_SECONDS)
-    stack = Stack(sessions, repo)
+    stack = Stack(sessions, repo, profiles)
     stack.start()
     try:
         report, diagnostics = await measure_callfleet(stack, sessions, seconds, progress, profile)
@@ -347,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="send every /bots/start at once (the default; kept for the documented CLI)")
     parser.add_argument("--profile", default="echo",
                         help="the profile to start (default echo); a pipecat one is also run on the peer")
+    parser.add_argument("--profiles", type=Path, default=None,
+                        help="the supervisor's profiles file (default: the checkout's configs/profiles.toml; "
+                             "its pipecat profiles make every worker preload Pipecat)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--repo", type=Path, default=REPO,
                         help="run the sandbox and supervisor from this checkout (default: the bench's own)")
@@ -355,13 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         print("callfleet bench: --sessions must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
     try:
-        load_profile(ns.repo, ns.profile)
+        load_profile(ns.profiles or ns.repo / "configs" / "profiles.toml", ns.profile)
     except (KeyError, OSError) as exc:
         print(f"callfleet bench: --profile: {exc}", file=sys.stderr)
         return 2
     import uvloop
 
-    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo, ns.profile))
+    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo, ns.profile, ns.profiles))
     text = json.dumps(report, indent=2)
     if ns.out:
         ns.out.write_text(text + "\n")

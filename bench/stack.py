@@ -24,8 +24,9 @@ class Stack:
     """A sandbox and a supervisor run from ``repo`` (this checkout by default, or another
     one, e.g. a worktree of an older commit, to measure it with today's bench)."""
 
-    def __init__(self, sessions: int, repo: Path = REPO) -> None:
+    def __init__(self, sessions: int, repo: Path = REPO, profiles: Path | None = None) -> None:
         self.repo = repo.resolve()
+        self.profiles = (profiles or self.repo / "configs" / "profiles.toml").resolve()
         self.tmp = Path(tempfile.mkdtemp(prefix="callfleet-bench-"))
         self.sandbox_port = free_port()
         self.http_port = free_port()
@@ -43,7 +44,7 @@ class Stack:
 [supervisor]
 http_port = {self.http_port}
 run_dir = "{self.run_dir}"
-profiles = "{self.repo / 'configs' / 'profiles.toml'}"
+profiles = "{self.profiles}"
 
 [pool]
 min_idle = {n}

@@ -73,8 +73,8 @@ def test_the_summary_shows_the_peer_beside_callfleet_only_for_a_pipecat_run() ->
 
 
 def test_profiles_are_read_from_the_checkout_and_an_unknown_one_is_named() -> None:
-    pipecat = load_profile(REPO, "pipecat_echo")
+    pipecat = load_profile(REPO / "configs" / "profiles.toml", "pipecat_echo")
     assert pipecat.hosts_a_pipecat_bot and pipecat.bot == "examples/pipecat_echo.py:bot"
-    assert not load_profile(REPO, "echo").hosts_a_pipecat_bot
+    assert not load_profile(REPO / "configs" / "profiles.toml", "echo").hosts_a_pipecat_bot
     with pytest.raises(KeyError, match="no_such_profile"):
-        load_profile(REPO, "no_such_profile")
+        load_profile(REPO / "configs" / "profiles.toml", "no_such_profile")
