@@ -98,7 +98,7 @@ def _daily_class(backend: Any) -> type:
 
         @staticmethod
         def deinit() -> None:
-            pass
+            """The worker's to do, at exit, after every client and track is gone."""
 
     for name in dir(real):
         if not name.startswith("_") and name not in ("init", "deinit"):
