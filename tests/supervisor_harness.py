@@ -79,6 +79,16 @@ class SupervisorProcess:
         line = self.proc.stdout.readline()
         assert "HTTP API" in line, f"supervisor did not start: {line!r}\n{self.log_path.read_text()[-3000:]}"
 
+    def stored(self, session_id: str) -> Any:
+        """The session's record as the supervisor wrote it to its store (None if absent)."""
+        from supervisor.store import Store
+
+        store = Store(self.run_dir / "sessions.db")
+        try:
+            return store.get(session_id)
+        finally:
+            store.close()
+
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(self.config_path), *args],
                               cwd=REPO, capture_output=True, text=True, timeout=30)

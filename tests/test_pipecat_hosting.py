@@ -328,13 +328,8 @@ async def test_drain_cancels_a_live_bot_and_ends_its_session_drained(tmp_path: P
             assert await asyncio.to_thread(sup.wait, 30) == 0
         finally:
             await caller.conn.leave()
-        from supervisor.store import Store
-
-        store = Store(sup.run_dir / "sessions.db")
-        try:
-            [rec] = [r for r in store.recent(10) if r.id == sid]
-        finally:
-            store.close()
+        rec = sup.stored(sid)
+        assert rec is not None
         assert (rec.state, rec.end_reason) == ("ended", "drained")
         [ended] = fleet.records(sid, "returned")
         assert ended["cancelled_by_host"], ended

@@ -13,13 +13,13 @@ import asyncio
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 from supervisor.daily_rest import get_name_from_url
 from tests.conftest import DailyRest, SandboxProcess
 from tests.fakes.rest_witness import RestWitness
+from tests.sdk_client import wait_until
 from tests.supervisor_harness import SupervisorProcess
 
 LONGEST_S = 14400  # the longest max_duration the API accepts
@@ -39,17 +39,6 @@ async def room_exp(rest: DailyRest, room_url: str) -> float:
 
 async def token_props(rest: DailyRest, token: str) -> dict[str, Any]:
     return dict(await rest.ok("GET", f"/meeting-tokens/{token}"))
-
-
-async def wait_until(fetch: Any, predicate: Any, timeout: float = 15, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if predicate(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value}")
-        await asyncio.sleep(0.1)
 
 
 async def test_a_session_longer_than_the_pooled_rooms_gets_a_room_and_token_that_outlive_it(

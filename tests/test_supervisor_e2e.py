@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import DailyRest, SandboxProcess
-from tests.sdk_client import wait_for
+from tests.sdk_client import wait_for, wait_until
 from tests.supervisor_harness import SupervisorProcess, alive
 
 
@@ -182,14 +182,9 @@ async def test_sigterm_drains_every_session_and_leaves_no_process(tmp_path: Path
         assert sup.wait(30) == 0
         await asyncio.sleep(0.5)
         assert [pid for pid in children if alive(pid)] == []
-        from supervisor.store import Store
-
-        store = Store(sup.run_dir / "sessions.db")
-        records = {r.id: r for r in store.recent(10)}
         for bot in bots:
-            assert records[bot["session_id"]].state == "ended"
-            assert records[bot["session_id"]].end_reason == "drained"
-        store.close()
+            record = sup.stored(bot["session_id"])
+            assert record.state == "ended" and record.end_reason == "drained"
         log = sup.log_path.read_text()
         assert "could not delete the room" not in log
     finally:
@@ -358,7 +353,7 @@ async def test_pooled_rooms_serve_starts_and_are_never_leaked(tmp_path: Path, sa
         async def pooled() -> list[str]:
             return [n for n in await rooms(sandbox_rest) if "-pool-" in n]
 
-        await wait_for_async(lambda: pooled(), lambda names: len(names) == 2)
+        await wait_until(lambda: pooled(), lambda names: len(names) == 2)
         bot = await sup.start_bot("echo")
         assert "-pool-" in bot["room_url"]  # a ready room, no REST call on the request path
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
@@ -368,7 +363,7 @@ async def test_pooled_rooms_serve_starts_and_are_never_leaked(tmp_path: Path, sa
         await caller.conn.leave()
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "ended")
         assert bot["room_url"].rsplit("/", 1)[1] not in await rooms(sandbox_rest)  # deleted with the session
-        await wait_for_async(lambda: pooled(), lambda names: len(names) == 2)  # refilled
+        await wait_until(lambda: pooled(), lambda names: len(names) == 2)  # refilled
         status = json.loads(sup.ctl("--json", "status").stdout)
         assert status["room_pool"] == {"size": 2, "ready": 2, "taken": 1, "too_short": 0}
         # A crash leaves pooled rooms behind; the next start deletes them.
@@ -378,21 +373,10 @@ async def test_pooled_rooms_serve_starts_and_are_never_leaked(tmp_path: Path, sa
         assert len(leftover) == 2
         sup.start()
         assert not set(leftover) & set(await rooms(sandbox_rest))
-        await wait_for_async(lambda: pooled(), lambda names: len(names) == 2)  # a fresh pool
+        await wait_until(lambda: pooled(), lambda names: len(names) == 2)  # a fresh pool
     finally:
         sup.stop()
     assert await rooms(sandbox_rest) == []  # a clean stop deletes the rooms still waiting
-
-
-async def wait_for_async(fetch: Any, predicate: Any, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if predicate(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; last value {value}")
-        await asyncio.sleep(0.1)
 
 
 async def test_a_drain_keeps_a_live_call_until_it_ends_by_itself(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
@@ -423,13 +407,7 @@ async def test_a_drain_keeps_a_live_call_until_it_ends_by_itself(tmp_path: Path,
         assert (await sup.session(bot["session_id"]))["state"] == "joined"
         await caller.conn.leave()
         assert await asyncio.to_thread(sup.wait, 20) == 0  # long before the 60 s drain timeout
-        from supervisor.store import Store
-
-        store = Store(sup.run_dir / "sessions.db")
-        try:
-            record = store.get(bot["session_id"])
-        finally:
-            store.close()
+        record = sup.stored(bot["session_id"])
         assert record is not None and record.end_reason == "participant_left"
     finally:
         sup.stop()
@@ -447,13 +425,7 @@ async def test_a_second_sigterm_ends_a_drain_at_once(tmp_path: Path, sandbox_pro
         sup.signal(signal.SIGTERM)
         assert await asyncio.to_thread(sup.wait, 15) == 0
         await caller.conn.leave()
-        from supervisor.store import Store
-
-        store = Store(sup.run_dir / "sessions.db")
-        try:
-            record = store.get(bot["session_id"])
-        finally:
-            store.close()
+        record = sup.stored(bot["session_id"])
         assert record is not None and record.end_reason == "drained"
     finally:
         sup.stop()
