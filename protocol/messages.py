@@ -136,6 +136,12 @@ class RunBot(_Msg):
     api_url: str = ""  # DAILY_API_URL for the bot: the supervisor's per-session Daily proxy
     api_key: str = ""  # DAILY_API_KEY for the bot: that proxy's per-session key, never the account's
     timeout_s: float = 30.0  # for the bot's transport to join
+    # The bot's environment for this session: its profile's secrets and env (set before
+    # bot() runs, taken away when it ends). A worker starts with none of the operator's.
+    env: dict[str, str] = {}
+    # Provider keys for the built-in Daily Bots pipelines (env var name -> key), held in
+    # memory only: never put in the environment, where the bot's libraries could read them.
+    provider_keys: dict[str, str] = {}
 
 
 class BotFinished(_Msg):

@@ -43,6 +43,10 @@ class PoolSection(_Section):
     start_timeout_s: Positive = 15.0
     shutdown_timeout_s: Positive = 10.0
     backend: str | None = None  # the worker's call client; default: "sandbox" or "daily" by mode
+    # Who workers (and so every bot) run as when the supervisor may switch users (root or
+    # CAP_SETUID); default "callfleet-bot" if that user exists, else "nobody". "" keeps the
+    # supervisor's own user (a start-up warning says what is then not isolated).
+    worker_user: str | None = None
 
 
 class DailySection(_Section):
@@ -56,6 +60,9 @@ class DailySection(_Section):
     request_timeout_s: Positive = 10.0
     max_retries: Count = 4
     room_pool: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0  # rooms (+ default tokens) created ahead
+    # The Daily proxy (/daily/v1) a session's bot uses: its own bucket inside the account's
+    # rate limit, so one bot cannot starve room creation for every other session.
+    proxy_requests_per_second: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 2.0
 
 
 class SessionsSection(_Section):
@@ -85,6 +92,27 @@ class ClusterSection(_Section):
     node_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,63}$")] | None = None  # default: host name
     advertise_url: str | None = None  # how other nodes reach this HTTP API; default http://<host IP>:<http_port>
     lease_s: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0  # renewed every lease_s/3
+    # The env var holding the secret every node of the cluster shares: node-to-node requests
+    # prove they know it (the client's Authorization is never forwarded). Required with redis_url.
+    node_secret_env: str | None = None
+
+
+class ProvidersSection(_Section):
+    """AI providers' keys (Daily Bots profiles)."""
+
+    # base URLs a request may choose that still get the operator's provider key (exact
+    # prefixes, e.g. "https://api.openai.com/v1"); any other request-chosen URL needs the
+    # request's own key.
+    allowed_base_urls: list[str] = msgspec.field(default_factory=list)
+
+
+class DialinSection(_Section):
+    """Daily's pinless dial-in webhook (POST /dialin)."""
+
+    # The env var holding Daily's pinless HMAC secret (base64). Set: /dialin needs no bearer
+    # key, and a missing, bad or stale X-Pinless-Signature is a 401.
+    hmac_secret_env: str | None = None
+    max_skew_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 300  # how old a signed timestamp may be
 
 
 class Config(_Section):
@@ -95,6 +123,8 @@ class Config(_Section):
     audio: AudioSection = msgspec.field(default_factory=AudioSection)
     sandbox: SandboxSection = msgspec.field(default_factory=SandboxSection)
     cluster: ClusterSection = msgspec.field(default_factory=ClusterSection)
+    providers: ProvidersSection = msgspec.field(default_factory=ProvidersSection)
+    dialin: DialinSection = msgspec.field(default_factory=DialinSection)
 
     @property
     def run_dir(self) -> Path:
@@ -174,6 +204,12 @@ def _check(config: Config) -> None:
         raise ConfigError(f"pool.min_idle: expected <= pool.max_workers ({pool.max_workers}), got {pool.min_idle}")
     if pool.ping_timeout_s <= pool.ping_interval_s:
         raise ConfigError("pool.ping_timeout_s: expected > pool.ping_interval_s")
+    if config.cluster.redis_url and not config.cluster.node_secret_env:
+        raise ConfigError("cluster.node_secret_env: required with cluster.redis_url (nodes prove to each other "
+                          "that they share this secret)")
+    for i, url in enumerate(config.providers.allowed_base_urls):
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"providers.allowed_base_urls[{i}]: expected an http(s) URL, got {url!r}")
     if config.daily.mode == "cloud" and config.backend == "sandbox":
         raise ConfigError("pool.backend: the sandbox client cannot join Daily's cloud (daily.mode = \"cloud\")")
 

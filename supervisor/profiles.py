@@ -6,13 +6,21 @@
     [dialin]
     profile = "echo"     # what an incoming phone call gets
 
-A profile's keys other than ``kind``, ``max_duration`` and ``end_on_last_leave`` are the
+    [profiles.my_bot]
+    kind = "pipecat"
+    bot = "bots/my_bot.py:bot"
+    secrets = ["OPENAI_API_KEY"]   # the supervisor's env vars this profile's bots get
+    env = {LOG_FORMAT = "json"}    # plain values
+
+A profile's keys other than ``kind``, ``max_duration``, ``end_on_last_leave``, ``secrets``
+and ``env`` are the
 bot's configuration, checked by the bot's kind when profiles load (a playback profile's
 WAV must be there and playable), so a profile that cannot work stops start-up.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +31,7 @@ from supervisor.bots.base import BotConfigError
 from supervisor.config import ConfigError
 
 KINDS = ("echo", "playback", "recorder", "stream", "pipecat")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,10 @@ class Profile:
     config: dict[str, Any] = field(default_factory=dict)
     max_duration_s: int | None = None
     end_on_last_leave: bool = True
+    # Pipecat Cloud's "secret set": names of the supervisor's environment variables this
+    # profile's workers get, and plain values; a worker sees nothing else of the operator's.
+    secrets: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,13 +85,20 @@ def parse(text: str, source: str = "profiles.toml") -> Profiles:
         end_on_last_leave = body.pop("end_on_last_leave", True)
         if not isinstance(end_on_last_leave, bool):
             raise ConfigError(f"profiles.{name}.end_on_last_leave: expected bool")
+        secrets = body.pop("secrets", [])
+        if not isinstance(secrets, list) or not all(isinstance(n, str) and _ENV_NAME.match(n) for n in secrets):
+            raise ConfigError(f"profiles.{name}.secrets: expected a list of environment variable names")
+        env = body.pop("env", {})
+        if not isinstance(env, dict) or not all(isinstance(k, str) and _ENV_NAME.match(k) and isinstance(v, str)
+                                                for k, v in env.items()):
+            raise ConfigError(f"profiles.{name}.env: expected a table of NAME = \"string\"")
         bot_cls = BOT_KINDS.get(kind)
         if bot_cls is not None:
             try:
                 bot_cls.check_config(body)
             except BotConfigError as exc:
                 raise ConfigError(f"profiles.{name}.{exc.key}: {exc.message}") from None
-        profiles[name] = Profile(name, kind, body, max_duration, end_on_last_leave)
+        profiles[name] = Profile(name, kind, body, max_duration, end_on_last_leave, tuple(secrets), env)
     dialin = raw.get("dialin") or {}
     dialin_profile = dialin.get("profile")
     if set(dialin) - {"profile"}:

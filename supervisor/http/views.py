@@ -14,7 +14,7 @@ from supervisor.bots.services import ServiceError, check_providers, redact_keys,
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.config import sentence, split_validation_error
 from supervisor.daily_rest import DailyAPIError
-from supervisor.http import daily_proxy, forward
+from supervisor.http import daily_proxy, forward, middlewares
 from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
@@ -368,6 +368,11 @@ ROUTES: list[tuple[str, str, Any]] = [
 ]
 
 
+# What answers without the bearer key (middlewares.bearer_auth).
+OPEN_HANDLERS = {healthz, readyz, livez, metrics, openapi, stream, daily_proxy.daily_proxy}
+
+
 def setup_routes(app: web.Application) -> None:
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    app[middlewares.OPEN_HANDLERS] = set(OPEN_HANDLERS)
