@@ -32,6 +32,7 @@ from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
+from supervisor.environment import OperatorEnvironment, take_over
 from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
@@ -55,8 +56,11 @@ class StartupError(Exception):
 
 
 class Daemon:
-    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+    def __init__(self, config: Config, config_path: Path | None = None,
+                 environ: OperatorEnvironment | None = None) -> None:
         self.config = config
+        # The operator's variables: read from here, never from os.environ (see environment.py).
+        self.environ = environ if environ is not None else OperatorEnvironment(os.environ)
         self.config_path = config_path
         self.run_dir = config.run_dir
         self.started_at = time.monotonic()
@@ -125,14 +129,13 @@ class Daemon:
 
     def _check_http_key(self) -> None:
         env = self.config.supervisor.api_key_env
-        if env and not os.environ.get(env) and not self.config.supervisor.http_host.startswith(config_mod.LOOPBACK):
+        if env and not self.environ.get(env) and not self.config.supervisor.http_host.startswith(config_mod.LOOPBACK):
             raise StartupError(f"supervisor.api_key_env: ${env} is not set, and http_host is not loopback")
 
     def _daily_api_key(self) -> str:
-        """The account's key, taken out of this process's environment: workers and the
-        bots in them inherit it, and they must never hold it (they get a per-session key
-        for the supervisor's Daily proxy instead)."""
-        key = os.environ.pop(self.config.daily.api_key_env, "")
+        """The account's key. Bots never hold it: they get a per-session key for the
+        supervisor's Daily proxy instead."""
+        key = self.environ.get(self.config.daily.api_key_env, "")
         if not key and self.config.daily.mode == "cloud":
             raise StartupError(f"daily.api_key_env: ${self.config.daily.api_key_env} is not set (cloud mode needs it)")
         return key or "sandbox"
@@ -386,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"callfleet supervisor: {exc}", file=sys.stderr)
         return 2
+    environ = take_over()  # from here on, whatever this process starts inherits only the allowlist
     logs.configure()
     import uvloop
 
@@ -393,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> int:
         nonlocal daemon
-        daemon = Daemon(config, Path(ns.config))
+        daemon = Daemon(config, Path(ns.config), environ)
         return await daemon.run()
 
     try:

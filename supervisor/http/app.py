@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +17,7 @@ def make_app(daemon: Any) -> web.Application:
                           middlewares=[middlewares.bind_request, middlewares.daily_errors, middlewares.bearer_auth])
     app[DAEMON] = daemon
     env = daemon.config.supervisor.api_key_env
-    app[middlewares.API_KEY] = os.environ.get(env, "") if env else ""
+    app[middlewares.API_KEY] = daemon.environ.get(env, "") if env else ""
     views.setup_routes(app)
     return app
 
