@@ -376,3 +376,4 @@ def setup_routes(app: web.Application) -> None:
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     app[middlewares.OPEN_HANDLERS] = set(OPEN_HANDLERS)
+    daily_proxy.setup(app)
