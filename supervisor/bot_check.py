@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
+from callfleet.privileges import WorkerUser
+from protocol.environment import DROP_PRIVILEGES_ENV, WORKER_GID_ENV, WORKER_HOME_ENV, WORKER_UID_ENV
 from supervisor.config import ConfigError
 
 CHECK_TIMEOUT_S = 60.0
@@ -39,11 +42,23 @@ def _verdict(bots: dict[str, str], returncode: int, stdout: str, stderr: str) ->
         raise ConfigError(f"checking the pipecat bots failed (exit {returncode}): {stderr.strip()[-500:]}")
 
 
+def _as_workers(user: WorkerUser | None) -> dict[str, str]:
+    """The check's environment: this process's (nothing of the operator's), and the
+    workers' user to become first (``worker.privileges``), as the forkserver does."""
+    env = {**os.environ, DROP_PRIVILEGES_ENV: "1"}
+    if user is not None:
+        env.update({WORKER_UID_ENV: str(user.uid), WORKER_GID_ENV: str(user.gid), WORKER_HOME_ENV: user.home})
+    return env
+
+
 BUILT_IN = "worker.daily_bots."  # callfleet's own Daily Bots pipelines: tested with the package
 
 
-async def check_bots_async(bots: dict[str, str], backend: str) -> None:
+async def check_bots_async(bots: dict[str, str], backend: str, user: WorkerUser | None = None) -> None:
     """Raises ``ConfigError`` naming the first profile whose bot does not import.
+
+    The check runs as the workers' ``user`` when they have one of their own, so a bot file
+    that user cannot read is named here, not found missing by the first session.
 
     callfleet's built-in pipelines are not imported here (they import every installed
     provider's SDK, seconds of start-up); Pipecat itself always is, so a missing pipecat
@@ -51,8 +66,8 @@ async def check_bots_async(bots: dict[str, str], backend: str) -> None:
     if not bots:
         return
     specs = [spec for spec in bots.values() if not spec.startswith(BUILT_IN)]
-    proc = await asyncio.create_subprocess_exec(*_command(backend, specs),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(*_command(backend, specs), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE, env=_as_workers(user))
     try:
         out, err = await asyncio.wait_for(proc.communicate(), CHECK_TIMEOUT_S)
     except TimeoutError:

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+from supervisor.config import ConfigError
 
 # What every worker starts with (SPEC: PATH, HOME, LANG, LC_*, TZ, TMPDIR): enough for a
 # bot's libraries to find programs, locales and a temporary directory. PYTHONPATH too, so
-# a bot imports what the supervisor imports; callfleet's own log level.
-ALLOWED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "CALLFLEET_LOG_LEVEL"})
+# a bot imports what the supervisor imports, and Python's and callfleet's own switches.
+ALLOWED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED",
+                     "PYTHONDONTWRITEBYTECODE", "CALLFLEET_LOG_LEVEL"})
 ALLOWED_PREFIXES = ("LC_",)
 
 
@@ -59,3 +63,18 @@ def take_over(environ: MutableMapping[str, str] | None = None) -> OperatorEnviro
     for name in [n for n in env if not allowed(n)]:
         del env[name]
     return snapshot
+
+
+def bot_env(environ: OperatorEnvironment, profile: Any) -> dict[str, str]:
+    """What a profile's bot finds in its environment besides the allowlist: its secret set
+    (``secrets``, taken from the operator's environment) and its plain ``env``."""
+    return {**environ.pick(profile.secrets), **profile.env}
+
+
+def check_secrets(environ: OperatorEnvironment, profiles: Iterable[Any]) -> None:
+    """Raises ``ConfigError`` naming the first profile secret the environment lacks."""
+    for profile in profiles:
+        for name in profile.secrets:
+            if name not in environ:
+                raise ConfigError(f"profiles.{profile.name}.secrets: ${name} is not set in the supervisor's "
+                                  f"environment")

@@ -34,9 +34,17 @@ import structlog
 import zmq
 
 from callfleet.entry import run_entry
+from callfleet.privileges import WorkerUser
 from callfleet.procfs import memory_mb, rss_mb
 from protocol import PROTOCOL_VERSION
-from protocol.environment import PRELOAD_BACKEND_ENV, PRELOAD_BOTS_ENV
+from protocol.environment import (
+    DROP_PRIVILEGES_ENV,
+    PRELOAD_BACKEND_ENV,
+    PRELOAD_BOTS_ENV,
+    WORKER_GID_ENV,
+    WORKER_HOME_ENV,
+    WORKER_UID_ENV,
+)
 from protocol.messages import Command, Err, ExitCode, Hello, Ok, Ping, Shutdown, Welcome
 from supervisor.config import Config
 from supervisor.reconcile import (
@@ -69,7 +77,8 @@ class PoolFull(Exception):
 
 class Pool:
     def __init__(self, config: Config, endpoint: str, *, supervisor_pid: int | None = None,
-                 publish: Any = None, pipecat_bots: list[str] | None = None) -> None:
+                 publish: Any = None, pipecat_bots: list[str] | None = None,
+                 worker_user: WorkerUser | None = None) -> None:
         self.config = config
         self.endpoint = endpoint
         self.supervisor_pid = supervisor_pid or os.getpid()
@@ -91,6 +100,7 @@ class Pool:
         self.restarts = 0  # workers that died or were killed while not retiring
         self.spawned = 0
         self.mp = multiprocessing.get_context("forkserver")
+        self.worker_user = worker_user  # None: workers run as this process's user
         self._set_preload(pipecat_bots or [])
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -107,15 +117,23 @@ class Pool:
         self._wake.set()
 
     def _set_preload(self, bots: list[str]) -> None:
-        """What the forkserver imports before forking: the backend, Pipecat and every
-        pipecat profile's bot when there are any, and last ``worker.preload`` (it freezes
-        the collector over all of it). The forkserver reads the bots from its environment."""
+        """What the forkserver imports before forking: first ``worker.privileges`` (it
+        becomes the workers' user and gives up what a bot must not have, before anything
+        else runs), then the backend, Pipecat and every pipecat profile's bot when there are
+        any, and last ``worker.preload`` (it freezes the collector over all of it). The
+        forkserver inherits this process's environment, which holds nothing of the
+        operator's (``supervisor.environment``), and reads these settings from it."""
         self.pipecat_bots = list(bots)
         backend_module = {"sandbox": "sandbox.client", "daily": "daily"}.get(self.config.backend, self.config.backend)
         os.environ[PRELOAD_BACKEND_ENV] = self.config.backend
         os.environ[PRELOAD_BOTS_ENV] = "\n".join(bots)
+        os.environ[DROP_PRIVILEGES_ENV] = "1"
+        if self.worker_user is not None:
+            os.environ[WORKER_UID_ENV] = str(self.worker_user.uid)
+            os.environ[WORKER_GID_ENV] = str(self.worker_user.gid)
+            os.environ[WORKER_HOME_ENV] = self.worker_user.home
         pipecat = ["worker.pipecat_preload"] if bots else []
-        self.mp.set_forkserver_preload([backend_module, *pipecat, "worker.preload"])
+        self.mp.set_forkserver_preload(["worker.privileges", backend_module, *pipecat, "worker.preload"])
 
     async def preload_bots(self, bots: list[str]) -> None:
         """New pipecat bots (a reload): a new forkserver with them preloaded forks every
@@ -157,7 +175,7 @@ class Pool:
             await asyncio.wait(set(self._starts), timeout=2)
         self.router.close()
         self.ctx.term()
-        if self.endpoint.startswith("ipc://"):
+        if self.endpoint.startswith("ipc://") and not self.endpoint.startswith("ipc://@"):  # @: abstract, no file
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.endpoint.removeprefix("ipc://"))
         await asyncio.get_running_loop().run_in_executor(self._spawner, _stop_helper_processes, self._old_forkservers)
@@ -168,18 +186,20 @@ class Pool:
     def _spawn(self, state: WorkerState = WorkerState.BOOTING) -> WorkerHandle:
         """A new worker, counted at once; its process starts on the spawner thread."""
         wid = f"w{next(self._ids)}-{self._tag}"
+        handle = WorkerHandle(wid, None, state=state)
         opts = {
             "connect": self.endpoint,
             "worker_id": wid,
+            "identity": handle.identity.decode(),
             "backend": self.config.backend,
             "supervisor_pid": self.supervisor_pid,
             "handshake_timeout_s": self.config.pool.start_timeout_s,
         }
-        process = self.mp.Process(target=run_entry, args=("worker.main:run_options", opts), name=wid, daemon=False)
-        handle = WorkerHandle(wid, process, state=state)
+        handle.process = self.mp.Process(target=run_entry, args=("worker.main:run_options", opts), name=wid,
+                                         daemon=False)
         self.workers[wid] = handle
         self.spawned += 1
-        start = asyncio.get_running_loop().run_in_executor(self._spawner, process.start)
+        start = asyncio.get_running_loop().run_in_executor(self._spawner, handle.process.start)
         self._starts.add(start)
         start.add_done_callback(lambda fut: self._started(handle, fut))
         return handle

@@ -11,6 +11,7 @@ peer per minute, and dropped.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import time
 from collections.abc import Callable
@@ -79,8 +80,10 @@ class WorkerRouter:
     # -- incoming ----------------------------------------------------------------------------
 
     def _received(self, got: Received) -> None:
-        wid = got.peer.decode(errors="replace") if got.peer else None
+        wid = got.peer.decode(errors="replace").partition(".")[0] if got.peer else None
         handle = self.workers.get(wid) if wid is not None else None
+        if handle is not None and not hmac.compare_digest(handle.identity, got.peer or b""):
+            handle, wid = None, None  # a worker's id without its secret: not that worker
         msg = got.message
         if handle is None:
             if wid is not None and wid in self._departed:

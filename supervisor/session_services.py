@@ -26,6 +26,8 @@ class Services:
         self.store = store
         self.publish = publish
         self.metrics = metrics
+        # A hosted bot's environment for a session of a profile: its secrets and env (the daemon's).
+        self.bot_env: Callable[[str], dict[str, str]] = lambda profile: {}
 
     daily_proxy_url = ""  # where hosted bots reach Daily's REST API: the supervisor's /daily/v1
     cluster: Any = None  # supervisor.cluster.Cluster in cluster mode: every state change goes to its directory

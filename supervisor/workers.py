@@ -4,6 +4,7 @@ hear from its worker."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -83,10 +84,14 @@ class WorkerHandle:
     frames_dropped: int = 0
     ready: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     pending: PendingRequests = field(default_factory=PendingRequests)
+    # Part of the worker's routing id, known only to it and the supervisor: a bot that
+    # reaches the workers' socket cannot connect as a worker it is not (a worker's id is
+    # predictable, this is not).
+    secret: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
 
     @property
     def identity(self) -> bytes:
-        return self.id.encode()
+        return f"{self.id}.{self.secret}".encode()
 
     def view(self) -> WorkerView:
         return WorkerView(self.id, self.state, self.started_at, self.last_heard, self.booted, self.pss_mb,

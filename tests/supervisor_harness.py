@@ -47,8 +47,9 @@ def toml(config: dict[str, dict[str, Any]]) -> str:
 
 class SupervisorProcess:
     def __init__(self, tmp: Path, sandbox_port: int | None, *, env: dict[str, str] | None = None,
-                 **overrides: dict[str, Any]) -> None:
+                 user: int | None = None, **overrides: dict[str, Any]) -> None:
         self.env = env  # added to this process's environment for the supervisor
+        self.user = user  # run the supervisor as this uid (and its group), not as the tests' user
         self.tmp = tmp
         self.run_dir = tmp / "run"
         self.http_port = free_port()
@@ -73,8 +74,14 @@ class SupervisorProcess:
     def start(self, timeout: float = 30) -> None:
         log = open(self.log_path, "a")
         env = {**os.environ, **self.env} if self.env else None
+        as_user: dict[str, Any] = {}
+        if self.user is not None:
+            import pwd
+
+            entry = pwd.getpwuid(self.user)
+            as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         self.proc = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(self.config_path)],
-                                     cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+                                     cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=env, **as_user)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert "HTTP API" in line, f"supervisor did not start: {line!r}\n{self.log_path.read_text()[-3000:]}"

@@ -199,7 +199,7 @@ async def test_garbage_on_workers_sock_is_counted_and_dropped(tmp_path: Path, sa
         ctx = zmq.Context()
         rogue = ctx.socket(zmq.DEALER)
         rogue.setsockopt(zmq.ROUTING_ID, b"rogue")
-        rogue.connect(f"ipc://{sup.run_dir / 'workers.sock'}")
+        rogue.connect(json.loads(sup.ctl("--json", "status").stdout)["workers_endpoint"])
         for junk in ([b"\xff" * 10], [b"\x01\xc1"], [b"a", b"b", b"c"], [os.urandom(64)]):
             rogue.send_multipart(junk)
         from protocol.framing import encode

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
+import worker.privileges  # noqa: F401  first: the check runs with the workers' privileges, as they do
 from worker.bot_loader import check
 from worker.pipecat_preload import prepare
 

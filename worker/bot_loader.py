@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,9 @@ def load_module(target: str) -> ModuleType:
         path = Path(target)
         if not path.is_file():
             raise BotLoadError(f"{target}: no such file")
+        if not os.access(path, os.R_OK):  # the workers' user, where they have their own
+            raise BotLoadError(f"{target}: not readable by the workers' user (uid {os.getuid()}): make the bot's "
+                               f"files and folders readable by it")
         name = module_name_for_file(path)
         if name in sys.modules:
             return sys.modules[name]

@@ -64,6 +64,7 @@ class WorkerOptions:
 
     connect: str  # the supervisor's ROUTER endpoint, e.g. ipc:///run/callfleet/workers.sock
     worker_id: str
+    identity: str = ""  # the routing id the supervisor expects (its id and a secret); default worker_id
     backend: str = "sandbox"
     supervisor_pid: int | None = None
     handshake_timeout_s: float = 10.0
@@ -76,7 +77,7 @@ class Worker:
         self.backend = backend
         self.loop = asyncio.get_running_loop()
         self.ctx = zmq.Context()
-        self.channel = Channel(connect_dealer(self.ctx, opts.connect, opts.worker_id), routed=False)
+        self.channel = Channel(connect_dealer(self.ctx, opts.connect, opts.identity or opts.worker_id), routed=False)
         self.outbox: asyncio.Queue[msgspec.Struct] = asyncio.Queue()
         self.bad_frames = BadFrameLog()
         self.stopping = asyncio.Event()

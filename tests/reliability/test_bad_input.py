@@ -140,6 +140,7 @@ control_bodies = st.one_of(
 
 def test_random_and_truncated_frames_on_both_sockets_are_answered_or_counted(sup: SupervisorProcess) -> None:
     ctx = zmq.Context.instance()
+    workers_endpoint = json.loads(sup.ctl("--json", "status").stdout)["workers_endpoint"]
 
     @settings(max_examples=200, deadline=None)
     @given(frames=st.lists(st.binary(max_size=64), max_size=3), body=control_bodies, cut=st.integers(0, 20))
@@ -147,7 +148,7 @@ def test_random_and_truncated_frames_on_both_sockets_are_answered_or_counted(sup
     def garbage(frames: list[bytes], body: bytes, cut: int) -> None:
         rogue = ctx.socket(zmq.DEALER)
         rogue.setsockopt(zmq.LINGER, 0)
-        rogue.connect(f"ipc://{sup.run_dir / 'workers.sock'}")
+        rogue.connect(workers_endpoint)
         rogue.send_multipart([*frames, body])
         rogue.send(encode(Ping(seq=1, sent_at=0.0))[:cut])  # a valid frame, truncated
         rogue.close(linger=1000)
