@@ -38,6 +38,9 @@ class StartRequest:
     extra: dict[str, Any] = field(default_factory=dict)  # body, dial-in settings, … kept on the record
     # runner_args.body as given (BYO keys included): held in memory for the worker, never on the record
     runner_body: dict[str, Any] | None = field(default=None, repr=False)
+    # A built-in Daily Bots pipeline's keys and settings (variable name -> value), handed to its
+    # worker in RunBot.provider_keys: in memory only, never on the record or in runner_args.body.
+    provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def pooled(self) -> bool:

@@ -1,7 +1,8 @@
 """The Daily Bots profiles' pipelines, built from requests without a network or a room.
 
-``worker.daily_bots.request`` turns a ``/bots/start`` body into per-service providers,
-merged options and keys; each profile module builds the pipeline that body names. The
+``worker.daily_bots.request`` turns a ``/bots/start`` body and the session's keys (what the
+supervisor handed it in memory) into per-service providers, merged options and keys; each
+profile module builds the pipeline that body names. The
 transport here is a small stand-in (the tests are about what the profiles put between its
 input and its output); ``daily_params`` is checked on its own.
 """
@@ -74,41 +75,42 @@ def test_a_malformed_config_is_a_request_error_naming_its_path(config: Any, path
         config_options(config)
 
 
-def test_config_options_override_service_options_and_the_api_key_never_joins_the_options() -> None:
+def test_config_options_override_service_options_and_keys_come_from_the_session_never_the_body() -> None:
     request = parse_request({
         "bot_profile": "voice_2024_10", "services": {"stt": "daily", "llm": "custom_llm", "tts": "openai_tts"},
         "config": [{"service": "tts", "options": [{"name": "voice", "value": "alloy"}]},
                    {"service": "llm", "options": [{"name": "temperature", "value": 0.3},
                                                   {"name": "max_tokens", "value": 64}]}],
-        "service_options": {"openai_tts": {"voice": "nova", "model": "tts-1", "api_key": "byo-tts"},
-                            "custom_llm": {"base_url": "http://llm.local/v1", "api_key": "byo-llm"}},
-    }, environ={"OPENAI_API_KEY": "env-key"})
+        # a key in the body (the supervisor strips them) is never used
+        "service_options": {"openai_tts": {"voice": "nova", "model": "tts-1", "api_key": "body-tts"},
+                            "custom_llm": {"base_url": "http://llm.local/v1", "api_key": "body-llm"}},
+    }, keys={"OPENAI_API_KEY": "session-tts", "CUSTOM_LLM_API_KEY": "session-llm"})
     tts, llm = request.service(ServiceType.TTS), request.service(ServiceType.LLM)
     assert tts is not None and llm is not None
     assert tts.options == {"voice": "alloy", "model": "tts-1"}
-    assert tts.api_key == "byo-tts"
+    assert tts.api_key == "session-tts"
     assert llm.options == {"base_url": "http://llm.local/v1", "temperature": 0.3, "max_tokens": 64}
-    assert llm.api_key == "byo-llm"
-    assert "byo" not in repr(request)  # a parsed request may be logged; its keys never are
+    assert llm.api_key == "session-llm"
+    assert "session" not in repr(request)  # a parsed request may be logged; its keys never are
 
 
-def test_keys_come_from_the_providers_environment_variable_when_not_brought() -> None:
-    request = parse_request(SEED_BODY, environ=SEED_KEYS)
+def test_each_service_gets_the_session_key_named_by_its_providers_variable() -> None:
+    request = parse_request(SEED_BODY, keys=SEED_KEYS)
     keys = {kind: s.api_key for kind, s in request.services.items()}
     assert keys == {ServiceType.STT: "dg-env", ServiceType.LLM: "ant-env", ServiceType.TTS: "cart-env"}
 
 
 def test_daily_stt_needs_no_key_and_an_omitted_stt_is_daily_bots_default_deepgram() -> None:
-    daily = parse_request({"bot_profile": "voice_2024_10", "services": {"stt": "daily"}}, environ={})
+    daily = parse_request({"bot_profile": "voice_2024_10", "services": {"stt": "daily"}}, keys={})
     stt = daily.service(ServiceType.STT)
     assert stt is not None and (stt.provider, stt.api_key) == ("daily", None)
-    seed = parse_request(SEED_BODY, environ=SEED_KEYS).service(ServiceType.STT)
+    seed = parse_request(SEED_BODY, keys=SEED_KEYS).service(ServiceType.STT)
     assert seed is not None and seed.provider == "deepgram"
     assert seed.options == {"model": "nova-2-general", "language": "en"}
 
 
 def test_initial_messages_and_run_on_config_are_the_conversations_not_the_llm_services() -> None:
-    request = parse_request(SEED_BODY, environ=SEED_KEYS)
+    request = parse_request(SEED_BODY, keys=SEED_KEYS)
     assert request.initial_messages == GREETING
     assert request.run_on_config is True
     llm = request.service(ServiceType.LLM)
@@ -116,7 +118,7 @@ def test_initial_messages_and_run_on_config_are_the_conversations_not_the_llm_se
 
 
 def test_the_realtime_profile_takes_its_speech_to_speech_service_from_services_llm() -> None:
-    request = parse_request(seed_body("openai_realtime_beta_2024_10"), environ=SEED_KEYS)
+    request = parse_request(seed_body("openai_realtime_beta_2024_10"), keys=SEED_KEYS)
     s2s = request.service(ServiceType.S2S)
     assert s2s is not None and (s2s.provider, s2s.api_key) == ("openai_realtime", "oai-env")
     assert s2s.options == {"model": "gpt-4o-realtime-preview"}
@@ -126,9 +128,9 @@ def test_the_realtime_profile_takes_its_speech_to_speech_service_from_services_l
 
 def test_an_unknown_provider_or_a_missing_profile_is_a_request_error() -> None:
     with pytest.raises(RequestError, match="unknown provider 'nope'"):
-        parse_request({"bot_profile": "voice_2024_10", "services": {"tts": "nope"}}, environ={})
+        parse_request({"bot_profile": "voice_2024_10", "services": {"tts": "nope"}}, keys={})
     with pytest.raises(RequestError, match="bot_profile"):
-        parse_request({"services": {}}, environ={})
+        parse_request({"services": {}}, keys={})
 
 
 # -- pipelines ---------------------------------------------------------------------------------------
@@ -181,37 +183,31 @@ VOICE_SHAPE = ["transport-input", "RTVIProcessor", class_of("deepgram"), "LLMUse
 
 
 @pytest.mark.parametrize("profile", ["voice_2024_10", "voice_2024_08", "natural_conversation_2024_11"])
-def test_the_seed_body_builds_stt_llm_tts_between_the_transports_with_rtvi(profile: str, monkeypatch: Any) -> None:
+def test_the_seed_body_builds_stt_llm_tts_between_the_transports_with_rtvi(profile: str) -> None:
     needs("deepgram", "anthropic", "cartesia")
-    for name, value in SEED_KEYS.items():
-        monkeypatch.setenv(name, value)
     from worker.daily_bots import voice
 
-    built = voice.build(parse_request(seed_body(profile)), StandInTransport())
+    built = voice.build(parse_request(seed_body(profile), SEED_KEYS), StandInTransport())
     assert shape(built.processors) == VOICE_SHAPE
     assert built.context.get_messages() == GREETING
 
 
 @pytest.mark.parametrize("profile", ["vision_2024_10", "vision_2024_08"])
-def test_the_vision_profiles_put_the_users_camera_in_the_context_before_the_llm(profile: str, monkeypatch: Any) -> None:
+def test_the_vision_profiles_put_the_users_camera_in_the_context_before_the_llm(profile: str) -> None:
     needs("deepgram", "anthropic", "cartesia")
-    for name, value in SEED_KEYS.items():
-        monkeypatch.setenv(name, value)
     from worker.daily_bots import vision
 
-    built = vision.build(parse_request(seed_body(profile)), StandInTransport())
+    built = vision.build(parse_request(seed_body(profile), SEED_KEYS), StandInTransport())
     expected = list(VOICE_SHAPE)
     expected.insert(expected.index(class_of("anthropic")), "CameraContext")
     assert shape(built.processors) == expected
 
 
-def test_the_realtime_profile_is_openai_realtime_between_the_aggregators(monkeypatch: Any) -> None:
+def test_the_realtime_profile_is_openai_realtime_between_the_aggregators() -> None:
     needs("openai_realtime")
-    for name, value in SEED_KEYS.items():
-        monkeypatch.setenv(name, value)
     from worker.daily_bots import realtime
 
-    built = realtime.build(parse_request(seed_body("openai_realtime_beta_2024_10")), StandInTransport())
+    built = realtime.build(parse_request(seed_body("openai_realtime_beta_2024_10"), SEED_KEYS), StandInTransport())
     assert shape(built.processors) == ["transport-input", "RTVIProcessor", "LLMUserAggregator",
                                        "OpenAIRealtimeLLMService", "transport-output", "LLMAssistantAggregator"]
 
@@ -223,13 +219,13 @@ def offline_body(profile: str = "voice_2024_10") -> dict[str, Any]:
                                                       {"name": "temperature", "value": 0.4}]},
                        {"service": "tts", "options": [{"name": "voice", "value": "nova"}]}],
             "service_options": {"custom_llm": {"base_url": "http://127.0.0.1:9/v1"},
-                                "openai_tts": {"base_url": "http://127.0.0.1:9/v1", "api_key": "any"}}}
+                                "openai_tts": {"base_url": "http://127.0.0.1:9/v1"}}}
 
 
 def test_daily_stt_leaves_transcription_to_the_transport_and_configures_the_llm_and_tts() -> None:
     from worker.daily_bots import voice
 
-    built = voice.build(parse_request(offline_body(), environ={}), StandInTransport())
+    built = voice.build(parse_request(offline_body(), keys={"OPENAI_API_KEY": "any"}), StandInTransport())
     assert shape(built.processors) == ["transport-input", "RTVIProcessor", "LLMUserAggregator", "OpenAILLMService",
                                        "OpenAITTSService", "transport-output", "LLMAssistantAggregator"]
     llm, tts = built.services[ServiceType.LLM], built.services[ServiceType.TTS]
@@ -246,7 +242,7 @@ def test_the_transport_hears_at_16_khz_speaks_at_the_tts_rate_and_transcribes_fo
     body["config"].append({"service": "stt", "options": [{"name": "language", "value": "fr"},
                                                          {"name": "model", "value": "nova-2-general"}]})
     body["service_options"]["openai_tts"]["sample_rate"] = 24000
-    request = parse_request(body, environ={})
+    request = parse_request(body, keys={})
     params = daily_params(request, audio_out_rate=24000, daily_stt=True)
     assert (params.audio_in_sample_rate, params.audio_out_sample_rate) == (16000, 24000)
     assert params.transcription_enabled

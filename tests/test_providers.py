@@ -1,7 +1,8 @@
 """Daily Bots providers: each one the ``test`` extra installs builds the Pipecat service the
 provider table names, with the request's options, its key and its ``base_url``, without touching
 the network; ``/bots/start`` answers 422 naming the variable or the extra a provider is missing,
-and a bring-your-own key reaches the worker but never the session record.
+and a bring-your-own key reaches the worker (in ``RunBot.provider_keys``) but never the session
+record or the bot's body. (Which URLs may get the operator's key: test_provider_keys_tenancy.py.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from callfleet.providers import PROVIDERS, ServiceType, installed
-from supervisor.bots.services import ServiceError, check_providers
+from supervisor.bots.services import ServiceError, session_keys
 from supervisor.config import parse
 from supervisor.http.app import make_app
 from supervisor.pool import PoolFull
@@ -203,8 +204,7 @@ def test_custom_llm_runs_without_a_key_against_a_self_hosted_endpoint(no_network
     ("openai_realtime", {"turn_detection": "eager"}, "turn_detection"),
 ])
 def test_a_bad_option_value_is_a_value_error_naming_the_option(
-        name: str, options: dict[str, Any], option: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AZURE_SPEECH_REGION", raising=False)
+        name: str, options: dict[str, Any], option: str) -> None:
     with pytest.raises(ValueError, match=rf"^{option}: "):
         _build(name, options, KEY)
 
@@ -222,23 +222,26 @@ KEY_ENVS = sorted({p.key_env for p in PROVIDERS.values() if p.key_env})
 
 @pytest.fixture
 def bare_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The supervisor's environment holds no provider key."""
+    """The environment a test starts a supervisor from holds no provider key."""
     for name in KEY_ENVS:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_every_default_and_named_provider_is_checked_with_the_metadata_lookup_it_is_given(bare_env: None) -> None:
-    env = {"DEEPGRAM_API_KEY": "k", "ANTHROPIC_API_KEY": "k", "CARTESIA_API_KEY": "k"}
-    check_providers("voice_2024_10", {}, {}, env)  # Daily Bots' integrated defaults, all keyed
+def test_every_default_and_named_provider_is_checked_with_the_metadata_lookup_it_is_given() -> None:
+    env = {"DEEPGRAM_API_KEY": "dg", "ANTHROPIC_API_KEY": "ant", "CARTESIA_API_KEY": "cart", "GROQ_API_KEY": "gq"}
+    # Daily Bots' integrated defaults, all keyed: exactly their keys go to the worker
+    assert session_keys("voice_2024_10", {}, [], {}, env) == {
+        "DEEPGRAM_API_KEY": "dg", "ANTHROPIC_API_KEY": "ant", "CARTESIA_API_KEY": "cart"}
     with pytest.raises(ServiceError, match=r"install pipecat-ai\[anthropic\]"):
-        check_providers("voice_2024_10", {}, {}, env, is_installed=lambda dist: dist != "anthropic")
+        session_keys("voice_2024_10", {}, [], {}, env, is_installed=lambda dist: dist != "anthropic")
     with pytest.raises(ServiceError, match="CARTESIA_API_KEY"):
-        check_providers("voice_2024_10", {}, {}, {k: v for k, v in env.items() if k != "CARTESIA_API_KEY"})
+        session_keys("voice_2024_10", {}, [], {}, {k: v for k, v in env.items() if k != "CARTESIA_API_KEY"})
     with pytest.raises(ServiceError, match="playht: no Pipecat service"):
-        check_providers("voice_2024_10", {"tts": "playht"}, {"playht": {"api_key": "k"}}, env)
+        session_keys("voice_2024_10", {"tts": "playht"}, [], {"playht": {"api_key": "k"}}, env)
     with pytest.raises(ServiceError, match="speech-to-speech provider"):
-        check_providers("openai_realtime_beta_2024_10", {"llm": "anthropic"}, {}, env)
-    check_providers("openai_realtime_beta_2024_10", {"llm": "openai_realtime"}, {}, {"OPENAI_API_KEY": "k"})
+        session_keys("openai_realtime_beta_2024_10", {"llm": "anthropic"}, [], {}, env)
+    assert session_keys("openai_realtime_beta_2024_10", {"llm": "openai_realtime"}, [], {},
+                        {"OPENAI_API_KEY": "k"}) == {"OPENAI_API_KEY": "k"}
 
 
 class _Registry:
@@ -253,17 +256,19 @@ class _Registry:
 
 
 class RunningDaemon:
-    """Just enough daemon for /bots/start to validate and hand a start to its registry."""
+    """Just enough daemon for /bots/start to validate and hand a start to its registry;
+    ``environ`` is the operator's environment it snapshotted."""
 
     state = "running"
-    config = parse("")
     profiles = parse_profiles(f'[profiles.voice_2024_10]\nkind = "pipecat"\nbot = "{VOICE}"\n'
                               '[profiles.openai_realtime_beta_2024_10]\nkind = "pipecat"\n'
                               'bot = "worker.daily_bots.realtime:bot"\n'
                               '[profiles.mine]\nkind = "pipecat"\nbot = "examples/pipecat_echo.py:bot"\n')
 
-    def __init__(self) -> None:
+    def __init__(self, environ: dict[str, str] | None = None, config: str = "") -> None:
         self.registry = _Registry()
+        self.environ = environ or {}
+        self.config = parse(config)
 
 
 async def _bots_start(daemon: RunningDaemon, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -275,7 +280,7 @@ async def _bots_start(daemon: RunningDaemon, body: dict[str, Any]) -> tuple[int,
 OFFLINE = {"stt": "daily", "llm": "custom_llm", "tts": "openai_tts"}
 
 
-async def test_a_provider_with_no_key_is_a_422_naming_its_variable(bare_env: None) -> None:
+async def test_a_provider_with_no_key_is_a_422_naming_its_variable() -> None:
     daemon = RunningDaemon()
     status, reply = await _bots_start(daemon, {"bot_profile": "voice_2024_10", "services": {
         "llm": "anthropic", "tts": "cartesia"}, "service_options": {}})
@@ -287,16 +292,16 @@ async def test_a_provider_with_no_key_is_a_422_naming_its_variable(bare_env: Non
     assert daemon.registry.started == []
 
 
-async def test_a_key_in_the_supervisors_environment_satisfies_the_check(
-        bare_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    daemon = RunningDaemon()
+async def test_a_key_in_the_supervisors_environment_satisfies_the_check_and_travels_in_memory() -> None:
+    daemon = RunningDaemon({"OPENAI_API_KEY": KEY})
     status, _ = await _bots_start(daemon, {"bot_profile": "voice_2024_10", "services": OFFLINE,
                                            "service_options": {"custom_llm": {"base_url": "http://h/v1"}}})
     assert status == 429 and len(daemon.registry.started) == 1
+    (start,) = daemon.registry.started
+    assert start.provider_keys == {"OPENAI_API_KEY": KEY}  # openai_tts at its default URL; custom_llm keyless
 
 
-async def test_a_byo_key_satisfies_the_check_and_reaches_only_the_runner_body(bare_env: None) -> None:
+async def test_a_byo_key_satisfies_the_check_and_reaches_only_the_workers_keys() -> None:
     daemon = RunningDaemon()
     options = {"custom_llm": {"base_url": "http://h/v1", "api_key": BYO},
                "openai_tts": {"base_url": "http://h/v1", "api_key": BYO, "voice": "nova"}}
@@ -304,14 +309,16 @@ async def test_a_byo_key_satisfies_the_check_and_reaches_only_the_runner_body(ba
                                                "service_options": options})
     assert status == 429, reply  # past the check, into the (full) pool
     (start,) = daemon.registry.started
-    assert start.runner_body is not None and start.runner_body["service_options"] == options
-    assert BYO not in json.dumps(start.extra)
+    assert start.provider_keys == {"CUSTOM_LLM_API_KEY": BYO, "OPENAI_API_KEY": BYO}
+    assert start.runner_body is not None and start.runner_body["service_options"] == {
+        "custom_llm": {"base_url": "http://h/v1"}, "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
+    assert BYO not in json.dumps(start.runner_body) and BYO not in json.dumps(start.extra)
     assert start.extra["daily_bots"]["service_options"] == {"custom_llm": {"base_url": "http://h/v1"},
                                                            "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
     assert BYO not in repr(start)
 
 
-async def test_a_provider_whose_extra_is_not_installed_is_a_422_naming_the_extra(bare_env: None) -> None:
+async def test_a_provider_whose_extra_is_not_installed_is_a_422_naming_the_extra() -> None:
     if installed("google-cloud-texttospeech"):
         pytest.skip("pipecat-ai[google] is installed here")
     daemon = RunningDaemon()
@@ -321,34 +328,38 @@ async def test_a_provider_whose_extra_is_not_installed_is_a_422_naming_the_extra
     assert status == 422 and "pipecat-ai[google]" in reply["info"], reply
 
 
-async def test_custom_llm_without_base_url_is_a_422_naming_it(bare_env: None) -> None:
+async def test_custom_llm_without_base_url_is_a_422_naming_it() -> None:
     status, reply = await _bots_start(RunningDaemon(), {"bot_profile": "voice_2024_10", "services": {
         "stt": "daily", "llm": "custom_llm", "tts": "openai_tts"},
         "service_options": {"openai_tts": {"api_key": BYO}}})
     assert status == 422 and "service_options.custom_llm.base_url" in reply["info"], reply
 
 
-async def test_a_provider_outside_the_tables_stays_a_422(bare_env: None) -> None:
+async def test_a_provider_outside_the_tables_stays_a_422() -> None:
     status, reply = await _bots_start(RunningDaemon(), {"bot_profile": "voice_2024_10", "services": {
         "tts": "acme"}})
     assert status == 422 and "services.tts: unknown provider 'acme'" in reply["info"]
 
 
-async def test_the_realtime_profile_names_its_speech_to_speech_provider_under_llm(
-        bare_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_realtime_profile_names_its_speech_to_speech_provider_under_llm() -> None:
     status, reply = await _bots_start(RunningDaemon(), {"bot_profile": "openai_realtime_beta_2024_10",
                                                         "services": {"llm": "openai_realtime"}})
     assert status == 422 and "OPENAI_API_KEY" in reply["info"], reply
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    status, reply = await _bots_start(RunningDaemon(), {"bot_profile": "openai_realtime_beta_2024_10",
-                                                        "services": {"llm": "openai_realtime"}})
+    status, reply = await _bots_start(RunningDaemon({"OPENAI_API_KEY": KEY}), {
+        "bot_profile": "openai_realtime_beta_2024_10", "services": {"llm": "openai_realtime"}})
     assert status == 429, reply
 
 
-async def test_a_users_own_pipecat_profile_needs_no_provider_keys(bare_env: None) -> None:
-    daemon = RunningDaemon()
-    status, _ = await _bots_start(daemon, {"bot_profile": "mine", "services": {"llm": "anthropic"}})
+async def test_a_users_own_pipecat_profile_needs_no_provider_keys_and_gets_the_body_as_given() -> None:
+    daemon = RunningDaemon({"ANTHROPIC_API_KEY": KEY})
+    options = {"anthropic": {"api_key": BYO}}
+    status, _ = await _bots_start(daemon, {"bot_profile": "mine", "services": {"llm": "anthropic"},
+                                           "service_options": options})
     assert status == 429 and len(daemon.registry.started) == 1
+    (start,) = daemon.registry.started
+    # your own bot reads the Daily Bots fields itself; none of the operator's keys go with them
+    assert start.provider_keys == {} and start.runner_body is not None
+    assert start.runner_body["service_options"] == options
 
 
 # -- the record, on a real supervisor --------------------------------------------------------------

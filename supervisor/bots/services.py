@@ -1,14 +1,17 @@
 """Daily Bots' service tables (seed 003): which providers exist for each service type and
-which options each takes, and the validation of a ``/bots/start`` body against them.
+which options each takes, the validation of a ``/bots/start`` body against them, and the
+provider keys a built-in pipeline's session is handed (``session_keys``).
 
-An unknown service type, provider or option is a ``ServiceError`` whose message names the
-offending path (``services.tts: unknown provider 'foo'``); the API answers it with 422.
+An unknown service type, provider or option, a missing key, or a request-chosen URL that
+would receive the operator's key is a ``ServiceError`` whose message names the offending
+path (``services.tts: unknown provider 'foo'``); the API answers it with 422.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from callfleet import providers as provider_table
@@ -63,6 +66,13 @@ class ServiceError(Exception):
     """A body that names a service, provider or option the tables do not have."""
 
 
+def _json_object(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and isinstance(json.loads(value), dict)
+    except ValueError:
+        return False
+
+
 def _options_of(provider: str) -> frozenset[str]:
     known = PROVIDER_OPTIONS.get(provider, TYPE_OPTIONS[_TYPE_OF[provider]]) | {"api_key"}  # BYO key
     entry = provider_table.PROVIDERS.get(provider)
@@ -105,6 +115,11 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
         for name in options:
             if name not in known:
                 raise ServiceError(f"service_options.{provider}.{name}: unknown option for {provider}")
+        entry = provider_table.PROVIDERS.get(provider)
+        if entry is not None and entry.key_in_file and "api_key" in options and not _json_object(options["api_key"]):
+            # A request's key is the credentials document itself, never a path (a file of its
+            # choosing, whose error would quote it); every profile kind, before anything else.
+            raise ServiceError(f"service_options.{provider}.api_key: expected the service account's JSON key")
     return {"services": dict(services), "config": list(config), "service_options": dict(service_options)}
 
 
@@ -117,29 +132,106 @@ def runs_pipeline(kind: str, config: Mapping[str, Any]) -> bool:
     return kind == "pipecat" and str(config.get("bot", "")).startswith(PIPELINE_BOT_PREFIX)
 
 
-def check_providers(profile: str, services: Mapping[str, str], service_options: Mapping[str, Mapping[str, Any]],
-                    environ: Mapping[str, str] | None = None,
-                    is_installed: Callable[[str], bool] = provider_table.installed) -> None:
-    """Check that every provider the profile's pipeline will run (defaults included) can run:
-    its distribution is installed, its key is in ``service_options.<provider>.api_key`` or in
-    ``environ`` (the supervisor's environment), and a ``base_url`` it requires is given.
+def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any],
+                 service_options: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str],
+                 allowed_base_urls: Sequence[str] = (),
+                 is_installed: Callable[[str], bool] = provider_table.installed) -> dict[str, str]:
+    """Check every provider the profile's pipeline will run (defaults included) and return
+    what its worker is handed in memory (``RunBot.provider_keys``): each key, and each
+    setting its services read, by the provider's usual variable name.
 
-    Raises ``ServiceError`` naming the missing environment variable, extra or option."""
-    env = os.environ if environ is None else environ
+    A service's key is the request's own (``service_options.<provider>.api_key``), else the
+    operator's from ``environ`` (the supervisor's snapshot, never ``os.environ``); the
+    operator's only where the service connects to its provider's default URL or below an
+    ``allowed_base_urls`` entry. A request's key serves every service of the session that
+    reads the same variable (``openai`` and ``openai_tts``). Raises ``ServiceError`` naming
+    the missing variable, extra or option, or the request-chosen URL that would have got
+    the operator's key."""
     kinds = PROFILE_SERVICES.get(profile, ("stt", "llm", "tts"))
     try:
         chosen = provider_table.resolve(profile, services, kinds)
     except KeyError as exc:
         raise ServiceError(f"services: unknown provider {exc.args[0]!r}") from None
+    keys: dict[str, str] = {}
+    owners: dict[str, str] = {}  # variable -> the option whose request key went under it
     for service_type, name in chosen.items():
         entry = provider_table.PROVIDERS[name]
         if entry.kind != service_type:
             known = ", ".join(provider_table.providers_of(service_type))
             raise ServiceError(f"services.llm: profile {profile} runs a speech-to-speech provider (known: {known})")
         try:
-            provider_table.check(entry, service_options.get(name) or {}, env, is_installed)
+            provider_table.check(entry, is_installed)
         except provider_table.ProviderUnavailable as exc:
             raise ServiceError(str(exc)) from None
+        url = _chosen_url(entry, service_type, config, service_options)
+        own = _own_key(entry, service_options.get(name) or {})
+        if entry.key_env is None:
+            pass
+        elif own is not None:
+            option = f"service_options.{name}.api_key"
+            earlier = owners.setdefault(entry.key_env, option)
+            if earlier != option and keys[entry.key_env] != own:
+                raise ServiceError(f"{option}: differs from {earlier}; both providers read {entry.key_env}, "
+                                   f"so one session gives them one key")
+            keys[entry.key_env] = own  # over an operator's key another service of the session had
+        elif url is not None and not provider_table.operator_may_use(entry, url.value, allowed_base_urls):
+            if entry.key_required:
+                default = f"{entry.default_url} or " if entry.default_url else ""
+                raise ServiceError(f"{url.option}: a request-chosen URL needs the request's own key "
+                                   f"(service_options.{name}.api_key); the operator's key only goes to "
+                                   f"{default}[providers] allowed_base_urls")
+            # A key-optional endpoint (custom_llm) runs without one rather than with the operator's.
+        elif entry.key_env not in keys:
+            keys.update(_operator_key(entry, environ))
+        if entry.key_required and entry.key_env and entry.key_env not in keys:
+            raise ServiceError(f"{name}: no API key; set {entry.key_env} in the supervisor's environment or "
+                               f"service_options.{name}.api_key")
+        keys.update({setting: environ[setting] for setting in entry.settings if environ.get(setting)})
+    return keys
+
+
+def _chosen_url(entry: provider_table.Provider, service_type: provider_table.ServiceType, config: Sequence[Any],
+                service_options: Mapping[str, Mapping[str, Any]]) -> provider_table.RequestedURL | None:
+    """The URL the request chose for this service (None: its default); raises ``ServiceError``
+    for one that is not a string, one its service cannot take, or a missing required one."""
+    url = provider_table.requested_url(service_type, entry.name, config, service_options)
+    if url is not None and url.value is None:
+        url = None  # a null option leaves the service at its default, as the pipeline reads it
+    if url is not None:
+        if not isinstance(url.value, str) or not url.value:
+            raise ServiceError(f"{url.option}: expected a URL, got {url.value!r}")
+        if not entry.takes_base_url:
+            raise ServiceError(f"{url.option}: {entry.name} takes no base_url")
+    elif entry.requires_base_url:
+        raise ServiceError(f"service_options.{entry.name}.base_url: required for {entry.name} "
+                           f"(an OpenAI-compatible endpoint)")
+    return url
+
+
+def _own_key(entry: provider_table.Provider, options: Mapping[str, Any]) -> str | None:
+    """The request's own key for a provider; raises ``ServiceError`` for a malformed one."""
+    own = options.get("api_key")
+    if own is None:
+        return None
+    if not isinstance(own, str) or not own:
+        raise ServiceError(f"service_options.{entry.name}.api_key: expected a non-empty string")
+    return own  # (a key kept in a file is a JSON document: validate() checked it)
+
+
+def _operator_key(entry: provider_table.Provider, environ: Mapping[str, str]) -> dict[str, str]:
+    """The operator's key for a provider and the rest of its credential (nothing when unset);
+    a key kept in a file is read here, so a worker never needs the file."""
+    assert entry.key_env is not None
+    value = environ.get(entry.key_env)
+    if not value:
+        return {}
+    if entry.key_in_file:
+        try:
+            value = Path(value).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ServiceError(f"{entry.name}: {entry.key_env} names a file the supervisor cannot read "
+                               f"({type(exc).__name__})") from None
+    return {entry.key_env: value, **{name: environ[name] for name in entry.companions if environ.get(name)}}
 
 
 def redact_keys(service_options: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from supervisor.bots.services import ServiceError, check_providers, redact_keys, runs_pipeline, validate
+from supervisor.bots.services import ServiceError, redact_keys, runs_pipeline, session_keys, validate
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.config import sentence, split_validation_error
 from supervisor.daily_rest import DailyAPIError
@@ -118,6 +118,44 @@ def _max_duration(daemon: Any, requested: int | None, profile: Any) -> int:
     return int(value)
 
 
+def _daily_bots_services(daemon: Any, profile: Any, services: dict[str, str], config: list[Any],
+                         service_options: dict[str, dict[str, Any]], where: str = "") -> tuple[dict[str, Any], dict[str, str]]:
+    """Validate the Daily Bots fields; returns them normalised, and for a built-in pipeline the
+    keys its worker is handed (``RunBot.provider_keys``). Raises a 422 naming the option
+    (prefixed by ``where``): unknown, missing a key, or a request-chosen URL that would get
+    the operator's key."""
+    try:
+        validated = validate(profile.name, services, config, service_options)
+        keys: dict[str, str] = {}
+        if runs_pipeline(profile.kind, profile.config):
+            keys = session_keys(profile.name, services, config, service_options, daemon.environ,
+                                daemon.config.providers.allowed_base_urls)
+    except ServiceError as exc:
+        raise ApiError(422, "invalid-request-error", f"{where}{exc}") from None
+    return validated, keys
+
+
+def _pipeline_start_body(daemon: Any, profile: Any, body: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """A ``/start`` body for a built-in Daily Bots pipeline: its Daily Bots fields checked as
+    ``/bots/start`` checks them; returns the body its bot gets (no keys: those travel in
+    ``RunBot.provider_keys``, returned beside it). Raises a 400 or 422 naming the field."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise invalid(f"body: profile {profile.name} runs a Daily Bots pipeline; expected an object of "
+                      f"services, config and service_options")
+    fields = {"bot_profile": profile.name, **{k: body[k] for k in ("services", "config", "service_options") if k in body}}
+    try:
+        given = msgspec.convert(fields, BotsStartBody)
+    except msgspec.ValidationError as exc:
+        raise invalid(f"body.{_field_message(str(exc))}") from None
+    config = msgspec.to_builtins(given.config)
+    _, keys = _daily_bots_services(daemon, profile, given.services, config, given.service_options, "body.")
+    # the bot builds the profile it runs: bot_profile is the profile's, whatever the body said
+    return {**body, "bot_profile": profile.name, "services": given.services, "config": config,
+            "service_options": redact_keys(given.service_options)}, keys
+
+
 async def bots_start(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     body: BotsStartBody = await read_body(request, BotsStartBody)
@@ -126,23 +164,20 @@ async def bots_start(request: web.Request) -> web.Response:
         raise invalid("token: given without room_url")
     if body.room_url is not None:
         _check_room_url(body.room_url)
-    try:
-        services = validate(profile.name, body.services, msgspec.to_builtins(body.config), body.service_options)
-        if runs_pipeline(profile.kind, profile.config):
-            check_providers(profile.name, body.services, body.service_options)
-    except ServiceError as exc:
-        raise ApiError(422, "invalid-request-error", str(exc)) from None
+    config = msgspec.to_builtins(body.config)
+    services, keys = _daily_bots_services(daemon, profile, body.services, config, body.service_options)
     # what a hosted Pipecat bot gets as runner_args.body (SPEC §4); the record keeps it without BYO keys
-    daily_bots = {"bot_profile": body.bot_profile, "services": body.services,
-                  "config": msgspec.to_builtins(body.config), "service_options": body.service_options}
+    daily_bots = {"bot_profile": body.bot_profile, "services": body.services, "config": config,
+                  "service_options": body.service_options}
+    recorded = {**daily_bots, "service_options": redact_keys(body.service_options)}
+    pipeline = runs_pipeline(profile.kind, profile.config)
     start = StartRequest(profile=profile.name, kind=profile.kind, bot_config={**profile.config, **services},
                          max_duration_s=_max_duration(daemon, body.max_duration, profile), room_url=body.room_url,
                          bot_token=body.token,
                          end_on_last_leave=profile.end_on_last_leave,
-                         extra={"body": body.body,
-                                "daily_bots": {**daily_bots,
-                                               "service_options": redact_keys(body.service_options)}},
-                         runner_body=daily_bots)
+                         extra={"body": body.body, "daily_bots": recorded},
+                         # a built-in pipeline gets its keys in provider_keys; your own bot reads them here
+                         runner_body=recorded if pipeline else daily_bots, provider_keys=keys)
     return await start_reply(request, start, lambda p: {"room_url": p.room_url, "token": p.user_token,
                                                          "session_id": p.session_id, "stream_token": p.stream_token})
 
@@ -155,10 +190,13 @@ async def pipecat_start(request: web.Request) -> web.Response:
     profile = _profile(daemon, body.profile)
     token_props = dict(body.dailyMeetingTokenProperties)
     token_props.pop("room_name", None)  # the token is for the session's room
+    runner, keys = body.body, {}
+    if runs_pipeline(profile.kind, profile.config):
+        runner, keys = _pipeline_start_body(daemon, profile, body.body)
     start = StartRequest(profile=profile.name, kind=profile.kind, bot_config=dict(profile.config),
                          max_duration_s=_max_duration(daemon, None, profile),
                          room_properties=dict(body.dailyRoomProperties), user_token_properties=token_props,
-                         end_on_last_leave=profile.end_on_last_leave, extra={"body": body.body})
+                         end_on_last_leave=profile.end_on_last_leave, extra={"body": runner}, provider_keys=keys)
     return await start_reply(request, start, lambda p: {"dailyRoom": p.room_url, "dailyToken": p.user_token,
                                                          "sessionId": p.session_id, "streamToken": p.stream_token})
 
@@ -179,13 +217,16 @@ async def dialin(request: web.Request) -> web.Response:
     profile = _profile(daemon, name)
     settings = {"call_id": hook.callId, "call_domain": hook.callDomain, "To": hook.To, "From": hook.From,
                 "sip_headers": hook.sipHeaders}
+    # a built-in Daily Bots pipeline answering the phone runs its default providers, with the operator's keys
+    _, keys = _daily_bots_services(daemon, profile, {}, [], {}, f"[dialin] profile {profile.name}: ")
     start = StartRequest(profile=profile.name, kind=profile.kind, bot_config=dict(profile.config),
                          max_duration_s=_max_duration(daemon, None, profile),
                          sip={"display_name": hook.From[:60] or "caller", "video": False, "sip_mode": "dial-in",
                               "num_endpoints": 1},
                          end_on_last_leave=profile.end_on_last_leave,
                          extra={"dialin_settings": settings,
-                                "body": {"dialin_settings": settings, "daily_api_url": daemon.config.daily_api_url}})
+                                "body": {"dialin_settings": settings, "daily_api_url": daemon.config.daily_api_url}},
+                         provider_keys=keys)
     return await start_reply(request, start,
                              lambda p: {"status": "OK", "session_id": p.session_id, "room_url": p.room_url})
 

@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 from callfleet.providers import ServiceType
-from worker.daily_bots import services
+from worker.daily_bots import keys, services
 from worker.daily_bots.pipeline import (
     BOT_NAME,
     BotPipeline,
@@ -48,7 +48,7 @@ async def bot(runner_args: Any) -> None:
     """Pipecat Cloud's entry point for the realtime profile: one call per invocation."""
     from pipecat.transports.daily.transport import DailyTransport
 
-    request = parse_request(runner_args.body)
+    request = parse_request(runner_args.body, keys.current())
     transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
                                daily_params(request, audio_out_rate=REALTIME_RATE))
     built = await asyncio.to_thread(build, request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)

@@ -4,19 +4,19 @@ its key; plus the conversation options (``initial_messages``, ``run_on_config``)
 
 Options merge the way Daily Bots applies them: ``service_options.<provider>`` (set at
 initialisation) under the ``config`` options of that service type (``config`` wins). The
-key is ``service_options.<provider>.api_key``, else the provider's usual environment
-variable; it is never part of ``options``.
+key is the one the supervisor handed this session under the provider's usual variable
+(``worker.daily_bots.keys``: the request's own key or the operator's, as the supervisor
+decided); never one from the body or from ``os.environ``, and never part of ``options``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from callfleet.providers import PROVIDERS, S2S_PROFILES, ServiceType, api_key, resolve
+from callfleet.providers import PROVIDERS, S2S_PROFILES, Provider, ServiceType, resolve
 
 # What every profile but the speech-to-speech one configures (seed 003's profile table).
 VOICE_SERVICES: tuple[str, ...] = ("stt", "llm", "tts")
@@ -30,16 +30,19 @@ class RequestError(ValueError):
 
 
 class ServiceRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """One service of the pipeline: its provider, merged options and key."""
+    """One service of the pipeline: its provider, merged options, key, and the operator's
+    settings and credential parts it reads (a region, AWS's access key id)."""
 
     kind: ServiceType
     provider: str
     options: dict[str, Any]
     api_key: str | None = None
+    settings: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:  # never show a key in a log line or a failed assertion
         key = "set" if self.api_key else None
-        return f"ServiceRequest(kind={self.kind.value}, provider={self.provider!r}, options={self.options!r}, api_key={key})"
+        return (f"ServiceRequest(kind={self.kind.value}, provider={self.provider!r}, options={self.options!r}, "
+                f"api_key={key}, settings={sorted(self.settings)})")
 
 
 class BotRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,13 +92,18 @@ def _initial_messages(llm_options: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(m) for m in messages]
 
 
-def parse_request(body: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> BotRequest:
-    """Parse ``runner_args.body`` of a ``/bots/start`` session.
+def _settings(provider: Provider, keys: Mapping[str, str]) -> dict[str, str]:
+    names = (*provider.companions, *provider.settings)
+    return {name: keys[name] for name in names if name in keys}
+
+
+def parse_request(body: Mapping[str, Any] | None, keys: Mapping[str, str]) -> BotRequest:
+    """Parse ``runner_args.body`` of a ``/bots/start`` session; ``keys`` are the session's
+    (``worker.daily_bots.keys.current()``), the only place a service's key comes from.
 
     Providers the body omits get Daily Bots' integrated defaults (``callfleet.providers``).
-    Raises ``RequestError`` for a body that names no profile, an unknown provider or a
-    malformed ``config``/``service_options``."""
-    env = os.environ if environ is None else environ
+    An ``api_key`` in the body is ignored. Raises ``RequestError`` for a body that names no
+    profile, an unknown provider or a malformed ``config``/``service_options``."""
     body = body or {}
     profile = body.get("bot_profile")
     if not isinstance(profile, str) or not profile:
@@ -122,10 +130,11 @@ def parse_request(body: Mapping[str, Any] | None, environ: Mapping[str, str] | N
         # The speech-to-speech profile configures its one service under ``llm`` (as Daily Bots does) or ``s2s``.
         runtime = {**config.get(ServiceType.LLM, {}), **config.get(ServiceType.S2S, {})} \
             if kind is ServiceType.S2S else config.get(kind, {})
-        options = {k: v for k, v in given.items() if k != "api_key"}
-        options.update(runtime)
+        options = {k: v for k, v in {**given, **runtime}.items() if k != "api_key"}
+        provider = PROVIDERS[name]
         parsed[kind] = ServiceRequest(kind=kind, provider=name, options=options,
-                                      api_key=api_key(PROVIDERS[name], given, env))
+                                      api_key=keys.get(provider.key_env) if provider.key_env else None,
+                                      settings=_settings(provider, keys))
 
     conversation = parsed.get(ServiceType.LLM) or parsed.get(ServiceType.S2S)
     initial: list[dict[str, Any]] = []

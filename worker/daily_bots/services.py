@@ -2,7 +2,10 @@
 
 Each builder takes the provider's name (a key of ``callfleet.providers.PROVIDERS``), its options
 already merged for that service (``config`` options of the service type over
-``service_options.<provider>``, without ``api_key``), and the key to use. Options map onto the
+``service_options.<provider>``, without ``api_key``), and the key to use: the session's, which
+the supervisor chose (``worker.daily_bots.keys``). A service whose key is required and was not
+given is an error here, never a service built without one: Pipecat's SDKs would then read the
+key from ``os.environ``. Options map onto the
 Pipecat class's constructor and ``Settings``; options that belong to the pipeline rather than
 the service (``initial_messages``, ``run_on_config``, ``tools``, ``text_filter``) are ignored
 here. Constructing a service never connects: Pipecat services open their sockets on
@@ -87,9 +90,15 @@ def _language(options: Mapping[str, Any]) -> Any:
         raise ValueError(f"language: unknown language {value!r}") from None
 
 
-def _key(provider: Provider, key: str | None) -> str | None:
-    """The key to hand the SDK: a placeholder only where the provider's key is optional."""
-    return key or (None if provider.key_required else _NO_KEY)
+def _key(provider: Provider, key: str | None) -> str:
+    """The key to hand the SDK: a placeholder only where the provider's key is optional.
+
+    Raises ``ValueError`` for a required key this session was not handed."""
+    if key:
+        return key
+    if provider.key_required:
+        raise ValueError(f"{provider.name}: this session was handed no {provider.key_env}")
+    return _NO_KEY
 
 
 def _base_url(provider: Provider, options: Mapping[str, Any]) -> str | None:
@@ -130,6 +139,7 @@ def _anthropic_llm(provider: Provider, options: Mapping[str, Any], key: str | No
     cls = _class(provider)
     # AnthropicLLMService takes no base_url; it takes a client, which does.
     api_version = _str(options, "api_version")
+    key = _key(provider, key)
     client = AsyncAnthropic(api_key=key, **_given(base_url=_base_url(provider, options),
                                                    default_headers={"anthropic-version": api_version}
                                                    if api_version else None))
@@ -139,7 +149,7 @@ def _anthropic_llm(provider: Provider, options: Mapping[str, Any], key: str | No
 def _gemini_llm(provider: Provider, options: Mapping[str, Any], key: str | None) -> Any:
     cls = _class(provider)
     _base_url(provider, options)
-    return cls(api_key=key, settings=_llm_settings(cls, options))
+    return cls(api_key=_key(provider, key), settings=_llm_settings(cls, options))
 
 
 _LLM: dict[str, Callable[[Provider, Mapping[str, Any], str | None], Any]] = {
@@ -175,7 +185,8 @@ def _sample_rate(options: Mapping[str, Any], sample_rate: int) -> int:
     return rate if rate is not None else sample_rate
 
 
-def _openai_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+def _openai_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int,
+                _settings_env: Mapping[str, str]) -> Any:
     cls = _class(provider)
     return cls(api_key=_key(provider, key), sample_rate=rate, settings=_tts_common(
         cls, options, speed=_float(options, "speed", 0.25, 4.0)), **_given(base_url=_base_url(provider, options)))
@@ -184,15 +195,17 @@ def _openai_tts(provider: Provider, options: Mapping[str, Any], key: str | None,
 def _ws_tts(url_kwarg: str) -> Callable[..., Any]:
     """A websocket TTS whose endpoint kwarg is ``url_kwarg`` (``base_url`` maps onto it)."""
 
-    def build(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+    def build(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int,
+              _settings_env: Mapping[str, str]) -> Any:
         cls = _class(provider)
-        return cls(api_key=key, sample_rate=rate, settings=_tts_common(cls, options),
+        return cls(api_key=_key(provider, key), sample_rate=rate, settings=_tts_common(cls, options),
                    **_given(**{url_kwarg: _base_url(provider, options)}))
 
     return build
 
 
-def _elevenlabs_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+def _elevenlabs_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int,
+                    _settings_env: Mapping[str, str]) -> Any:
     cls = _class(provider)
     output_format = _str(options, "output_format")
     if output_format is not None:
@@ -206,41 +219,50 @@ def _elevenlabs_tts(provider: Provider, options: Mapping[str, Any], key: str | N
                            style=_float(options, "style", 0.0, 1.0),
                            use_speaker_boost=_bool(options, "use_speaker_boost"),
                            speed=_float(options, "speed", 0.7, 1.2))
-    return cls(api_key=key, sample_rate=rate, settings=settings, **_given(url=_base_url(provider, options)))
+    return cls(api_key=_key(provider, key), sample_rate=rate, settings=settings,
+               **_given(url=_base_url(provider, options)))
 
 
-def _azure_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
-    import os
-
+def _azure_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int,
+               settings_env: Mapping[str, str]) -> Any:
     cls = _class(provider)
     _base_url(provider, options)
-    region = _str(options, "region") or os.environ.get("AZURE_SPEECH_REGION")
+    region = _str(options, "region") or settings_env.get("AZURE_SPEECH_REGION")
     if not region:
         raise ValueError("region: required for azure_tts (service_options.azure_tts.region or AZURE_SPEECH_REGION)")
     settings = _tts_common(cls, options, role=_str(options, "role"), style=_str(options, "style"),
                            style_degree=_str(options, "style_degree"), emphasis=_str(options, "emphasis"),
                            pitch=_str(options, "pitch"), rate=_str(options, "rate"), volume=_str(options, "volume"))
-    return cls(api_key=key, region=region, sample_rate=rate, settings=settings)
+    return cls(api_key=_key(provider, key), region=region, sample_rate=rate, settings=settings)
 
 
-def _aws_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
+def _aws_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int,
+             settings_env: Mapping[str, str]) -> Any:
     cls = _class(provider)
     _base_url(provider, options)
     settings = _tts_common(cls, options, engine=_str(options, "engine"), pitch=_str(options, "pitch"),
                            rate=_str(options, "rate"), volume=_str(options, "volume"))
-    return cls(api_key=key, sample_rate=rate, settings=settings,
-               **_given(aws_access_key_id=_str(options, "aws_access_key_id"), region=_str(options, "region")))
+    # The access key id and session token come with the operator's secret (settings_env), or
+    # from the request beside its own secret; never one half from each.
+    return cls(api_key=_key(provider, key), sample_rate=rate, settings=settings, **_given(
+        aws_access_key_id=_str(options, "aws_access_key_id") or settings_env.get("AWS_ACCESS_KEY_ID"),
+        aws_session_token=settings_env.get("AWS_SESSION_TOKEN"),
+        region=_str(options, "region") or settings_env.get("AWS_REGION")))
 
 
-def _google_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
-    cls = _class(provider)
+def _google_tts(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int,
+                _settings_env: Mapping[str, str]) -> Any:
+    # The session's key is the service account's JSON (the supervisor read the operator's file):
+    # never a path, which would make this worker read a file of the request's choosing.
+    credentials = _key(provider, key)
+    if not credentials.lstrip().startswith("{"):
+        raise ValueError(f"{provider.name}: expected the service account's JSON key")
     _base_url(provider, options)
-    # GOOGLE_APPLICATION_CREDENTIALS is a path; a BYO key is the service account's JSON itself
-    credentials = dict(credentials=key) if key and key.lstrip().startswith("{") else dict(credentials_path=key)
-    return cls(sample_rate=rate, settings=_tts_common(cls, options), **_given(**credentials))
+    cls = _class(provider)
+    return cls(sample_rate=rate, settings=_tts_common(cls, options), credentials=credentials)
 
 
-_TTS: dict[str, Callable[[Provider, Mapping[str, Any], str | None, int], Any]] = {
+_TTS: dict[str, Callable[[Provider, Mapping[str, Any], str | None, int, Mapping[str, str]], Any]] = {
     "cartesia": _ws_tts("url"),
     "deepgram_tts": _ws_tts("base_url"),
     "elevenlabs": _elevenlabs_tts,
@@ -252,14 +274,16 @@ _TTS: dict[str, Callable[[Provider, Mapping[str, Any], str | None, int], Any]] =
 }
 
 
-def build_tts(provider: str, options: dict[str, Any], api_key: str | None, *, sample_rate: int) -> Any:
+def build_tts(provider: str, options: dict[str, Any], api_key: str | None, *, sample_rate: int,
+              settings: Mapping[str, str] | None = None) -> Any:
     """The Pipecat TTS service for ``provider``, producing raw PCM at ``options["sample_rate"]``
     or else ``sample_rate`` (``voice``, ``model``, ``language``, ``speed``, ``base_url`` and the
-    provider's own ``service_options``).
+    provider's own ``service_options``); ``settings`` are the operator's settings the session
+    was handed for it (``AZURE_SPEECH_REGION``, AWS's access key id and region).
 
-    Raises ``ValueError`` naming the option for a bad value."""
+    Raises ``ValueError`` naming the option for a bad value, or a key the session lacks."""
     entry = _provider(provider, ServiceType.TTS)
-    return _TTS[provider](entry, options, api_key, _sample_rate(options, sample_rate))
+    return _TTS[provider](entry, options, api_key, _sample_rate(options, sample_rate), settings or {})
 
 
 # -- STT -------------------------------------------------------------------------------------------
@@ -273,19 +297,20 @@ def _deepgram_stt(provider: Provider, options: Mapping[str, Any], key: str | Non
     settings = _settings(cls, model=_str(options, "model"), language=_language(options),
                          punctuate=_bool(options, "punctuate"), profanity_filter=_bool(options, "profanity_filter"),
                          smart_format=_bool(options, "smart_format"), endpointing=endpointing)
-    return cls(api_key=key, sample_rate=rate, settings=settings, **_given(base_url=_base_url(provider, options)))
+    return cls(api_key=_key(provider, key), sample_rate=rate, settings=settings,
+               **_given(base_url=_base_url(provider, options)))
 
 
 def _assemblyai_stt(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
     cls = _class(provider)
     _base_url(provider, options)
-    return cls(api_key=key, sample_rate=rate,
+    return cls(api_key=_key(provider, key), sample_rate=rate,
                settings=_settings(cls, model=_str(options, "model"), language=_language(options)))
 
 
 def _gladia_stt(provider: Provider, options: Mapping[str, Any], key: str | None, rate: int) -> Any:
     cls = _class(provider)
-    return cls(api_key=key, sample_rate=rate,
+    return cls(api_key=_key(provider, key), sample_rate=rate,
                settings=_settings(cls, model=_str(options, "model"), language=_language(options)),
                **_given(url=_base_url(provider, options)))
 
@@ -346,7 +371,7 @@ def _openai_realtime(provider: Provider, options: Mapping[str, Any], key: str | 
         output_modalities=modalities, audio=audio if (audio_input or voice) else None)
     settings = _settings(cls, model=_str(options, "model"), system_instruction=_str(options, "instructions"),
                          temperature=_float(options, "temperature", 0.0, 2.0), session_properties=properties)
-    return cls(api_key=key, settings=settings, **_given(base_url=_base_url(provider, options)))
+    return cls(api_key=_key(provider, key), settings=settings, **_given(base_url=_base_url(provider, options)))
 
 
 _S2S: dict[str, Callable[[Provider, Mapping[str, Any], str | None], Any]] = {

@@ -14,7 +14,7 @@ from typing import Any
 from pipecat.frames.frames import Frame, LLMContextFrame, UserImageRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from worker.daily_bots import voice
+from worker.daily_bots import keys, voice
 from worker.daily_bots.pipeline import BOT_NAME, BotPipeline, daily_params, run, tts_rate, wire_greeting
 from worker.daily_bots.request import BotRequest, parse_request
 
@@ -51,7 +51,7 @@ async def bot(runner_args: Any) -> None:
     """Pipecat Cloud's entry point for a vision profile: one call per invocation."""
     from pipecat.transports.daily.transport import DailyTransport
 
-    request = parse_request(runner_args.body)
+    request = parse_request(runner_args.body, keys.current())
     transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
                                daily_params(request, audio_out_rate=tts_rate(request), video_in=True,
                                             daily_stt=voice.uses_daily_stt(request)))

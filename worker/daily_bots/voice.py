@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 from callfleet.providers import ServiceType
-from worker.daily_bots import services
+from worker.daily_bots import keys, services
 from worker.daily_bots.pipeline import (
     AUDIO_IN_RATE,
     BOT_NAME,
@@ -58,7 +58,8 @@ def build(request: BotRequest, transport: Any, *, idle_timeout_secs: float | Non
     rate = tts_rate(request)
     stt = services.build_stt(stt_req.provider, stt_req.options, stt_req.api_key, sample_rate=AUDIO_IN_RATE)
     llm = services.build_llm(llm_req.provider, llm_req.options, llm_req.api_key)
-    tts = services.build_tts(tts_req.provider, tts_req.options, tts_req.api_key, sample_rate=rate)
+    tts = services.build_tts(tts_req.provider, tts_req.options, tts_req.api_key, sample_rate=rate,
+                             settings=tts_req.settings)
     context, pair = conversation(request, turn=turn_taking(request.profile))
     middle = [stt, pair.user(), middle_extra, llm, tts]
     return assemble(request, transport, middle, context=context, pair=pair, audio_out_rate=rate,
@@ -70,7 +71,7 @@ async def bot(runner_args: Any) -> None:
     """Pipecat Cloud's entry point for a voice profile: one call per invocation."""
     from pipecat.transports.daily.transport import DailyTransport
 
-    request = parse_request(runner_args.body)
+    request = parse_request(runner_args.body, keys.current())
     transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
                                daily_params(request, audio_out_rate=tts_rate(request),
                                             daily_stt=uses_daily_stt(request)))
