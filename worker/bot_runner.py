@@ -25,6 +25,7 @@ import structlog
 from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot
 from worker.bot_loader import BotLoadError, is_loaded, load_bot
 from worker.call import CallHost, CommandFailed
+from worker.daily_bots import keys
 
 log = structlog.get_logger("worker.bot")
 
@@ -63,7 +64,8 @@ class BotRunner:
         structlog.contextvars.bind_contextvars(session_id=cmd.session_id)  # the bot's task inherits it
         joined = self.host.expect_bot_join()
         self._cancelled = False
-        self.task = asyncio.get_running_loop().create_task(self._call(fn, args), name=f"bot-{cmd.session_id}")
+        self.task = asyncio.get_running_loop().create_task(  # a Daily Bots pipeline's keys: in its task's context only
+            self._call(fn, args), name=f"bot-{cmd.session_id}", context=keys.session_context(cmd.provider_keys))
         log.info("bot started", bot=cmd.bot, preloaded=preloaded)
         try:
             await asyncio.wait({joined, self.task}, timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED)
