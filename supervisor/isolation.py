@@ -56,3 +56,29 @@ def plan(worker_user: str | None) -> Isolation:
     if user.uid == uid:
         return Isolation(None, f"pool.worker_user {user.name!r} is the supervisor's own user; {NOT_ISOLATED}")
     return Isolation(user)
+
+
+def unreachable(user: WorkerUser, paths: list[str]) -> str | None:
+    """The first of ``paths`` (folders the workers import from) that ``user`` cannot list,
+    or whose ancestors it cannot pass through; None when every one is open to it."""
+    for raw in paths:
+        path = os.path.abspath(raw)
+        if not os.path.isdir(path):
+            continue  # a zip or a missing sys.path entry: nothing to import from there
+        parts = path.split(os.sep)
+        for depth in range(1, len(parts) + 1):
+            folder = os.sep.join(parts[:depth]) or os.sep
+            need = 0o5 if depth == len(parts) else 0o1  # list and enter the folder; pass through its ancestors
+            if not _permits(user, os.stat(folder), need):
+                return f"{path} ({folder} is closed to it)"
+    return None
+
+
+def _permits(user: WorkerUser, st: os.stat_result, need: int) -> bool:
+    if st.st_uid == user.uid:
+        bits = st.st_mode >> 6
+    elif st.st_gid == user.gid:
+        bits = st.st_mode >> 3
+    else:
+        bits = st.st_mode
+    return bits & need == need

@@ -125,6 +125,24 @@ def test_worker_user_choices() -> None:
         isolation.plan("root")
 
 
+def test_a_folder_the_workers_user_cannot_reach_is_named() -> None:
+    user = isolation.find_user("nobody")
+    base = Path(tempfile.mkdtemp(prefix="callfleet-reach-"))  # under /tmp: open to everyone above it
+    try:
+        closed = base / "closed"
+        inner = closed / "site-packages"
+        inner.mkdir(parents=True)
+        os.chmod(base, 0o755)
+        os.chmod(closed, 0o700)
+        assert isolation.unreachable(user, [str(REPO), str(inner)]) == f"{inner} ({closed} is closed to it)"
+        os.chmod(closed, 0o711)  # passing through is enough for an ancestor
+        assert isolation.unreachable(user, [str(REPO), str(inner)]) is None
+        os.chmod(inner, 0o711)  # but the folder itself must be listable
+        assert isolation.unreachable(user, [str(inner)]) == f"{inner} ({inner} is closed to it)"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 # -- end to end ------------------------------------------------------------------------------
 
 
