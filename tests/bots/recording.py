@@ -81,7 +81,8 @@ async def probe_rest(runner_args: RunnerArguments, foreign_room: str) -> dict[st
         helper = DailyRESTHelper(daily_api_key=key, daily_api_url=url, aiohttp_session=http)
         own = await helper.get_room_from_url(runner_args.room_url)
         found["own_room"] = own.name
-        found["own_token"] = await helper.get_token(runner_args.room_url, expiry_time=600)
+        # owner=False: Pipecat asks for an owner token by default, and the proxy mints none.
+        found["own_token"] = await helper.get_token(runner_args.room_url, expiry_time=600, owner=False)
         async with http.get(f"{url}/rooms/{foreign_room}", headers={"Authorization": f"Bearer {key}"}) as r:
             found["foreign_room"] = {"status": r.status, "body": await r.json(content_type=None)}
         try:
