@@ -217,6 +217,10 @@ async def test_nothing_minted_or_changed_through_the_proxy_outlives_the_sessions
     status, minted, _ = await proxy.call(session, "POST", "/meeting-tokens",
                                          json={"properties": {"room_name": session.room_name, "exp": soon}})
     assert status == 200 and token_exp(minted["token"]) == soon
+    # An exp that is not a time is not guessed at.
+    status, body, _ = await proxy.call(session, "POST", "/meeting-tokens",
+                                       json={"properties": {"room_name": session.room_name, "exp": "never"}})
+    assert status == 400 and body["info"].startswith("properties.exp"), (status, body)
     # The room keeps the expiry its session gave it: no room update goes through.
     for change in ({"exp": far}, {"eject_at_room_exp": False}):
         status, body, _ = await proxy.call(session, "POST", f"/rooms/{session.room_name}", json={"properties": change})

@@ -28,8 +28,9 @@ or outliving its session (SPEC §11):
   in a cluster), so a bot looping on ``presence`` cannot delay another session's room.
   The bucket goes when the session ends.
 * **Tokens end with the session.** A token's ``properties.exp`` is capped at the
-  session's deadline (``Session.ends_by``, the time its max-duration timer ends it): an
-  absent or later ``exp`` becomes the deadline. Owner powers are refused with 403 naming
+  session's deadline (``Session.ends_by``: when its max-duration timer ends it, or before
+  the bot has joined the latest that can be): an absent or later ``exp`` becomes the
+  deadline, one that is not a number is 400. Owner powers are refused with 403 naming
   the property: ``is_owner`` other than false, and ``permissions.canAdmin`` (a subset of
   an owner's powers). Without these a bot could hand out a token that lets anyone run a
   room the caller gave us long after the session.
@@ -80,15 +81,15 @@ class SessionQuotas:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def take(self, session: Any) -> float:
-        """Spend one of ``session``'s requests: 0.0 if it had one, else the seconds until
-        it will (nothing is spent)."""
+    def refusal(self, session: Any) -> float | None:
+        """Spend one of ``session``'s requests and return None; or, when it has none left,
+        spend nothing and return the seconds until it will."""
         bucket = self._buckets.get(session.id)
         if bucket is None:
             bucket = self._buckets[session.id] = TokenBucket(self.rate, self.burst, clock=self._clock)
             session.task.add_done_callback(lambda _task: self._drop(session.id))
         if bucket.try_take():
-            return 0.0
+            return None
         if session.id not in self._refused:  # once a session: a looping bot must not flood the log
             self._refused.add(session.id)
             log.warning("a bot is over its Daily proxy quota; its requests get 429", session_id=session.id,
@@ -119,8 +120,8 @@ async def daily_proxy(request: web.Request) -> web.Response:
     if session is None:
         raise ApiError(401, "authentication-error", "missing or unknown session key")
     quotas = request.app[QUOTAS]
-    wait_s = quotas.take(session)
-    if wait_s > 0:
+    wait_s = quotas.refusal(session)
+    if wait_s is not None:
         raise ApiError(429, "rate-limit-error",
                        f"this session's Daily API quota is spent ({quotas.rate:g} requests a second, "
                        f"bursts of {quotas.burst:g})", headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
