@@ -2,49 +2,47 @@
 
 JSON lines when stderr is not a TTY, a console renderer when it is; contextvars merged so
 ``session_id`` / ``worker_id`` bound anywhere show up on every line; ISO UTC timestamps.
-Secrets never reach the output: values under secret-looking keys are masked, and anything
-shaped like a bearer token or a JWT inside any string is masked too.
+Secrets never reach the output: values under secret-looking keys are masked before the
+line is rendered, and the rendered line is scrubbed (``callfleet.scrub``) of every secret
+this process registered and of anything shaped like one -- whatever carried it: a message,
+a traceback, an exception's repr, a Pipecat line routed in from loguru.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(token|api_key|apikey|authorization|secret|password|key)$", re.I)
-_SECRET_VALUES = re.compile(
-    r"(Bearer\s+)[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
-)
-REDACTED = "[redacted]"
+from callfleet import scrub
+
+REDACTED = scrub.MARKER
 
 _configured = False
 
 
 def _mask(value: Any) -> Any:
-    if isinstance(value, str):
-        return _SECRET_VALUES.sub(lambda m: (m.group(1) or "") + REDACTED, value)
     if isinstance(value, dict):
-        return {k: REDACTED if _is_secret_key(k) else _mask(v) for k, v in value.items()}
+        return {k: REDACTED if scrub.is_secret_name(k) else _mask(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_mask(v) for v in value]
     return value
 
 
-def _is_secret_key(key: Any) -> bool:
-    return isinstance(key, str) and bool(_SECRET_KEYS.search(key)) and not key.endswith("_env")
-
-
 def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: mask tokens and keys wherever they appear."""
+    """structlog processor (before rendering): mask values under secret-looking keys."""
     return {
-        k: (REDACTED if _is_secret_key(k) and v is not None else _mask(v))
+        k: (REDACTED if scrub.is_secret_name(k) and v is not None else _mask(v))
         for k, v in event_dict.items()
     }
+
+
+def scrub_line(_logger: Any, _name: str, line: Any) -> Any:
+    """structlog processor (after rendering): the line without any secret, known or by shape."""
+    return scrub.scrub(line) if isinstance(line, str) else line
 
 
 def configure(level: str | None = None, *, json: bool | None = None) -> None:
@@ -75,6 +73,7 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
             structlog.processors.format_exc_info,
             redact_secrets,
             renderer,
+            scrub_line,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
@@ -86,7 +85,7 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
-                    redact_secrets, renderer],
+                    redact_secrets, renderer, scrub_line],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]

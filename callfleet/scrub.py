@@ -1,0 +1,174 @@
+"""Secrets out of whatever leaves a process: log lines, error text, stored records, events.
+
+Each process keeps one registry of the secret values it holds (``SECRETS``): the
+supervisor, the operator's keys it reads and each live session's keys (the request's own,
+the bot's proxy key); a worker, what its session was given. ``scrub`` replaces every
+registered value -- and anything shaped like a credential it could not know in advance (a
+``Bearer`` value, a JWT, ``api_key=...``, a provider's key prefix, a PEM private key) --
+with ``[redacted]``. Logs and errors pay for it; the audio path never calls it.
+
+A value is matched as given and as it reads once escaped into JSON or a ``repr`` (a key
+inside a quoted error body or a JSON log line), so a scrubbed line never keeps a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+MARKER = "[redacted]"
+MIN_LENGTH = 8  # a shorter value would mask ordinary words; no real key or token is that short
+MAX_ERROR_CHARS = 500  # an error line on a record: enough to say what failed, never a dump
+TRACEBACK = "Traceback (most recent call last):"
+
+# Names whose values are secrets (a body's ``api_key``, an event's ``token``, an env var's
+# ``OPENAI_API_KEY``); ``*_env`` names a variable, not its value.
+_SECRET_NAME = re.compile(r"(token|api_?key|authorization|secret|password|passwd|credentials|key)$", re.I)
+
+# Credentials by shape, for what no registry knows (a key a library read by itself).
+_SHAPES = re.compile(
+    r"(?P<scheme>\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|(?P<name>(?i:api[_-]?key|access[_-]?token|token|secret|password|passwd|private[_-]?key)[\"']?\s*[:=]\s*"
+    r"[\"']?)(?!\[redacted\])[^\s\"'&,;{}\[\]]{4,}"
+    r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # a JWT (Daily's meeting tokens)
+    r"|\b(?:sk|gsk|xai)[-_][A-Za-z0-9_-]{16,}"  # OpenAI, Anthropic, Groq, xAI keys
+    r"|\bAIza[0-9A-Za-z_-]{30,}"  # Google API keys
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+    re.S,
+)
+
+
+def is_secret_name(name: object) -> bool:
+    """Whether a field or variable of this name holds a secret (``api_key``, ``DAILY_API_KEY``)."""
+    return isinstance(name, str) and bool(_SECRET_NAME.search(name)) and not name.lower().endswith("_env")
+
+
+def _escaped(value: str) -> set[str]:
+    return {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]}
+
+
+def _forms(value: str) -> set[str]:
+    """``value`` as it may appear in text: as is, URL-quoted, escaped once or twice."""
+    once = _escaped(value)
+    forms = {value, quote(value, safe="")} | once
+    for form in once:
+        forms |= _escaped(form)
+    return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+def _inner(value: str) -> list[str]:
+    """The secrets inside a JSON credentials document (a service account's ``private_key``)."""
+    if not value.lstrip().startswith("{"):
+        return []
+    try:
+        return secrets_in(json.loads(value))
+    except ValueError:
+        return []
+
+
+class Secrets:
+    """A process's registry of secret values, counted: a value two sessions hold stays
+    registered until both forget it. Thread-safe (threads log too)."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._pattern: re.Pattern[str] | None = None
+
+    def register(self, *values: str | None) -> tuple[str, ...]:
+        """Add values (None, empty and too-short ones are skipped); returns those added,
+        for ``forget``."""
+        added = tuple(v for v in values if isinstance(v, str) and len(v) >= MIN_LENGTH)
+        added += tuple(inner for v in added for inner in _inner(v) if len(inner) >= MIN_LENGTH)
+        if added:
+            with self._lock:
+                self._counts.update(added)
+                self._compile()
+        return added
+
+    def forget(self, values: Iterable[str]) -> None:
+        """Take back what ``register`` returned."""
+        with self._lock:
+            self._counts.subtract(values)
+            self._counts = +self._counts  # drop what reached zero
+            self._compile()
+
+    def _compile(self) -> None:
+        forms = {form for value in self._counts for form in _forms(value)}
+        # longest first: where one secret contains another, the whole of it goes
+        self._pattern = re.compile("|".join(map(re.escape, sorted(forms, key=len, reverse=True)))) if forms else None
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every registered secret and every credential-shaped string masked."""
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(MARKER, text)
+        return _SHAPES.sub(_mask_shape, text)
+
+    def masked(self, value: Any) -> Any:
+        """A copy of a JSON-like value with secret-named fields masked and every string scrubbed."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: MARKER if is_secret_name(k) and v else self.masked(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.masked(v) for v in value]
+        return value
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    return (match.group("scheme") or match.group("name") or "") + MARKER
+
+
+SECRETS = Secrets()  # this process's: the supervisor's, or one worker's
+register = SECRETS.register
+forget = SECRETS.forget
+scrub = SECRETS.scrub
+masked = SECRETS.masked
+
+
+def secrets_in(value: Any) -> list[str]:
+    """The string values under secret-named fields, at any depth (a request's own keys:
+    ``service_options.openai.api_key``, a body's ``{"openai_api_key": ...}``)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if is_secret_name(k) and isinstance(v, str):
+                found.append(v)
+            else:
+                found += secrets_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            found += secrets_in(v)
+    return found
+
+
+def one_line(text: str | None) -> str | None:
+    """An error as a record keeps it and the API shows it: one line, scrubbed, bounded. A
+    traceback becomes its exception line (``ValueError: bad``), after what preceded it."""
+    if text is None:
+        return None
+    head, found, trace = text.partition(TRACEBACK)
+    if found:
+        raised = [line for line in trace.splitlines() if line.strip() and not line[0].isspace()]
+        head = head.strip().rstrip(":")
+        last = raised[-1].strip() if raised else "an exception"
+        line = f"{head}: {last}" if head else last
+    else:
+        line = next((s for s in (raw.strip() for raw in text.splitlines()) if s), "")
+    line = scrub(line)
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 1] + "…"
+
+
+def exception_line(exc: BaseException) -> str:
+    """``ExcType: message`` (the message's first line), scrubbed: an exception as one line."""
+    message = str(exc).strip()
+    return one_line(f"{type(exc).__name__}: {message}" if message else type(exc).__name__) or type(exc).__name__
