@@ -23,8 +23,9 @@ from typing import Any
 import aiohttp
 import structlog
 
-from callfleet import logs
+from callfleet import logs, scrub
 from supervisor import config as config_mod
+from supervisor import operator_secrets
 from supervisor import profiles as profiles_mod
 from supervisor.bot_check import check_bots_async
 from supervisor.cluster import Cluster
@@ -66,6 +67,8 @@ class Daemon:
         self.started_at = time.monotonic()
         self.state = "starting"
         self.profiles = profiles_mod.load(config.supervisor.profiles)
+        # Scrubbed from every log line, error and record from here on.
+        self._secrets = operator_secrets.register(config, self.profiles.profiles.values(), self.environ)
         self._stop_now = asyncio.Event()
         self._drain_requested = asyncio.Event()
         self.sandbox: SandboxChild | None = None
@@ -304,6 +307,8 @@ class Daemon:
                          if getattr(new, name) != getattr(self.config, name)]
         self.config = new
         self.profiles = profiles
+        scrub.forget(self._secrets)
+        self._secrets = operator_secrets.register(new, profiles.profiles.values(), self.environ)
         self.pool.config = new
         self.pool.min_idle, self.pool.max_workers = new.pool.min_idle, new.pool.max_workers
         self.services.config = new

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from callfleet import scrub
 from protocol.audio import AudioIn
 from protocol.messages import (
     AudioSettings,
@@ -139,7 +140,7 @@ class Session:
                                    realtime_slack_ms=bot_cls.realtime_slack_ms if bot_cls else 0)
         self.record = SessionRecord(id=self.id, state=SessionState.REQUESTED, profile=request.profile,
                                     kind=request.kind, requested_at=time.time(),
-                                    max_duration_s=request.max_duration_s, extra=dict(request.extra))
+                                    max_duration_s=request.max_duration_s, extra=scrub.masked(request.extra))
         self.room = SessionRoom(self.id, request.room_request(), cfg, services.rest, services.store,
                                 services.room_pool)
         self.participants = Participants()
@@ -213,6 +214,11 @@ class Session:
 
     async def _run(self) -> None:
         structlog.contextvars.bind_contextvars(session_id=self.id)
+        # Scrubbed from logs and errors while the session lives: its own keys and the request's.
+        request = self.request
+        held = scrub.register(self.stream_token, self.daily_key, *request.provider_keys.values(),
+                              *scrub.secrets_in(request.bot_config), *scrub.secrets_in(request.runner_body),
+                              *scrub.secrets_in(request.extra))
         cancelled = False
         try:
             self._save()
@@ -224,7 +230,10 @@ class Session:
         except Exception as exc:
             self.log.exception("session crashed")
             reason, detail = EndReason.ERROR, f"{type(exc).__name__}: {exc}"
-        await self._finish(reason, detail)
+        try:
+            await self._finish(reason, detail)
+        finally:
+            scrub.forget(held)  # the record is written, scrubbed: nothing of them goes out later
         if cancelled:
             raise asyncio.CancelledError  # whoever cancelled the actor learns it ended
 
@@ -508,9 +517,12 @@ class Session:
         Bounded by the stop's ``cleanup_by``; a second cancellation cuts the waits short
         but the record is still written."""
         self.timers.cancel_all()
-        self._refuse_start(SessionGone(detail or reason.value))
         self.record.end_reason = reason.value
-        self.record.error = detail
+        # The API and the store keep one line; the whole of it (a traceback) goes to the log.
+        self.record.error = scrub.one_line(detail)
+        if detail is not None and "\n" in detail.strip():
+            self.log.warning("session error", error=detail)
+        self._refuse_start(SessionGone(self.record.error or reason.value))
         for task in list(self._asks):
             task.cancel()
         cancelled = False
@@ -540,7 +552,7 @@ class Session:
         if not cancelled:
             error, cancelled = await self._bounded(self.room.delete())
         if self.room.created:  # not deleted: it stays in the ledger for the next start
-            self.record.extra["room_delete_error"] = error or "not confirmed in time; deleted at next start"
+            self.record.extra["room_delete_error"] = scrub.one_line(error) or "not confirmed in time; deleted at next start"
         final = SessionState.FAILED if reason.failure else SessionState.ENDED
         self._set_state(final, ended_at=time.time())
         self.finished.set()
