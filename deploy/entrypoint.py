@@ -8,6 +8,13 @@ from the downward API) and the result is written to ``CALLFLEET_RENDERED_CONFIG`
 (default ``/tmp/callfleet.toml``). The process then ``exec``s ``callfleet supervisor``, so
 the supervisor keeps this process id and gets every signal tini forwards to it.
 
+Started as root with ``CALLFLEET_SUPERVISOR_USER`` set (the image sets ``callfleet``), it
+first re-executes itself as that user, keeping only the capabilities the supervisor needs
+to run its workers as their own, third user (``[pool] worker_user``, the image's
+``callfleet-bot``): ``CAP_SETUID`` and ``CAP_SETGID`` to switch the workers' forkserver to
+it, ``CAP_KILL`` to stop them. The supervisor thus never runs as root, and a bot never runs
+as the supervisor. The rendered config (it may hold a Redis password) is written 0600.
+
 Usage: ``entrypoint.py [TEMPLATE]`` (default ``/etc/callfleet/callfleet.toml``). Exits 2,
 as the supervisor does for a bad config, when the template cannot be read or names a
 variable that is not set.
@@ -16,6 +23,7 @@ variable that is not set.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import sys
 from collections.abc import Mapping
@@ -46,8 +54,28 @@ def render(template: str, env: Mapping[str, str], source: str = "<template>") ->
     return VARIABLE.sub(value, template)
 
 
+# What the supervisor keeps of root: switching its workers' user, and signalling them.
+SUPERVISOR_CAPS = "-all,+setuid,+setgid,+kill"
+
+
+def become_supervisor_user(argv: list[str]) -> None:
+    """As root with ``CALLFLEET_SUPERVISOR_USER`` set: exec this script again as that user,
+    with ``SUPERVISOR_CAPS`` as ambient capabilities (they survive the exec of Python).
+    Returns only when there is nothing to do."""
+    user = os.environ.get("CALLFLEET_SUPERVISOR_USER")
+    if os.getuid() != 0 or not user:
+        return
+    entry = pwd.getpwnam(user)
+    sys.stdout.flush()
+    os.execvp("setpriv", ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
+                          "--no-new-privs",
+                          f"--inh-caps={SUPERVISOR_CAPS}", f"--ambient-caps={SUPERVISOR_CAPS}", "--",
+                          sys.executable, os.path.abspath(argv[0]), *argv[1:]])
+
+
 def main(argv: list[str]) -> int:
     """Render the template and exec the supervisor; returns 2 only when it cannot."""
+    become_supervisor_user(argv)
     template = Path(argv[1] if len(argv) > 1 else TEMPLATE)
     rendered = Path(os.environ.get("CALLFLEET_RENDERED_CONFIG", RENDERED))
     try:
@@ -59,7 +87,9 @@ def main(argv: list[str]) -> int:
     except TemplateError as exc:
         print(f"callfleet entrypoint: {exc}", file=sys.stderr)
         return 2
-    rendered.write_text(text)
+    rendered.unlink(missing_ok=True)
+    with os.fdopen(os.open(rendered, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
     sys.stdout.flush()
     os.execvp("callfleet", ["callfleet", "supervisor", "--config", str(rendered)])
     return 0  # not reached: execvp replaces this process or raises

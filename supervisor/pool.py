@@ -472,7 +472,9 @@ def _sample_memory(pids: dict[str, int | None], limit_mb: float,
         pss: float | None = None
         if full or rss > limit_mb:
             mem = memory_mb(pid) if pid else None
-            pss = mem[0] if mem is not None else None
+            # Unreadable: a supervisor of another user without CAP_SYS_PTRACE (the container
+            # image's) may not walk a worker's mappings. RSS, never below PSS, stands in.
+            pss = mem[0] if mem is not None else rss
         out[wid] = (pss, rss)
     return out
 

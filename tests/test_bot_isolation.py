@@ -324,3 +324,47 @@ def test_forkserver_and_workers_are_undumpable_and_of_the_workers_user(tmp_path:
     finally:
         sup.signal(signal.SIGTERM)
         sup.stop()
+
+
+async def test_the_images_way_a_supervisor_of_its_own_user_keeps_three_capabilities_and_runs_workers_as_a_third(
+        drop_box: Path) -> None:
+    """deploy/entrypoint.py started as root with CALLFLEET_SUPERVISOR_USER (as the image
+    does): the supervisor runs as that user with CAP_SETUID, CAP_SETGID and CAP_KILL only,
+    its workers as ``worker_user``, and a session works."""
+    daemon_user = pwd.getpwnam("daemon")  # a third user, standing in for the image's callfleet-bot
+    tmp = Path(tempfile.mkdtemp(prefix="callfleet-image-"))
+    os.chown(tmp, NOBODY.pw_uid, NOBODY.pw_gid)
+    sup = SupervisorProcess(tmp, None, pool={"worker_user": "daemon"})
+    env = {**os.environ, "CALLFLEET_SUPERVISOR_USER": "nobody", "CALLFLEET_RENDERED_CONFIG": str(tmp / "rendered.toml"),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "deploy" / "entrypoint.py"), str(sup.config_path)], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(sup.log_path, "a"))
+    try:
+        deadline = time.monotonic() + 60
+        while (await _status(sup)) is None:
+            assert proc.poll() is None and time.monotonic() < deadline, sup.log_path.read_text()[-3000:]
+            await asyncio.sleep(0.2)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert f"Uid:\t{NOBODY.pw_uid}\t" in status
+        assert "CapEff:\t00000000000000e0" in status  # kill, setgid, setuid: nothing else
+        assert (tmp / "rendered.toml").stat().st_mode & 0o777 == 0o600
+        bot = await sup.start_bot("echo")
+        detail = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
+        assert pid_user(detail["worker_pid"]) == daemon_user.pw_uid
+        await sup.http("DELETE", f"/sessions/{bot['session_id']}")
+        await sup.wait_session(bot["session_id"], lambda d: d["state"] in ("ended", "failed"))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _status(sup: SupervisorProcess) -> Any:
+    try:
+        code, body, _ = await sup.http("GET", "/livez")
+    except OSError:
+        return None
+    return body if code == 200 else None
