@@ -211,11 +211,12 @@ async def test_idle_timeout_cancels_a_bot_nobody_joined(fleet: Fleet) -> None:
     assert ended["cancelled_by_host"], ended
 
 
-async def test_a_bot_that_raises_fails_the_session_bot_error_with_the_traceback(fleet: Fleet) -> None:
+async def test_a_bot_that_raises_fails_the_session_bot_error_with_its_exception_line_and_logs_the_traceback(
+        fleet: Fleet) -> None:
     started = await fleet.start("raises")
     done = await fleet.ended(started["sessionId"])
     assert (done["state"], done["end_reason"]) == ("failed", "bot_error"), done
-    assert "Traceback" in done["error"] and "BotExploded" in done["error"] and "blew up on purpose" in done["error"]
+    assert done["error"] == f"BotExploded: session {started['sessionId']} blew up on purpose", done  # one line (SPEC §11)
     log = fleet.sup.log_path.read_text()
     assert any('"bot raised"' in line and started["sessionId"] in line and "BotExploded" in line
                for line in log.splitlines()), "the traceback is not in the log"
@@ -225,7 +226,7 @@ async def test_a_bot_that_raises_before_joining_fails_the_session_bot_error(flee
     started = await fleet.start("raises_at_once")
     done = await fleet.ended(started["sessionId"])
     assert (done["state"], done["end_reason"]) == ("failed", "bot_error"), done
-    assert "Traceback" in done["error"] and "could not even start" in done["error"]
+    assert done["error"] == f"bot() raised before joining: BotExploded: session {started['sessionId']} could not even start"
 
 
 async def test_a_bot_that_returns_after_its_pipeline_ended_ends_the_session_bot_finished(fleet: Fleet) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from callfleet import scrub
 from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot
 from worker.bot_loader import BotLoadError, is_loaded, load_bot
 from worker.call import CallHost, CommandFailed
@@ -40,7 +41,8 @@ class BotRunner:
         self.emit = emit
         self.task: asyncio.Task[None] | None = None
         self._cancelled = False
-        self._outcome: str | None = None  # the traceback of a bot that raised
+        self._outcome: str | None = None  # how a bot that raised failed: one line, scrubbed
+        self._secrets: tuple[str, ...] = ()  # what this session was given: scrubbed from logs and errors
 
     @property
     def running(self) -> bool:
@@ -59,6 +61,9 @@ class BotRunner:
 
         os.environ["DAILY_API_KEY"] = cmd.api_key
         os.environ["DAILY_API_URL"] = cmd.api_url
+        scrub.forget(self._secrets)  # the previous session's (a worker hosts one at a time)
+        self._secrets = scrub.register(cmd.token, cmd.api_key, *cmd.env.values(), *cmd.provider_keys.values(),
+                                       *scrub.secrets_in(cmd.body))
         args = DailyRunnerArguments(room_url=cmd.room_url, token=cmd.token, body=cmd.body, session_id=cmd.session_id)
         route_loguru()
         structlog.contextvars.bind_contextvars(session_id=cmd.session_id)  # the bot's task inherits it
@@ -81,7 +86,7 @@ class BotRunner:
         if self.task.done():
             error = self._outcome
             if error:
-                return Err(cmd.id, ErrCode.BOT_ERROR, f"bot() raised before joining:\n{error}")
+                return Err(cmd.id, ErrCode.BOT_ERROR, f"bot() raised before joining: {error}")
             return Err(cmd.id, ErrCode.BOT_FINISHED, "bot() returned before its transport joined")
         await self.cancel()
         return Err(cmd.id, ErrCode.TIMEOUT, f"the bot's transport did not join within {cmd.timeout_s:g}s")
@@ -95,9 +100,10 @@ class BotRunner:
                 self._report("the bot's task was cancelled from inside")
             raise
         except BaseException as exc:  # a bot may raise anything; it ends the session, not the worker
-            self._outcome = "".join(traceback.format_exception(exc))
-            log.error("bot raised", error=f"{type(exc).__name__}: {exc}", traceback=self._outcome)
-            self._report(self._outcome)
+            # The supervisor (and so the API) gets one line; the traceback stays in the log.
+            summary = scrub.exception_line(exc)
+            log.error("bot raised", error=summary, traceback="".join(traceback.format_exception(exc)))
+            self._report(summary)
             return
         log.info("bot returned")
         self._report(None)

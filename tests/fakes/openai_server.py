@@ -7,6 +7,9 @@ It answers what Pipecat's OpenAI services call:
 * ``POST /v1/audio/speech``: raw 16-bit mono PCM, a tone as long as the text deserves, at
   the body's ``sample_rate`` if it names one, else OpenAI's 24 kHz.
 
+Given ``accept_key``, a request whose ``Authorization`` carries another key is answered
+401 with OpenAI's error body, which quotes the key it was given (as providers do).
+
 Every request is recorded (its messages or its input text, and when it arrived on this
 machine's monotonic clock, which other processes share), so a test can check what the
 bot sent and when.
@@ -63,9 +66,12 @@ def default_reply(messages: list[dict[str, Any]]) -> str:
 
 
 class FakeOpenAI:
-    def __init__(self, reply: Callable[[list[dict[str, Any]]], str] = default_reply, tone_hz: float = 330.0) -> None:
+    def __init__(self, reply: Callable[[list[dict[str, Any]]], str] = default_reply, tone_hz: float = 330.0,
+                 accept_key: str | None = None) -> None:
         self.reply = reply
         self.tone_hz = tone_hz
+        self.accept_key = accept_key
+        self.refused: list[str] = []  # the keys answered 401
         self.chats: list[ChatRequest] = []
         self.speeches: list[SpeechRequest] = []
         self.replies: list[str] = []
@@ -74,7 +80,7 @@ class FakeOpenAI:
 
     async def start(self) -> str:
         """Listen on a free loopback port; returns the base URL (``http://127.0.0.1:P/v1``)."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._authorize])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/speech", self._speech)
         self._runner = web.AppRunner(app, access_log=None)
@@ -88,6 +94,17 @@ class FakeOpenAI:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.accept_key is None or given == self.accept_key:
+            return await handler(request)  # type: ignore[no-any-return]
+        self.refused.append(given)
+        return web.json_response({"error": {
+            "message": f"Incorrect API key provided: {given}. You can find your API key at "
+                       "https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, status=401)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
