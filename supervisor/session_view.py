@@ -1,9 +1,14 @@
-"""A session as the API and ``ctl`` show it, from its record (live or from the store)."""
+"""A session as the API and ``ctl`` show it, from its record (live or from the store).
+
+Its ``error`` is one scrubbed line whatever the record holds: records written elsewhere (the
+start-up reconcile, a survivor marking a lost node's sessions) or by an older version too.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from callfleet import scrub
 from supervisor.store import SessionRecord
 
 
@@ -27,7 +32,7 @@ def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None 
         "joined_at": r.joined_at,
         "ended_at": r.ended_at,
         "end_reason": r.end_reason,
-        "error": r.error,
+        "error": scrub.one_line(r.error),
         # in: routed to the bot; out/dropped: the bot's voice as the supervisor sent or
         # dropped it; worker_out/worker_dropped: as the worker played it out or dropped it.
         "frames": {"in": r.frames_in, "out": r.frames_out, "dropped": r.frames_dropped,

@@ -38,8 +38,10 @@ from supervisor import operator_secrets
 from supervisor.config import parse
 from supervisor.profiles import parse as parse_profiles
 from supervisor.session_services import Services
+from supervisor.session_state import SessionState
+from supervisor.session_view import describe_record
 from supervisor.sessions import EndReason, Session, StartRequest
-from supervisor.store import Store
+from supervisor.store import SessionRecord, Store
 from tests.conftest import REPO
 from tests.fakes.openai_server import FakeOpenAI
 from tests.sdk_client import wait_for
@@ -392,3 +394,11 @@ async def test_the_view_published_to_redis_holds_one_scrubbed_error_line_and_no_
     assert key not in json.dumps(directory.views) and key not in json.dumps(published)
     assert key not in json.dumps(msgspec.to_builtins(Store(tmp_path / "sessions.db").get(session.id)))
     assert scrub.scrub(key) == key  # the session ended: it forgot the request's key
+
+
+def test_the_view_of_a_record_written_with_a_traceback_shows_one_scrubbed_line() -> None:
+    # a record an older version wrote, or one written outside the session (reconcile, node_lost)
+    record = SessionRecord(id="s1", state=SessionState.FAILED, profile="p", kind="pipecat", end_reason="bot_error",
+                           error="Traceback (most recent call last):\n  File \"bot.py\", line 9, in bot\n"
+                                 "RuntimeError: Authorization: Bearer abcdefgh12345678\n")
+    assert describe_record(record)["error"] == f"RuntimeError: Authorization: Bearer {MARKER}"
