@@ -34,6 +34,7 @@ from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
 from supervisor.environment import OperatorEnvironment, take_over
+from supervisor.http import node_auth
 from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
@@ -135,6 +136,12 @@ class Daemon:
         if env and not self.environ.get(env) and not self.config.supervisor.http_host.startswith(config_mod.LOOPBACK):
             raise StartupError(f"supervisor.api_key_env: ${env} is not set, and http_host is not loopback")
 
+    def _check_node_secret(self) -> None:
+        try:
+            node_auth.node_secret(self.config.cluster, self.environ)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+
     def _daily_api_key(self) -> str:
         """The account's key. Bots never hold it: they get a per-session key for the
         supervisor's Daily proxy instead."""
@@ -148,6 +155,7 @@ class Daemon:
 
         self.loop_probe.start()  # from the first await: start-up stalls count as well
         self._check_http_key()
+        self._check_node_secret()
         self._prepare_run_dir()
         # Importing the pipecat bots takes a fresh process a second or so: beside the sandbox's start.
         bots_checked = asyncio.ensure_future(check_bots_async(self.profiles.pipecat_bots(), self.config.backend))

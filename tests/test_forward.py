@@ -16,7 +16,8 @@ from multidict import CIMultiDict
 
 from supervisor.config import parse
 from supervisor.http.app import make_app
-from supervisor.http.forward import FORWARDED, merge_listings
+from supervisor.http.forward import merge_listings
+from supervisor.http.node_auth import FORWARDED, PROOF, NodeAuth
 from supervisor.pool import PoolFull
 from supervisor.profiles import parse as parse_profiles
 from tests.conftest import free_port
@@ -76,9 +77,18 @@ class FullRegistry:
         return [v for v in self.local if state is None or v["state"] == state.value]
 
 
+NODE_SECRET = "a-secret-the-nodes-share"
+
+
+def signed(method: str, target: str, body: bytes = b"", sender: str = "b", receiver: str = "here") -> dict[str, str]:
+    """The headers node ``sender`` sends with a request it forwards to ``receiver``."""
+    return NodeAuth(NODE_SECRET.encode()).sign(method, target, body, sender, receiver)
+
+
 class StandInDaemon:
     state = "running"
-    config = parse("")
+    config = parse('[cluster]\nredis_url = "redis://127.0.0.1:1/0"\nnode_secret_env = "NODE_SECRET"\n')
+    environ = {"NODE_SECRET": NODE_SECRET}
     profiles = parse_profiles('[profiles.echo]\nkind = "echo"\n')
 
     def __init__(self, cluster: FakeCluster | None, http_session: aiohttp.ClientSession,
@@ -166,8 +176,9 @@ async def test_a_request_for_a_session_another_node_owns_gets_the_owners_reply_a
     assert await resp.json() == {"error": "invalid-request-error", "info": "session s1 has finished"}
     method, path, headers, body = owner.seen[0]
     assert (method, path, json.loads(body)) == ("POST", "/sessions/s1/app-message?x=1", {"message": {"hi": 1}})
-    assert headers["Authorization"] == "Bearer k" and headers["X-Request-Id"] == "r1"
-    assert headers[FORWARDED] == "here"
+    assert headers["X-Request-Id"] == "r1" and "Authorization" not in headers
+    # The owner can check where it came from: signed by "here" for "b", over this very request.
+    assert NodeAuth(NODE_SECRET.encode()).verify(method, path, headers, body, "b") == "here"
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
@@ -183,12 +194,26 @@ async def test_a_forwarded_request_is_answered_here_and_never_forwarded_again(no
     owner = await peers("b", answer(200, {}))
     cluster = FakeCluster(owners={"s1": owner.info})
     client = await node(cluster)
+    body = b'{"message": 1}'
     for method, path in (("GET", "/sessions/s1"), ("DELETE", "/sessions/s1"), ("POST", "/sessions/s1/app-message"),
                          ("GET", "/sessions/s1/stream")):
-        resp = await client.request(method, path, json={"message": 1}, headers={FORWARDED: "b"})
+        resp = await client.request(method, path, data=body, headers=signed(method, path, body))
         assert resp.status == 404, (method, path)
         assert (await resp.json())["error"] == "not-found"
     assert owner.seen == [] and cluster.owner_asks == []
+
+
+async def test_a_client_saying_its_request_was_forwarded_is_refused_not_answered_locally(node: Any,
+                                                                                         peers: Any) -> None:
+    owner = await peers("b", answer(200, {"session_id": "s1", "node_id": "b"}))
+    cluster = FakeCluster(owners={"s1": owner.info})
+    client = await node(cluster)
+    resp = await client.get("/sessions/s1", headers={FORWARDED: "b"})
+    assert resp.status == 401 and (await resp.json())["error"] == "authentication-error"
+    assert owner.seen == [] and cluster.owner_asks == []
+    # Without the header the same request reaches the owner.
+    resp = await client.get("/sessions/s1")
+    assert resp.status == 200 and (await resp.json())["node_id"] == "b"
 
 
 async def test_a_session_this_node_has_is_answered_here_without_asking_the_directory(node: Any) -> None:
@@ -249,7 +274,7 @@ async def test_get_sessions_lists_every_nodes_sessions_each_with_its_node(node: 
     joined = (await (await client.get("/sessions", params={"state": "joined"})).json())["data"]
     assert [v["session_id"] for v in joined] == ["s1", "s2"]
     # A node asked by another (forwarded) answers with its own sessions only.
-    own = (await (await client.get("/sessions", headers={FORWARDED: "b"})).json())["data"]
+    own = (await (await client.get("/sessions", headers=signed("GET", "/sessions"))).json())["data"]
     assert [v["session_id"] for v in own] == ["s1"]
 
 
@@ -268,7 +293,7 @@ async def test_a_start_this_node_cannot_place_goes_to_the_first_node_that_takes_
     method, path, headers, body = taker.seen[0]
     assert (method, path) == ("POST", "/bots/start")
     assert json.loads(body) == {"bot_profile": "echo", "max_duration": 300}  # the original body
-    assert headers["Authorization"] == "Bearer k" and headers[FORWARDED] == "here"
+    assert "Authorization" not in headers and headers[FORWARDED] == "here" and PROOF in headers
     assert len(full.seen) == 1 and spare.seen == []
 
 
@@ -304,7 +329,8 @@ async def test_429_with_retry_after_only_when_every_node_is_full_or_gone(node: A
 async def test_a_forwarded_start_or_a_single_node_gets_its_own_429(node: Any, peers: Any) -> None:
     spare = await peers("b", answer(200, {}))
     clustered = await node(FakeCluster(with_capacity=[spare.info]))
-    resp = await clustered.post("/bots/start", json={"bot_profile": "echo"}, headers={FORWARDED: "x"})
+    body = b'{"bot_profile": "echo"}'
+    resp = await clustered.post("/bots/start", data=body, headers=signed("POST", "/bots/start", body, sender="x"))
     assert resp.status == 429 and resp.headers["Retry-After"] == "1"
     single = await node(None)
     resp = await single.post("/bots/start", json={"bot_profile": "echo"})
@@ -344,7 +370,8 @@ async def test_the_stream_websocket_is_relayed_both_ways_through_a_non_owner(nod
     assert await ws.receive_str(timeout=5) == "echo hello"
     await ws.send_bytes(b"\x01\x02\x03")
     assert await ws.receive_bytes(timeout=5) == b"\x03\x02\x01"
-    assert owner.seen[0][2][FORWARDED] == "here"
+    method, path, headers, _ = owner.seen[0]
+    assert NodeAuth(NODE_SECRET.encode()).verify(method, path, headers, b"", "b") == "here"
     # The owner closing closes the engine's side too, with the owner's code.
     await ws.send_str("hang up")
     msg = await ws.receive(timeout=5)

@@ -2,9 +2,12 @@
 
 A request for a session this node does not have goes to the owner's ``advertise_url``
 (HTTP relayed as is, the stream WebSocket relayed both ways), and a start this node has
-no worker for goes to the nodes with free capacity, in order. Everything forwarded
-carries ``X-Callfleet-Forwarded: <node_id>`` and is never forwarded again, so two nodes
-with stale views of each other cannot bounce a request between them.
+no worker for goes to the nodes with free capacity, in order. Everything forwarded is
+signed with the cluster's node secret (``supervisor.http.node_auth``: the receiving node
+checks the proof before anything else) and carries ``X-Callfleet-Forwarded: <node_id>``;
+a request whose proof was accepted is never forwarded again, so two nodes with stale
+views of each other cannot bounce a request between them. The client's ``Authorization``
+is never passed on: this node checked it, the owner trusts the proof.
 
 In single-node mode (``daemon.cluster`` is None) none of this runs.
 """
@@ -17,14 +20,17 @@ from typing import Any, Protocol
 import aiohttp
 import structlog
 from aiohttp import web
+from yarl import URL
 
+from supervisor.http import node_auth
 from supervisor.http.errors import ApiError
 
 log = structlog.get_logger("supervisor.http.forward")
 
-FORWARDED = "X-Callfleet-Forwarded"
-# What the owner needs to see of the original request; hop-by-hop headers stay behind.
-PASSED_HEADERS = ("Authorization", "Content-Type", "X-Request-Id", "X-Stream-Token")
+# What the owner needs to see of the original request; hop-by-hop headers stay behind, and
+# so does the client's Authorization (the bearer key is this node's to check, and a BYO
+# credential must not travel further than it has to).
+PASSED_HEADERS = ("Content-Type", "X-Request-Id", "X-Stream-Token")
 RELAYED_REPLY_HEADERS = ("Retry-After",)
 CONNECT_TIMEOUT_S = 3.0  # a node that does not accept a connection by then is unreachable
 REQUEST_TIMEOUT_S = 30.0
@@ -47,8 +53,9 @@ def cluster_of(daemon: Any) -> Any:
 
 
 def is_forwarded(request: web.Request) -> bool:
-    """True when another node sent this request here: it is answered here, never sent on."""
-    return FORWARDED in request.headers
+    """True when another node sent this request here (its proof was accepted): it is
+    answered here, never sent on. A client's own ``X-Callfleet-Forwarded`` never counts."""
+    return node_auth.forwarded_by(request) is not None
 
 
 def may_forward(daemon: Any, request: web.Request) -> Any:
@@ -57,14 +64,19 @@ def may_forward(daemon: Any, request: web.Request) -> Any:
     return None if cluster is None or is_forwarded(request) else cluster
 
 
-def _headers(request: web.Request, node_id: str) -> dict[str, str]:
+def _headers(request: web.Request, cluster: Any, node: Node, body: bytes) -> dict[str, str]:
+    """What goes to ``node``: the passed headers and this node's signed proof."""
+    auth: node_auth.NodeAuth | None = request.app[node_auth.NODE_AUTH]
+    if auth is None:  # not reached by the daemon, which does not start a cluster node without its secret
+        raise ApiError(500, "server-error", "this node has no node secret; it cannot forward")
     headers = {name: request.headers[name] for name in PASSED_HEADERS if name in request.headers}
-    headers[FORWARDED] = node_id
+    headers.update(auth.sign(request.method, request.raw_path, body, cluster.node_id, node.node_id))
     return headers
 
 
-def _url(node: Node, request: web.Request) -> str:
-    return node.advertise_url.rstrip("/") + request.rel_url.path_qs
+def _url(node: Node, request: web.Request) -> URL:
+    # The target exactly as it came (already encoded), since that is what the proof covers.
+    return URL(node.advertise_url.rstrip("/") + request.raw_path, encoded=True)
 
 
 def unreachable(node: Node, exc: BaseException) -> ApiError:
@@ -105,7 +117,7 @@ async def relay(daemon: Any, request: web.Request, node: Node, timeout_s: float 
     timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=CONNECT_TIMEOUT_S)
     try:
         async with daemon.http_session.request(request.method, _url(node, request), data=body or None,
-                                               headers=_headers(request, cluster.node_id), timeout=timeout,
+                                               headers=_headers(request, cluster, node, body), timeout=timeout,
                                                allow_redirects=False) as resp:
             payload = await resp.read()
             return _reply(resp, payload)
@@ -202,7 +214,7 @@ async def relay_stream(daemon: Any, request: web.Request, node: Node) -> web.Str
     The owner's refusal (401 bad token, 409 an engine attached, ...) is answered as the
     owner gave it; a 502 ``node-unreachable`` ``ApiError`` when it does not answer."""
     cluster = cluster_of(daemon)
-    headers = _headers(request, cluster.node_id)
+    headers = _headers(request, cluster, node, b"")
     timeout = aiohttp.ClientWSTimeout(ws_close=WS_CLOSE_TIMEOUT_S)
     try:
         upstream = await daemon.http_session.ws_connect(
