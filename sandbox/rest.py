@@ -7,6 +7,7 @@ calls, inspection) and the room look-up ``sandbox.client`` does before it joins.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import time
@@ -35,6 +36,7 @@ API_KEY = web.AppKey("api_key", str)
 BASE_URL = web.AppKey("base_url", str)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 TASKS = web.AppKey("tasks", set)
+DIALIN_HMAC_SECRET = web.AppKey("dialin_hmac_secret", bytes)  # the domain's pinless `hmac`, decoded; b"": unsigned
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -414,9 +416,22 @@ async def simulate_dialin(request: web.Request) -> web.Response:
     return web.json_response({"callId": call.call_id, "callDomain": call.call_domain})
 
 
+def _pinless_signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """Daily's ``X-Pinless-Signature``: base64(HMAC-SHA256(secret, f"{timestamp}.{body}"))."""
+    return base64.b64encode(hmac.new(secret, timestamp.encode() + b"." + body, sha256).digest()).decode()
+
+
 async def _post_webhook(app: web.Application, url: str, body: dict[str, Any]) -> None:
+    """Post Daily's dial-in webhook, signed as Daily signs it when the domain has a secret."""
+    raw = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    secret = app[DIALIN_HMAC_SECRET]
+    if secret:
+        timestamp = str(int(time.time()))
+        headers.update({"X-Pinless-Timestamp": timestamp,
+                        "X-Pinless-Signature": _pinless_signature(secret, timestamp, raw)})
     try:
-        async with app[HTTP].post(url, json=body, timeout=aiohttp.ClientTimeout(total=30)) as resp:
+        async with app[HTTP].post(url, data=raw, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as resp:
             if resp.status >= 300:
                 log.warning("dial-in webhook refused", url=url, status=resp.status, body=(await resp.text())[:200])
     except (TimeoutError, aiohttp.ClientError) as exc:

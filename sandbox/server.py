@@ -1,12 +1,20 @@
 """``callfleet sandbox``: the Daily stand-in as a server (REST on HTTP, rooms on ZeroMQ).
 
 ``Sandbox`` runs it inside any asyncio loop (tests, the bench); ``main`` runs it alone.
+
+Like a Daily domain whose pinless dial-in config has an ``hmac``, a sandbox given a dial-in
+HMAC secret (``dialin_hmac_secret``, base64; ``--dialin-hmac-secret-env NAME`` names the
+variable holding it) signs every dial-in webhook it posts (``POST /v1/sandbox/dialin``) with
+Daily's ``X-Pinless-Timestamp`` and ``X-Pinless-Signature``. Without one it signs nothing,
+as Daily does for a config without ``hmac``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import os
 import signal
 import socket
@@ -35,8 +43,9 @@ class Sandbox:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str = "",
                  rate_limits: bool = True, data_dir: Path | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, dialin_hmac_secret: bytes = b"") -> None:
         self.host, self.port = host, port
+        self.dialin_hmac_secret = dialin_hmac_secret  # decoded; empty: webhooks go unsigned
         self.clock = clock  # the rate limits' clock (tests move it by hand)
         self.api_key = api_key
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="callfleet-sandbox-"))
@@ -65,6 +74,7 @@ class Sandbox:
         app[rest.API_KEY] = self.api_key
         app[rest.BASE_URL] = self.base_url
         app[rest.TASKS] = set()
+        app[rest.DIALIN_HMAC_SECRET] = self.dialin_hmac_secret
         app.cleanup_ctx.append(self._http_client)
         rest.setup_routes(app)
         return app
@@ -112,12 +122,33 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="name of an env var holding the only API key accepted (default: any key)")
     parser.add_argument("--no-rate-limits", action="store_true", help="switch Daily's rate limits off")
     parser.add_argument("--data-dir", type=Path, default=None, help="where recordings are written")
+    parser.add_argument("--dialin-hmac-secret-env", default=None, metavar="NAME",
+                        help="name of an env var holding the pinless dial-in HMAC secret (base64): "
+                             "dial-in webhooks are then signed as Daily signs them")
     return parser.parse_args(argv)
 
 
-async def serve(ns: argparse.Namespace) -> None:
+def dialin_hmac_secret(name: str | None) -> bytes:
+    """The decoded secret in ``$name`` (b"" without a name). Raises ``ValueError`` naming
+    the option when the variable is unset or not base64."""
+    if not name:
+        return b""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        raise ValueError(f"--dialin-hmac-secret-env: ${name} is not set")
+    try:
+        secret = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"--dialin-hmac-secret-env: ${name} is not base64") from None
+    if not secret:
+        raise ValueError(f"--dialin-hmac-secret-env: ${name} decodes to nothing")
+    return secret
+
+
+async def serve(ns: argparse.Namespace, hmac_secret: bytes) -> None:
     api_key = os.environ.get(ns.api_key_env, "") if ns.api_key_env else ""
-    sandbox = Sandbox(ns.host, ns.port, api_key=api_key, rate_limits=not ns.no_rate_limits, data_dir=ns.data_dir)
+    sandbox = Sandbox(ns.host, ns.port, api_key=api_key, rate_limits=not ns.no_rate_limits, data_dir=ns.data_dir,
+                      dialin_hmac_secret=hmac_secret)
     await sandbox.start()
     print(f"sandbox: REST {sandbox.api_url}  rooms {sandbox.base_url}/ROOM", flush=True)
     stop = asyncio.Event()
@@ -132,9 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure()
     ns = parse(argv)
     try:
+        hmac_secret = dialin_hmac_secret(ns.dialin_hmac_secret_env)
+    except ValueError as exc:
+        print(f"callfleet sandbox: {exc}", flush=True)
+        return 2
+    try:
         import uvloop
 
-        uvloop.run(serve(ns))
+        uvloop.run(serve(ns, hmac_secret))
     except OSError as exc:
         print(f"callfleet sandbox: cannot listen on {ns.host}:{ns.port}: {exc}", flush=True)
         return 1

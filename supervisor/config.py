@@ -109,8 +109,10 @@ class ProvidersSection(_Section):
 class DialinSection(_Section):
     """Daily's pinless dial-in webhook (POST /dialin)."""
 
-    # The env var holding Daily's pinless HMAC secret (base64). Set: /dialin needs no bearer
-    # key, and a missing, bad or stale X-Pinless-Signature is a 401.
+    # The env var holding Daily's pinless HMAC secret (base64, the `hmac` of the domain's
+    # pinless dial-in config). Set: /dialin needs no bearer key, and a missing, bad, stale or
+    # replayed X-Pinless-Signature is a 401; unset variable: start-up fails. The embedded
+    # sandbox is handed the same secret and signs its dial-in webhooks with it, as Daily does.
     hmac_secret_env: str | None = None
     max_skew_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 300  # how old a signed timestamp may be
 

@@ -35,6 +35,7 @@ from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
 from supervisor.environment import OperatorEnvironment, take_over
 from supervisor.http import node_auth
+from supervisor.http.dialin_signature import secret_from
 from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
@@ -94,8 +95,10 @@ class Daemon:
             return
         try:
             if cfg.sandbox.start:
+                # It signs its dial-in webhooks as Daily does, with the secret /dialin checks.
+                hmac_secret = self.environ.get(cfg.dialin.hmac_secret_env, "") if cfg.dialin.hmac_secret_env else ""
                 self.sandbox = SandboxChild(cfg.sandbox.host, cfg.sandbox.port, self.run_dir / "sandbox",
-                                            on_lost=self._sandbox_lost)
+                                            on_lost=self._sandbox_lost, dialin_hmac_secret=hmac_secret.strip())
                 await self.sandbox.start()
             else:
                 await wait_answering(cfg.sandbox.host, cfg.sandbox.port)
@@ -142,6 +145,12 @@ class Daemon:
         except ValueError as exc:
             raise StartupError(str(exc)) from None
 
+    def _check_dialin_secret(self) -> None:
+        try:
+            secret_from(self.config.dialin, self.environ)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+
     def _daily_api_key(self) -> str:
         """The account's key. Bots never hold it: they get a per-session key for the
         supervisor's Daily proxy instead."""
@@ -155,6 +164,7 @@ class Daemon:
 
         self.loop_probe.start()  # from the first await: start-up stalls count as well
         self._check_http_key()
+        self._check_dialin_secret()
         self._check_node_secret()
         self._prepare_run_dir()
         # Importing the pipecat bots takes a fresh process a second or so: beside the sandbox's start.

@@ -5,6 +5,12 @@ It is started before the daemon takes work and waited for until it answers. If i
 the daemon knows at once (the child's pidfd becomes readable on the loop): it says so in
 health, logs and counts the restart, tells the daemon the rooms the sandbox held are gone,
 and starts it again with back-off until it answers.
+
+With ``[dialin] hmac_secret_env`` set, the child signs its dial-in webhooks as Daily does
+with that secret (Daily's domain-level pinless ``hmac``). The supervisor's own environment
+no longer holds the operator's variables, so the secret is handed over explicitly: in the
+child's environment under ``HMAC_SECRET_ENV``, named by ``--dialin-hmac-secret-env``, never
+on its command line (which ``ps`` shows).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ log = structlog.get_logger("supervisor.sandbox")
 
 START_TIMEOUT_S = 20.0
 RESTART_BACKOFF = Backoff(base_s=0.25, max_s=10.0)
+HMAC_SECRET_ENV = "CALLFLEET_SANDBOX_DIALIN_HMAC_SECRET"
 
 
 class SandboxStartError(Exception):
@@ -36,8 +43,10 @@ class SandboxStartError(Exception):
 
 
 class SandboxChild:
-    def __init__(self, host: str, port: int, data_dir: Path, on_lost: Callable[[], None]) -> None:
+    def __init__(self, host: str, port: int, data_dir: Path, on_lost: Callable[[], None], *,
+                 dialin_hmac_secret: str = "") -> None:
         self.host, self.port, self.data_dir = host, port, data_dir
+        self._dialin_hmac_secret = dialin_hmac_secret  # base64, as Daily's pinless `hmac`; "" signs nothing
         self.on_lost = on_lost
         self.proc: subprocess.Popen[bytes] | None = None
         self.up = False
@@ -58,10 +67,14 @@ class SandboxChild:
         self._watch = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _launch(self) -> None:
+        argv = [sys.executable, "-m", "callfleet.cli", "sandbox", "--host", self.host, "--port", str(self.port),
+                "--data-dir", str(self.data_dir)]
+        env = None  # inherit the supervisor's own (allowlisted) environment
+        if self._dialin_hmac_secret:
+            argv += ["--dialin-hmac-secret-env", HMAC_SECRET_ENV]
+            env = {**os.environ, HMAC_SECRET_ENV: self._dialin_hmac_secret}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callfleet.cli", "sandbox", "--host", self.host, "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
-            stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            argv, env=env, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent,
             start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
         )
         self._exited.clear()

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from supervisor.http import middlewares, node_auth, views
+from supervisor.http import dialin_signature, middlewares, node_auth, views
 from supervisor.http.keys import DAEMON
 
 MAX_BODY = 1024 * 1024
@@ -14,9 +14,10 @@ MAX_BODY = 1024 * 1024
 
 def make_app(daemon: Any) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY,
-                          # A request another node forwarded proves it before anything else runs.
+                          # A request another node forwarded proves it before anything else runs; a
+                          # signed dial-in webhook, before the bearer check, which then lets it through.
                           middlewares=[middlewares.bind_request, middlewares.daily_errors, node_auth.verify_nodes,
-                                       middlewares.bearer_auth])
+                                       dialin_signature.verify_webhook(daemon, views.dialin), middlewares.bearer_auth])
     app[DAEMON] = daemon
     app[node_auth.NODE_AUTH] = node_auth.for_daemon(daemon)
     env = daemon.config.supervisor.api_key_env
