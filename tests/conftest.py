@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,22 @@ from protocol.messages import Ping, Welcome
 from protocol.transport import Channel, Received, bind_router
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def drop_dir() -> Iterator[Path]:
+    """A folder hosted bots may write to but not list. Bots run as another user (the tests
+    run as root, so the supervisor isolates its workers), who cannot reach pytest's own
+    temporary folders: a test bot reports to a file in here."""
+    path = Path(tempfile.mkdtemp(prefix="callfleet-bots-"))
+    os.chmod(path, 0o733)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def dropped(drop_dir: Path, name: str) -> Path:
+    """A fresh path in ``drop_dir`` for a bot to write ``name`` to."""
+    return drop_dir / f"{uuid.uuid4().hex[:8]}-{name}"
 
 
 class FakeSupervisor:

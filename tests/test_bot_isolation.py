@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from supervisor import isolation
 from supervisor.config import ConfigError
 from supervisor.environment import OperatorEnvironment, allowed, bot_env, check_secrets, take_over
 from supervisor.profiles import parse as parse_profiles
-from tests.conftest import REPO
+from tests.conftest import REPO, dropped
 from tests.supervisor_harness import SupervisorProcess
 
 pipecat = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
@@ -146,15 +145,6 @@ def test_a_folder_the_workers_user_cannot_reach_is_named() -> None:
 # -- end to end ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def drop_box() -> Iterator[Path]:
-    """A folder the workers' user may write its report to, but not list."""
-    path = Path(tempfile.mkdtemp(prefix="callfleet-snoop-"))
-    os.chmod(path, 0o733)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _start(tmp: Path, **kwargs: Any) -> SupervisorProcess:
     profiles = tmp / "profiles.toml"
     profiles.write_text(PROFILES)
@@ -165,8 +155,8 @@ def _start(tmp: Path, **kwargs: Any) -> SupervisorProcess:
     return sup
 
 
-async def _snoop(sup: SupervisorProcess, drop_box: Path, profile: str, **body: Any) -> dict[str, Any]:
-    report = drop_box / f"{profile}-{time.monotonic_ns()}.json"
+async def _snoop(sup: SupervisorProcess, drop_dir: Path, profile: str, **body: Any) -> dict[str, Any]:
+    report = dropped(drop_dir, f"{profile}.json")
     auth = {"Authorization": f"Bearer {OPERATOR['CALLFLEET_TEST_BEARER']}"}
     status, started, _ = await sup.http("POST", "/start", headers=auth, json={"profile": profile, "body": {
         "report": str(report), "run_dir": str(sup.run_dir), "http": sup.url, "supervisor_pid": sup.proc.pid,
@@ -193,12 +183,12 @@ def _assert_found_nothing_of_the_operators(report: dict[str, Any], supervisor_pi
 
 
 @pipecat
-async def test_a_hosted_bot_of_another_user_reaches_nothing_of_the_operators(tmp_path: Path, drop_box: Path) -> None:
+async def test_a_hosted_bot_of_another_user_reaches_nothing_of_the_operators(tmp_path: Path, drop_dir: Path) -> None:
     sup = _start(tmp_path)
     try:
         # Another session's bot, alive and holding its own secret set while the snoop looks.
-        await _snoop(sup, drop_box, "other", linger_s=20)
-        report = await _snoop(sup, drop_box, "snoop")
+        await _snoop(sup, drop_dir, "other", linger_s=20)
+        report = await _snoop(sup, drop_dir, "snoop")
         worker_user = default_worker_user()
         assert worker_user is not None and report["uid"] == worker_user.uid != 0
         _assert_found_nothing_of_the_operators(report, sup.proc.pid)
@@ -221,13 +211,13 @@ def pid_user(pid: int) -> int | None:
 
 
 @pipecat
-async def test_without_privileges_workers_get_a_clean_environment_and_one_warning_line(drop_box: Path) -> None:
+async def test_without_privileges_workers_get_a_clean_environment_and_one_warning_line(drop_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="callfleet-unprivileged-"))
     os.chown(tmp, NOBODY.pw_uid, NOBODY.pw_gid)
     try:
         sup = _start(tmp, user=NOBODY.pw_uid)
         try:
-            report = await _snoop(sup, drop_box, "snoop")
+            report = await _snoop(sup, drop_dir, "snoop")
             assert report["uid"] == NOBODY.pw_uid
             _assert_found_nothing_of_the_operators(report, sup.proc.pid)
             warnings = [line for line in sup.log_path.read_text().splitlines()
@@ -327,7 +317,7 @@ def test_forkserver_and_workers_are_undumpable_and_of_the_workers_user(tmp_path:
 
 
 async def test_the_images_way_a_supervisor_of_its_own_user_keeps_three_capabilities_and_runs_workers_as_a_third(
-        drop_box: Path) -> None:
+        drop_dir: Path) -> None:
     """deploy/entrypoint.py started as root with CALLFLEET_SUPERVISOR_USER (as the image
     does): the supervisor runs as that user with CAP_SETUID, CAP_SETGID and CAP_KILL only,
     its workers as ``worker_user``, and a session works."""
@@ -337,14 +327,13 @@ async def test_the_images_way_a_supervisor_of_its_own_user_keeps_three_capabilit
     sup = SupervisorProcess(tmp, None, pool={"worker_user": "daemon"})
     env = {**os.environ, "CALLFLEET_SUPERVISOR_USER": "nobody", "CALLFLEET_RENDERED_CONFIG": str(tmp / "rendered.toml"),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.Popen([sys.executable, str(REPO / "deploy" / "entrypoint.py"), str(sup.config_path)], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(sup.log_path, "a"))
+    proc = _entrypoint(sup, env)
     try:
         deadline = time.monotonic() + 60
         while (await _status(sup)) is None:
             assert proc.poll() is None and time.monotonic() < deadline, sup.log_path.read_text()[-3000:]
             await asyncio.sleep(0.2)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
+        status = _proc_status(proc.pid)
         assert f"Uid:\t{NOBODY.pw_uid}\t" in status
         assert "CapEff:\t00000000000000e0" in status  # kill, setgid, setuid: nothing else
         assert (tmp / "rendered.toml").stat().st_mode & 0o777 == 0o600
@@ -368,3 +357,13 @@ async def _status(sup: SupervisorProcess) -> Any:
     except OSError:
         return None
     return body if code == 200 else None
+
+
+def _entrypoint(sup: SupervisorProcess, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(sup.log_path, "a") as log:
+        return subprocess.Popen([sys.executable, str(REPO / "deploy" / "entrypoint.py"), str(sup.config_path)],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _proc_status(pid: int) -> str:
+    return Path(f"/proc/{pid}/status").read_text()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DailyRest, SandboxProcess
+from tests.conftest import DailyRest, SandboxProcess, dropped
 from tests.fakes.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 
@@ -86,19 +86,20 @@ bot = "examples/pipecat_dialin.py:bot"
 [profiles.plain]
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot_plain"
+secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 
 [dialin]
 profile = "{dialin_profile}"
 """
 
 
-async def dialin_fleet(tmp_path: Path, sandbox: SandboxProcess, rest: DailyRest, dialin_profile: str
-                       ) -> AsyncIterator[Dialin]:
+async def dialin_fleet(tmp_path: Path, sandbox: SandboxProcess, rest: DailyRest, dialin_profile: str,
+                       drop_dir: Path) -> AsyncIterator[Dialin]:
     witness = RestWitness(sandbox.base_url)
     await witness.start()
     path = tmp_path / "profiles.toml"
     path.write_text(profiles(dialin_profile))
-    record = tmp_path / "bots.jsonl"
+    record = dropped(drop_dir, "bots.jsonl")
     sup = SupervisorProcess(tmp_path, sandbox.port, supervisor={"profiles": str(path)},
                             daily={"api_url": witness.api_url})
     try:
@@ -112,16 +113,18 @@ async def dialin_fleet(tmp_path: Path, sandbox: SandboxProcess, rest: DailyRest,
 
 
 @pytest.fixture
-async def bot_dials(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest) -> AsyncIterator[Dialin]:
+async def bot_dials(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest,
+                    drop_dir: Path) -> AsyncIterator[Dialin]:
     """``[dialin] profile`` is ``examples/pipecat_dialin.py``, a bot that forwards the call itself."""
-    async for fleet in dialin_fleet(tmp_path, sandbox_proc, sandbox_rest, "pipecat_dialin"):
+    async for fleet in dialin_fleet(tmp_path, sandbox_proc, sandbox_rest, "pipecat_dialin", drop_dir):
         yield fleet
 
 
 @pytest.fixture
-async def supervisor_dials(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest) -> AsyncIterator[Dialin]:
+async def supervisor_dials(tmp_path: Path, sandbox_proc: SandboxProcess, sandbox_rest: DailyRest,
+                           drop_dir: Path) -> AsyncIterator[Dialin]:
     """``[dialin] profile`` is a Pipecat bot without ``dialin_settings``."""
-    async for fleet in dialin_fleet(tmp_path, sandbox_proc, sandbox_rest, "plain"):
+    async for fleet in dialin_fleet(tmp_path, sandbox_proc, sandbox_rest, "plain", drop_dir):
         yield fleet
 
 

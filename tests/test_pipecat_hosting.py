@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from sandbox.caller import Caller, CallerOptions
-from tests.conftest import REPO, SandboxProcess
+from tests.conftest import REPO, SandboxProcess, dropped
 from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
 
@@ -44,22 +44,27 @@ bot = "examples/pipecat_echo.py:bot"
 [profiles.recording]
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot"
+secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 
 [profiles.raises]
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot_raises"
+secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 
 [profiles.raises_at_once]
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot_raises_at_once"
+secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 
 [profiles.ends_then_returns]
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot_ends_then_returns"
+secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 
 [profiles.ends_then_raises]
 kind = "pipecat"
 bot = "tests/bots/recording.py:bot_ends_then_raises"
+secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 """
 
 class Fleet:
@@ -96,16 +101,16 @@ def start_supervisor(tmp: Path, sandbox: SandboxProcess | None, record: Path, **
     overrides.setdefault("supervisor", {})["profiles"] = str(profiles)
     sup = SupervisorProcess(tmp, sandbox.port if sandbox else None, **overrides)
     with pytest.MonkeyPatch.context() as env:
-        env.setenv(RECORD_ENV, str(record))  # inherited by the forkserver and its workers
+        env.setenv(RECORD_ENV, str(record))  # the recording profiles' secret set: their bots get it
         sup.start(timeout=60)
     return sup
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(tmp_path_factory: pytest.TempPathFactory, drop_dir: Path) -> Iterator[Fleet]:
     tmp = tmp_path_factory.mktemp("pipecat-fleet")
     sandbox = SandboxProcess("--no-rate-limits")
-    record = tmp / "bots.jsonl"
+    record = dropped(drop_dir, "bots.jsonl")
     try:
         sup = start_supervisor(tmp, sandbox, record, pool={"min_idle": 2, "max_workers": 6},
                                sessions={"failover": True, "idle_timeout_s": IDLE_TIMEOUT_S})
@@ -285,9 +290,10 @@ async def test_the_daily_proxy_serves_a_bot_its_own_room_and_refuses_another(fle
     assert status == 401 and body["error"] == "authentication-error", (status, body)
 
 
-async def test_a_workers_environment_never_holds_the_account_key(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
+async def test_a_workers_environment_never_holds_the_account_key(tmp_path: Path, sandbox_proc: SandboxProcess,
+                                                                  drop_dir: Path) -> None:
     secret = "some-account-secret-4f1c9e"
-    record = tmp_path / "bots.jsonl"
+    record = dropped(drop_dir, "bots.jsonl")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CALLFLEET_TEST_ACCOUNT_KEY", secret)
         sup = start_supervisor(tmp_path, sandbox_proc, record, daily={"api_key_env": "CALLFLEET_TEST_ACCOUNT_KEY"})
@@ -315,8 +321,9 @@ async def test_a_workers_environment_never_holds_the_account_key(tmp_path: Path,
 # -- drain, import failures, logs --------------------------------------------------------------------
 
 
-async def test_drain_cancels_a_live_bot_and_ends_its_session_drained(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
-    record = tmp_path / "bots.jsonl"
+async def test_drain_cancels_a_live_bot_and_ends_its_session_drained(tmp_path: Path, sandbox_proc: SandboxProcess,
+                                                                      drop_dir: Path) -> None:
+    record = dropped(drop_dir, "bots.jsonl")
     sup = start_supervisor(tmp_path, sandbox_proc, record, supervisor={"drain_timeout_s": 1})
     fleet = Fleet(sup, sandbox_proc, record)
     try:
@@ -343,7 +350,8 @@ def test_a_bot_module_that_does_not_import_stops_start_up_with_exit_2_naming_the
     profiles.write_text(PROFILES + '\n[profiles.broken]\nkind = "pipecat"\nbot = "tests/bots/broken_import.py:bot"\n')
     sup = SupervisorProcess(tmp_path, None, supervisor={"profiles": str(profiles)})
     result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(sup.config_path)],
-                            cwd=REPO, capture_output=True, text=True, timeout=90)
+                            cwd=REPO, capture_output=True, text=True, timeout=90,
+                            env={**os.environ, RECORD_ENV: str(tmp_path / "unused.jsonl")})
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert "profiles.broken.bot" in result.stderr and "NoSuchTransport" in result.stderr, result.stderr[-2000:]
     assert "HTTP API" not in result.stdout

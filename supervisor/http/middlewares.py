@@ -21,7 +21,7 @@ API_KEY = web.AppKey("api_key", str)
 OPEN_HANDLERS = web.AppKey("open_handlers", set)
 # Set on a request by an earlier check that authenticated it another way (a signed dial-in
 # webhook, a node of the same cluster): the bearer key is then not asked for.
-AUTHENTICATED = "callfleet_authenticated"
+AUTHENTICATED = web.RequestKey("authenticated", bool)
 
 
 @web.middleware

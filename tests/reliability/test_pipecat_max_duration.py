@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SandboxProcess
+from tests.conftest import SandboxProcess, dropped
 from tests.test_pipecat_hosting import Fleet, caller_in, start_supervisor
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
 
 
-async def test_max_duration_cancels_the_bot_mid_call(tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
-    record = tmp_path / "bots.jsonl"
+async def test_max_duration_cancels_the_bot_mid_call(tmp_path: Path, sandbox_proc: SandboxProcess,
+                                                    drop_dir: Path) -> None:
+    record = dropped(drop_dir, "bots.jsonl")
     sup = start_supervisor(tmp_path, sandbox_proc, record, sessions={"idle_timeout_s": 600})
     fleet = Fleet(sup, sandbox_proc, record)
     try:
