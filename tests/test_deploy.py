@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -40,7 +41,8 @@ MANIFESTS = [*sorted(K8S.glob("*.yaml")), K8S / "secret.yaml.example"]
 # The oldest release the manifests target (preStop `sleep` is on by default from 1.30;
 # 1.31 is the oldest still patched when this was written) and the newest the package ships.
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
-POD = {"POD_NAME": "callfleet-7d4b9c6f8-x2x9z", "POD_IP": "10.244.1.17"}
+# What the entry point renders the template with: the downward API's and the Secret's.
+POD = {"POD_NAME": "callfleet-7d4b9c6f8-x2x9z", "POD_IP": "10.244.1.17", "REDIS_PASSWORD": "9f86d081884c7d65"}
 # Measured (README "Performance", docs/deploying.md): per-process PSS the pod is sized from.
 SUPERVISOR_MIB = 60
 WORKER_MIB = 30  # a hosted Pipecat bot; echo workers are 10-15
@@ -115,7 +117,7 @@ def test_the_folder_holds_the_resources_spec_10_names() -> None:
     assert {("Deployment", "callfleet"), ("Service", "callfleet"), ("ConfigMap", "callfleet-config"),
             ("Secret", "callfleet-keys"), ("PodDisruptionBudget", "callfleet"),
             ("HorizontalPodAutoscaler", "callfleet"), ("Deployment", "callfleet-redis"),
-            ("Service", "callfleet-redis")} <= kinds
+            ("Service", "callfleet-redis"), ("NetworkPolicy", "callfleet"), ("NetworkPolicy", "callfleet-redis")} <= kinds
 
 
 # -- the config the ConfigMap carries --------------------------------------------------------
@@ -131,11 +133,81 @@ def test_configmap_toml_is_a_valid_cloud_cluster_config_once_rendered() -> None:
     assert (REPO / config.supervisor.profiles).is_file()  # the image's /app mirrors the repo's paths
 
 
-def test_configmap_redis_url_names_the_redis_service() -> None:
+def test_configmap_redis_url_names_the_redis_service_with_the_secrets_password() -> None:
     config = rendered_config()
     service = resource("Service", "callfleet-redis")
     (port,) = service["spec"]["ports"]
-    assert config.cluster.redis_url == f"redis://{service['metadata']['name']}:{port['port']}/0"
+    assert config.cluster.redis_url is not None
+    url = urlsplit(config.cluster.redis_url)
+    assert (url.scheme, url.hostname, url.port, url.path) == ("redis", service["metadata"]["name"], port["port"], "/0")
+    assert url.password == POD["REDIS_PASSWORD"]
+
+
+def secret_ref(container: dict[str, Any], name: str) -> str:
+    """The key of the Secret callfleet-keys that env var ``name`` of ``container`` comes from."""
+    (var,) = [e for e in container.get("env", []) if e["name"] == name]
+    assert "value" not in var, f"{name} is a literal"
+    ref = var["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == resource("Secret", "callfleet-keys")["metadata"]["name"]
+    return str(ref["key"])
+
+
+def test_redis_asks_for_the_password_the_supervisors_put_in_redis_url() -> None:
+    (redis,) = resource("Deployment", "callfleet-redis")["spec"]["template"]["spec"]["containers"]
+    args = redis["args"]
+    assert args[0] == "redis-server" and args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    key = secret_ref(redis, "REDIS_PASSWORD")
+    assert secret_ref(supervisor_container(), "REDIS_PASSWORD") == key  # what the template's ${REDIS_PASSWORD} gets
+    assert "${REDIS_PASSWORD}" in config_template()
+    assert resource("Secret", "callfleet-keys")["stringData"][key].startswith("REPLACE-")
+
+
+def test_every_node_gets_the_node_secret_from_the_secret() -> None:
+    name = rendered_config().cluster.node_secret_env
+    assert name is not None
+    key = secret_ref(supervisor_container(), name)
+    assert resource("Secret", "callfleet-keys")["stringData"][key].startswith("REPLACE-")
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels only, as the manifests use) selects ``labels``."""
+    assert set(selector) <= {"matchLabels"}, selector
+    return bool(selector.get("matchLabels", {}).items() <= labels.items())
+
+
+def pod_labels(deployment: str) -> dict[str, str]:
+    return dict(resource("Deployment", deployment)["spec"]["template"]["metadata"]["labels"])
+
+
+def test_only_supervisor_pods_reach_redis() -> None:
+    policy = resource("NetworkPolicy", "callfleet-redis")["spec"]
+    assert selects(policy["podSelector"], pod_labels("callfleet-redis"))
+    assert "Ingress" in policy["policyTypes"]
+    (rule,) = policy["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}  # this namespace's pods, no ipBlock, no other namespace
+    assert selects(peer["podSelector"], pod_labels("callfleet"))
+    assert not selects(peer["podSelector"], pod_labels("callfleet-redis"))
+    (redis,) = resource("Deployment", "callfleet-redis")["spec"]["template"]["spec"]["containers"]
+    assert [p["port"] for p in rule["ports"]] == [port["name"] for port in redis["ports"]]
+    assert policy["egress"] == [] and "Egress" in policy["policyTypes"]  # and Redis connects nowhere
+
+
+def test_supervisors_http_port_is_open_to_each_other_and_to_labelled_clients_only() -> None:
+    policy = resource("NetworkPolicy", "callfleet")["spec"]
+    supervisor = pod_labels("callfleet")
+    assert selects(policy["podSelector"], supervisor) and "Ingress" in policy["policyTypes"]
+    (rule,) = policy["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["http"]
+    peers = rule["from"]
+    assert {"podSelector": policy["podSelector"]} in peers  # node to node, in this namespace
+    for peer in peers:
+        assert "ipBlock" not in peer
+        # Every peer names a label: none lets in every pod of a namespace or of the cluster.
+        chosen = [sel for sel in (peer.get("podSelector"), peer.get("namespaceSelector")) if sel]
+        assert chosen, peer
+    egress = [block for rule in policy["egress"] for peer in rule["to"] for block in [peer.get("ipBlock")] if block]
+    assert all("169.254.169.254/32" in b.get("except", []) for b in egress if b["cidr"] == "0.0.0.0/0")
 
 
 def test_configmap_run_dir_is_below_a_writable_mount() -> None:
@@ -152,7 +224,7 @@ def test_configmap_run_dir_is_below_a_writable_mount() -> None:
 def test_entrypoint_refuses_a_template_whose_variable_is_unset() -> None:
     ep = entrypoint()
     with pytest.raises(ep.TemplateError, match=r"POD_IP"):
-        ep.render(config_template(), {"POD_NAME": POD["POD_NAME"]})
+        ep.render(config_template(), {k: v for k, v in POD.items() if k != "POD_IP"})
 
 
 def test_entrypoint_leaves_a_bare_dollar_alone() -> None:
