@@ -12,7 +12,8 @@ Given ``accept_key``, a request whose ``Authorization`` carries another key is a
 
 Every request is recorded (its messages or its input text, and when it arrived on this
 machine's monotonic clock, which other processes share), so a test can check what the
-bot sent and when.
+bot sent and when; and every request's path and ``Authorization`` header, whatever it asked
+for, so a test can check which key reached this server, if any.
 """
 
 from __future__ import annotations
@@ -75,17 +76,19 @@ class FakeOpenAI:
         self.chats: list[ChatRequest] = []
         self.speeches: list[SpeechRequest] = []
         self.replies: list[str] = []
+        self.seen: list[tuple[str, str]] = []  # (path, Authorization) of every request, in order
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
-    async def start(self) -> str:
-        """Listen on a free loopback port; returns the base URL (``http://127.0.0.1:P/v1``)."""
+    async def start(self, port: int = 0) -> str:
+        """Listen on loopback (``port``, else a free one); returns the base URL (``http://127.0.0.1:P/v1``)."""
         app = web.Application(middlewares=[self._authorize])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_route("*", "/{tail:.*}", self._elsewhere)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{port}/v1"
@@ -106,7 +109,15 @@ class FakeOpenAI:
                        "https://platform.openai.com/account/api-keys.",
             "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, status=401)
 
+    def _note(self, request: web.Request) -> None:
+        self.seen.append((request.path, request.headers.get("Authorization", "")))
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self._note(request)
+        return web.json_response({"error": {"message": f"Unknown path {request.path}"}}, status=404)
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self._note(request)
         at = time.monotonic()
         body = await request.json()
         messages = list(body.get("messages") or [])
@@ -135,6 +146,7 @@ class FakeOpenAI:
         await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     async def _speech(self, request: web.Request) -> web.Response:
+        self._note(request)
         at = time.monotonic()
         body = await request.json()
         text = str(body.get("input", ""))
