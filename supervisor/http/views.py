@@ -190,7 +190,7 @@ async def pipecat_start(request: web.Request) -> web.Response:
     profile = _profile(daemon, body.profile)
     token_props = dict(body.dailyMeetingTokenProperties)
     token_props.pop("room_name", None)  # the token is for the session's room
-    runner, keys = body.body, {}
+    runner, keys = body.body, dict[str, str]()
     if runs_pipeline(profile.kind, profile.config):
         runner, keys = _pipeline_start_body(daemon, profile, body.body)
     start = StartRequest(profile=profile.name, kind=profile.kind, bot_config=dict(profile.config),
