@@ -364,11 +364,12 @@ async def hang_up(sup: SupervisorProcess, bot: dict[str, Any], caller: Caller) -
 async def test_end_to_end_a_foreign_url_without_a_key_is_refused_and_that_url_hears_nothing(
         sup: SupervisorProcess, foreign: FakeOpenAI) -> None:
     before = await sup.http("GET", "/sessions")
-    for body, option in [
+    refused: list[tuple[dict[str, Any], str]] = [
         ({"config": llm_config(base_url=foreign.base_url)}, "config[0].options[0]"),
         ({"service_options": {"openai": {"base_url": foreign.base_url}}}, "service_options.openai.base_url"),
         ({"service_options": {"openai_tts": {"base_url": foreign.base_url}}}, "service_options.openai_tts.base_url"),
-    ]:
+    ]
+    for body, option in refused:
         status, reply, _ = await sup.http("POST", "/bots/start", json={
             "bot_profile": "voice_2024_10", "services": OPENAI_VOICE, **body})
         assert status == 422 and reply["info"].startswith(f"{option}: a request-chosen URL"), reply

@@ -115,8 +115,9 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
         for name in options:
             if name not in known:
                 raise ServiceError(f"service_options.{provider}.{name}: unknown option for {provider}")
-        entry = provider_table.PROVIDERS.get(provider)
-        if entry is not None and entry.key_in_file and "api_key" in options and not _json_object(options["api_key"]):
+        table_entry = provider_table.PROVIDERS.get(provider)
+        if table_entry is not None and table_entry.key_in_file and "api_key" in options \
+                and not _json_object(options["api_key"]):
             # A request's key is the credentials document itself, never a path (a file of its
             # choosing, whose error would quote it); every profile kind, before anything else.
             raise ServiceError(f"service_options.{provider}.api_key: expected the service account's JSON key")
