@@ -24,7 +24,16 @@ from yarl import URL
 
 from supervisor.cluster.link import redacted
 from supervisor.http.node_auth import FORWARDED, PROOF, NodeAuth, ProofError
-from tests.cluster.conftest import NODE_SECRET, NODE_SECRET_ENV, Node, NodeFactory, RedisServer, make_tls, wait_until
+from tests.cluster.conftest import (
+    NODE_SECRET,
+    NODE_SECRET_ENV,
+    Node,
+    NodeFactory,
+    NodesFactory,
+    RedisServer,
+    make_tls,
+    wait_until,
+)
 from tests.cluster.test_cluster_http import placeable
 from tests.conftest import REPO, SandboxProcess, free_port
 from tests.fakes.rest_witness import RestWitness
@@ -64,10 +73,10 @@ def test_a_proof_holds_for_its_own_request_once_and_for_nothing_else() -> None:
         with pytest.raises(ProofError):
             NodeAuth(NODE_SECRET.encode()).verify(method, path, sent, body, receiver)
             pytest.fail(f"accepted with {what}")
-    receiver = NodeAuth(NODE_SECRET.encode())
-    receiver.verify("DELETE", "/sessions/s1?x=1", headers, b"", "n1")
+    n1 = NodeAuth(NODE_SECRET.encode())
+    n1.verify("DELETE", "/sessions/s1?x=1", headers, b"", "n1")
     with pytest.raises(ProofError, match="already used"):
-        receiver.verify("DELETE", "/sessions/s1?x=1", headers, b"", "n1")
+        n1.verify("DELETE", "/sessions/s1?x=1", headers, b"", "n1")
 
 
 def test_a_proof_made_with_another_secret_or_too_long_ago_is_refused() -> None:
@@ -174,7 +183,7 @@ async def call(node: SupervisorProcess, method: str, path: str, **kwargs: Any) -
 # -- forged node requests --------------------------------------------------------------------------
 
 
-async def test_a_forged_node_request_is_a_401_and_changes_nothing(make_nodes: NodeFactory) -> None:
+async def test_a_forged_node_request_is_a_401_and_changes_nothing(make_nodes: NodesFactory) -> None:
     n1, n2 = await make_nodes("n1", "n2")
     bot = await n1.start_bot("echo")
     sid = bot["session_id"]
@@ -212,7 +221,7 @@ async def test_a_forged_node_request_is_a_401_and_changes_nothing(make_nodes: No
 # -- what travels between nodes --------------------------------------------------------------------
 
 
-async def test_the_owner_gets_a_proof_and_never_the_clients_authorization(make_nodes: NodeFactory,
+async def test_the_owner_gets_a_proof_and_never_the_clients_authorization(make_nodes: NodesFactory,
                                                                           node_witness: NodeWitness,
                                                                           redis_client: Redis) -> None:
     n1_full = {**WITH_BEARER, "pool": {"min_idle": 1, "max_workers": 1}}
@@ -275,7 +284,7 @@ async def password_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 async def test_nodes_share_a_password_protected_redis_and_a_wrong_password_stops_start_up(
-        make_nodes: NodeFactory, password_redis: RedisServer, tmp_path: Path, sandbox_proc: SandboxProcess,
+        make_nodes: NodesFactory, password_redis: RedisServer, tmp_path: Path, sandbox_proc: SandboxProcess,
         witness: RestWitness) -> None:
     on_it = {"cluster": {"redis_url": password_redis.url}}
     n1, n2 = await make_nodes("n1", "n2", n1=on_it, n2=on_it)
