@@ -28,7 +28,7 @@ from supervisor import config as config_mod
 from supervisor import operator_secrets
 from supervisor import profiles as profiles_mod
 from supervisor.bot_check import check_bots_async
-from supervisor.cluster import Cluster
+from supervisor.cluster import Cluster, LeaseState
 from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
@@ -81,6 +81,21 @@ class Daemon:
         self.loop_probe = LoopProbe()
         self.cluster: Cluster | None = None  # set in cluster mode ([cluster] redis_url)
 
+    @property
+    def state(self) -> str:
+        """starting, running, draining or stopping; in cluster mode a running node that does
+        not hold its lease is "joining", "lapsed" or "fenced" (SPEC §11): it takes no
+        sessions and /readyz is 503."""
+        if self._state == "running" and self.cluster is not None:
+            lease = self.cluster.lease_state()
+            if lease is not LeaseState.HELD:
+                return lease.value
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+
     # -- start-up -----------------------------------------------------------------------------
 
     def _prepare_run_dir(self) -> None:
@@ -127,6 +142,13 @@ class Daemon:
             record = self.store.get(sid)
             if record is not None:
                 self.cluster.publish_session(describe_record(record))
+
+    async def _end_sessions_fenced(self, why: str) -> None:
+        """Cluster fencing: every session ends ``node_lost`` and its bot leaves the call; the
+        pooled rooms leave the pool. No room is deleted here: the cluster settles them once
+        (a survivor may be deleting them now)."""
+        self.room_pool.forget_all()
+        await self.registry.fence(f"this node was fenced: {why}", time.monotonic() + STOP_NOW_S)
 
     def _sandbox_lost(self) -> None:
         """The embedded sandbox died and took its rooms with it."""
@@ -204,6 +226,8 @@ class Daemon:
             self.cluster.capacity_probe = self.pool.capacity
         self.room_pool.start()
         self.registry = Registry(self.services)
+        if self.cluster is not None:
+            self.cluster.on_fenced(self._end_sessions_fenced, self.store.forget_room)
         self.metrics.bind(self)
         self.http = HttpServer(self)
         await self.http.start()

@@ -81,19 +81,27 @@ class Registry:
         history = [describe_record(r, node_id=self.node_id) for r in self.s.store.recent(limit, state) if r.id not in seen]
         return (live + history)[:limit] if limit else live + history
 
-    async def stop_all(self, reason: EndReason, deadline: float) -> None:
+    async def stop_all(self, reason: EndReason, deadline: float, detail: str | None = None) -> None:
         """Stop every session, each cleaning up by ``deadline`` (monotonic): a room it cannot
         delete by then stays in the ledger for the next start. An actor still running a
         little after the deadline is cancelled; it writes its record on the way out."""
         sessions = list(self.live.values())
         for session in sessions:
-            session.stop(reason, cleanup_by=deadline)
+            session.stop(reason, detail, cleanup_by=deadline)
         await _wait_finished(sessions, deadline + STOP_GRACE_S)
         stuck = list(self.live.values())
         for session in stuck:
             if session.task is not None:
                 session.task.cancel()
         await _wait_finished(stuck, time.monotonic() + STOP_GRACE_S)
+
+    async def fence(self, detail: str, deadline: float) -> None:
+        """Cluster fencing (SPEC §11): every session ends ``node_lost`` and its bot leaves,
+        but deletes no room: the rooms stay in the ledger for the cluster to settle once,
+        since a survivor that declared this node lost may be deleting them now."""
+        for session in self.live.values():
+            session.room.created = False  # no longer the session's to delete
+        await self.stop_all(EndReason.NODE_LOST, deadline, detail)
 
 
 async def _wait_finished(sessions: list[Session], deadline: float) -> None:

@@ -44,6 +44,10 @@ class FakeCluster:
     def available(self) -> bool:
         return True
 
+    @property
+    def directory_whole(self) -> bool:
+        return True
+
     async def owner_of(self, session_id: str) -> NodeInfo | None:
         self.owner_asks.append(session_id)
         return self.owners.get(session_id)

@@ -2,28 +2,32 @@
 
 ``Cluster`` is what the rest of the daemon sees: a session directory every node can read
 (``publish_session``, ``owner_of``, ``all_sessions``), placement (``set_capacity``,
-``nodes_with_capacity``), the node lease with the clean-up of lost nodes, the room ledger
-mirror and Daily's shared rate limit. Redis going away never reaches a caller: writes wait
-and are re-published when it returns, reads answer "unknown" meanwhile, and the node keeps
-serving its own sessions.
+``nodes_with_capacity``), the node lease with the clean-up of lost nodes, fencing
+(``lease_state``, ``on_fenced``), the room ledger mirror and Daily's shared rate limit.
+Redis going away never raises into a caller: writes wait and are re-published when it
+returns, and reads answer "unknown" meanwhile -- ``directory_whole`` tells a caller when
+an "unknown" is not an answer (the API says 503). The node keeps serving its own sessions for
+up to ``lease_s`` without Redis; past that it fences itself (``fence.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from supervisor.cluster.directory import NodeInfo
+from supervisor.cluster.lease import LeaseState
 from supervisor.cluster.link import Link
 from supervisor.cluster.ratelimit import SharedBuckets
 
 if TYPE_CHECKING:
     from supervisor.daily_rest import DailyREST
 
-__all__ = ["Cluster", "NodeInfo"]
+__all__ = ["Cluster", "LeaseState", "NodeInfo"]
 
 log = structlog.get_logger("supervisor.cluster")
 
@@ -34,15 +38,25 @@ class Cluster:
     def __init__(self, redis_url: str, node_id: str, advertise_url: str, lease_s: float = 10.0, *,
                  rest: DailyREST | None = None, ledger: Callable[[], Iterable[str]] = list) -> None:
         from supervisor.cluster.directory import Directory
+        from supervisor.cluster.fence import Fence
         from supervisor.cluster.lease import Lease
 
         self.node_id = node_id
         self.advertise_url = advertise_url
         self.lease_s = lease_s
         # Reconnect no slower than a third of a lease, so no node misses a whole lease after an outage.
-        self.link = Link(redis_url, timeout_s=min(2.0, lease_s / 2), backoff_max_s=min(2.0, lease_s / 3))
+        backoff_max_s = min(2.0, lease_s / 3)
+        self.link = Link(redis_url, timeout_s=min(2.0, lease_s / 2), backoff_max_s=backoff_max_s)
+        # After a reconnection the directory may lack sessions until every node has re-published
+        # (Redis may be back empty): each renews within lease_s / 3 (a renewal that finds its
+        # lease gone re-publishes) and reconnects within one back-off cap.
+        self._rebuild_s = lease_s / 3 + 2 * backoff_max_s
+        self._connections = 0
         self.directory = Directory(self.link, node_id, ledger)
         self.lease = Lease(self.link, self.directory, node_id, lease_s, lambda: self.advertise_url, rest)
+        self.fence = Fence(self.link, self.directory, self.lease, node_id, ledger, rest)
+        self.lease.on_fenced = self.fence.start
+        self.directory.on_declared_lost = lambda: self.lease.fence("a survivor marked this node's sessions node_lost")
         self.rate_limit = SharedBuckets(self.link)
         self._capacity_writes: set[asyncio.Task[None]] = set()
         self.link.on_reconnect(self._republish)
@@ -51,6 +65,29 @@ class Cluster:
     def available(self) -> bool:
         """Whether Redis answers now."""
         return self.link.available
+
+    @property
+    def directory_whole(self) -> bool:
+        """Whether a session missing from the directory is really unknown: Redis answers,
+        and it is not just back from an outage with the other nodes still re-publishing.
+        Otherwise a miss is a 503 for the API, never a 404."""
+        since = self.link.connected_since
+        if not self.link.available or since is None:
+            return False
+        return self._connections <= 1 or time.monotonic() - since >= self._rebuild_s
+
+    def lease_state(self) -> LeaseState:
+        """Whether this node holds its lease now; only then does it take work. Reading it
+        notices a lease that ran out unrenewed (a paused process sees this first) and, when
+        Redis cannot be asked whether the node was declared lost, fences the node."""
+        return self.lease.check()
+
+    def on_fenced(self, end_sessions: Callable[[str], Awaitable[None]], forget_room: Callable[[str], None]) -> None:
+        """The daemon's side of fencing: ``end_sessions(why)`` ends every local session
+        ``node_lost`` without deleting its room and returns once they are gone;
+        ``forget_room`` strikes a room from the local ledger."""
+        self.fence.end_sessions = end_sessions
+        self.fence.forget_room = forget_room
 
     @property
     def capacity_probe(self) -> Callable[[], int] | None:
@@ -72,12 +109,15 @@ class Cluster:
 
     async def stop(self) -> None:
         """Write what is pending, leave the cluster (when no room of ours is left to delete)
-        and close the connection."""
+        and close the connection. A node without its lease leaves nothing: its rooms stay in
+        its ledgers for a survivor or its next start."""
+        held = self.lease.state is LeaseState.HELD
+        await self.fence.stop()
         await self.lease.stop()
         await self.directory.stop()
         for task in list(self._capacity_writes):
             task.cancel()
-        if self.link.available:
+        if self.link.available and held:
             await self._leave()
         await self.link.stop()
 
@@ -97,8 +137,9 @@ class Cluster:
         await self.link.run(leave, None)
 
     async def _republish(self) -> None:
-        await self.lease.renew()
-        await self.directory.republish()
+        self._connections += 1
+        await self.lease.refresh()  # renews (which may fence) or joins
+        await self.directory.republish()  # the room ledger too, when a member
 
     # -- the directory ---------------------------------------------------------------------------
 

@@ -10,6 +10,13 @@ Keys (SPEC §10): ``cf:session:{sid}`` the JSON view (finished ones expire after
 ``FINISHED_TTL_S``), ``cf:sessions`` a sorted set of every session id by request time
 (newest first for ``GET /sessions``), ``cf:node:{id}:sessions`` the node's unfinished
 sessions, ``cf:node:{id}:rooms`` the node's room ledger.
+
+Fencing (SPEC §11): a view is written by one script that never lets an unfinished view
+replace a finished one, nor anything but another ``node_lost`` view replace a
+``node_lost`` mark, so a node that comes back from a pause cannot bring its sessions back
+to life; when a live session of ours is refused that way, the node has been declared lost
+and ``on_declared_lost`` says so. The room ledger is written only while the node is a
+member (holds its lease): a fenced node's rooms are settled once, by ``fence.py``.
 """
 
 from __future__ import annotations
@@ -62,6 +69,39 @@ def cleanup_key(node_id: str) -> str:
     return f"cf:cleanup:{node_id}"
 
 
+def lost_key(node_id: str) -> str:
+    """Left by the survivor that declared the node lost (until the node joins again)."""
+    return f"cf:lost:{node_id}"
+
+
+# KEYS: the session's view, the node's set of unfinished sessions. ARGV: the view (JSON),
+# "1" when it is finished, its end_reason, the finished TTL, the session id.
+# Returns 1 written, 0 refused (a finished view is final), -1 refused an unfinished view
+# over a node_lost mark (the node writing it has been declared lost).
+PUBLISH_VIEW = """
+local old = redis.call('GET', KEYS[1])
+if old then
+  local ok, prev = pcall(cjson.decode, old)
+  if ok and type(prev) == 'table' and (prev.state == 'ended' or prev.state == 'failed') then
+    local lost = prev.end_reason == 'node_lost'
+    if ARGV[2] ~= '1' or (lost and ARGV[3] ~= 'node_lost') then
+      redis.call('SREM', KEYS[2], ARGV[5])
+      if lost and ARGV[2] ~= '1' then return -1 end
+      return 0
+    end
+  end
+end
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+  redis.call('SREM', KEYS[2], ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SADD', KEYS[2], ARGV[5])
+end
+return 1
+"""
+
+
 class NodeInfo(msgspec.Struct, frozen=True):
     """A node as other nodes reach it."""
 
@@ -108,6 +148,10 @@ class Directory:
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()  # one pipeline at a time: a newer view never lands before an older one
         self._task: asyncio.Task[None] | None = None
+        # Whether this node holds its lease: only a member writes its room ledger (fence.py).
+        self.member = False
+        self.published_rooms: set[str] = set()  # ledger entries Redis has from us: what a survivor could delete
+        self.on_declared_lost: Callable[[], None] | None = None
         self.writes = 0  # pipelines sent, for tests and metrics
 
     # -- this node's writes (never block, never raise) ------------------------------------------
@@ -163,40 +207,45 @@ class Directory:
             return await self._flush()
 
     async def _flush(self) -> bool:
-        if not (self._dirty or self._rooms):
+        member = self.member
+        if not (self._dirty or (member and self._rooms)):
             return True
         views, self._dirty = self._dirty, {}
-        rooms, self._rooms = self._rooms, {}
+        # A fenced node's ledger changes wait: its rooms are settled once, when it joins again.
+        rooms, self._rooms = (self._rooms, {}) if member else ({}, self._rooms)
         indexed: list[str] = []
 
-        async def write(r: Redis) -> bool:
+        async def write(r: Redis) -> list[Any]:
             mine = node_sessions_key(self.node_id)
             async with r.pipeline(transaction=False) as p:
                 for sid, view in views.items():
                     finished = is_finished(view)
-                    p.set(session_key(sid), encode(view), ex=FINISHED_TTL_S if finished else None)
+                    # EVAL, not EVALSHA: nothing to reload when Redis comes back empty (the body is small).
+                    p.eval(PUBLISH_VIEW, 2, session_key(sid), mine, encode(view), "1" if finished else "0",
+                           view.get("end_reason") or "", FINISHED_TTL_S, sid)
                     if sid not in self._indexed:
                         p.zadd(SESSIONS, {sid: float(view.get("requested_at") or time.time())})
                         indexed.append(sid)
-                    if finished:
-                        p.srem(mine, sid)
-                    elif sid not in self._indexed:
-                        p.sadd(mine, sid)
                 added = [n for n, present in rooms.items() if present]
                 gone = [n for n, present in rooms.items() if not present]
                 if added:
                     p.sadd(node_rooms_key(self.node_id), *added)
                 if gone:
                     p.srem(node_rooms_key(self.node_id), *gone)
-                await p.execute()
-            return True
+                replies: list[Any] = await p.execute()
+            return replies
 
-        if await self.link.run(write, False):
+        replies = await self.link.run(write, None)
+        if replies is not None:
             self.writes += 1
             self._indexed.update(indexed)
+            for name, present in rooms.items():
+                (self.published_rooms.add if present else self.published_rooms.discard)(name)
             for sid in views:
                 if sid not in self._live:
                     self._indexed.discard(sid)  # finished: no further writes expected
+            if any(reply == -1 for reply in replies) and self.on_declared_lost is not None:
+                self.on_declared_lost()
             return True
         # Not written: note it again unless something newer was noted meanwhile.
         self._dirty = {**views, **self._dirty}
@@ -204,22 +253,39 @@ class Directory:
         return False
 
     async def republish(self) -> None:
-        """After a (re)connection: write every session this node holds and its whole room
-        ledger again, since Redis may have restarted empty. Raises what Redis raises (the
-        link's reconnect loop handles it)."""
+        """After a (re)connection: write every session this node holds and, while it is a
+        member, its whole room ledger again, since Redis may have restarted empty. Raises
+        what Redis raises (the link's reconnect loop handles it)."""
         self._indexed.clear()
-        await self._fail_strays()
+        if self.member:
+            await self._fail_strays()
         for sid, view in [*self._recent.items(), *self._live.items()]:
             self._dirty.setdefault(sid, view)
-        names = list(self._ledger())
-        self._rooms.clear()
-        mine = node_rooms_key(self.node_id)
-        async with self.link.client.pipeline(transaction=True) as p:
-            p.delete(mine)
-            if names:
-                p.sadd(mine, *names)
-            await p.execute()
+        if self.member:
+            names = list(self._ledger())
+            self._rooms.clear()
+            mine = node_rooms_key(self.node_id)
+            async with self.link.client.pipeline(transaction=True) as p:
+                p.delete(mine)
+                if names:
+                    p.sadd(mine, *names)
+                await p.execute()
+            self.published_rooms = set(names)
         await self.flush()
+
+    @property
+    def live_sessions(self) -> int:
+        """This node's sessions whose last view is unfinished."""
+        return len(self._live)
+
+    def fail_live(self) -> int:
+        """A fenced node's sessions still unfinished once it has ended what it could: they
+        are lost to the cluster, so they are published ``node_lost`` (never live again).
+        Returns how many."""
+        left = list(self._live.values())
+        for view in left:
+            self.publish_session(fail_node_lost(view, self.node_id))
+        return len(left)
 
     async def _fail_strays(self) -> None:
         """Sessions listed as this node's that it does not hold: left by its previous life

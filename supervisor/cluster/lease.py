@@ -1,17 +1,30 @@
 """Node leases, and cleaning up after a node whose lease lapsed.
 
-Every ``lease_s / 3`` a node renews ``cf:lease:{id}`` (``PX lease_s``) and republishes its
-node hash (advertise URL, free capacity). On the same tick it looks for other nodes whose
-lease is gone -- but only once it has itself been connected to Redis for ``lease_s``, so
-after an outage every node has re-published before anyone judges. The one survivor that
-takes ``cf:cleanup:{id}`` (SET NX) marks the lost node's unfinished sessions failed
-(``node_lost``), deletes its rooms through its own Daily client (each struck from the
-node's ledger only once Daily confirms; 404 counts as deleted) and forgets the node.
+A node joins with a fresh random token in ``cf:lease:{id}`` (``PX lease_s``) and renews it
+every ``lease_s / 3`` with its node hash (advertise URL, free capacity), each by one
+script. A renewal finds the lease its own (the token matches), gone unseen (Redis came back
+empty: taken again), declared lost (a survivor's ``cf:cleanup:{id}`` or ``cf:lost:{id}``
+is there) or taken by another process under the same id; the last two fence the node.
+Once ``lease_s`` has passed since the last renewal Redis confirmed (timed from when it was
+sent), a survivor may be declaring the node lost: the lease has lapsed and the node takes
+no work until the next renewal says whether anyone did; without Redis to ask, it fences
+itself (SPEC §11: never two bots of one session). A fenced node ends its sessions and
+settles its rooms (``fence.py``) before it joins again.
+
+On the same tick a member looks for other nodes whose lease is gone -- but only once it
+has itself been connected to Redis for ``lease_s``, so after an outage every node has
+re-published before anyone judges. The one survivor that takes ``cf:cleanup:{id}`` (with
+the lease still gone, in one script that also leaves ``cf:lost:{id}``) marks the lost
+node's unfinished sessions failed (``node_lost``), deletes its rooms through its own Daily
+client (each struck from the node's ledger only once Daily confirms; 404 counts as
+deleted) and forgets the node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import secrets
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,12 +43,13 @@ from supervisor.cluster.directory import (
     fail_node_lost,
     is_finished,
     lease_key,
+    lost_key,
     node_key,
     node_rooms_key,
     node_sessions_key,
     session_key,
 )
-from supervisor.cluster.link import Link
+from supervisor.cluster.link import UNAVAILABLE, Link
 
 if TYPE_CHECKING:
     from supervisor.daily_rest import DailyREST
@@ -43,6 +57,58 @@ if TYPE_CHECKING:
 log = structlog.get_logger("supervisor.cluster")
 
 CLEANUP_LOCK_S = 120.0  # a cleaner that dies mid-way lets another survivor take over after this
+LOST_MARK_S = 24 * 3600  # how long cf:lost:{id} tells a node that comes back that it was declared lost
+
+# KEYS: lease, cleanup lock, lost mark, node hash, cf:nodes. ARGV: token, lease ms, advertise
+# URL, capacity, node id. 1: renewed; 2: taken again, it was gone with nobody declaring the
+# node lost (Redis came back empty); 0: it lapsed and the node was declared lost; -1:
+# another token (another process under this node_id) holds it.
+RENEW = """
+local held = 1
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if cur ~= ARGV[1] then return -1 end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  held = 2
+end
+redis.call('HSET', KEYS[4], 'advertise_url', ARGV[3], 'capacity', ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[5])
+return held
+"""
+
+# KEYS as RENEW. ARGV: a fresh token, lease ms, advertise URL, capacity, node id. 1: joined
+# (the lost mark and our own settling lock cleared); 0: a survivor is cleaning up after us.
+JOIN = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[5] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[4], 'advertise_url', ARGV[3], 'capacity', ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[5])
+return 1
+"""
+
+# A survivor takes the clean-up of a node. KEYS: lease, cleanup lock, lost mark. ARGV: the
+# survivor's id, lock ms, lost mark seconds. 1 when taken (and the node is marked lost).
+TAKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
+
+class LeaseState(enum.Enum):
+    JOINING = "joining"  # no lease yet: joins when Redis answers and nobody is cleaning up after it
+    HELD = "held"
+    LAPSED = "lapsed"  # its time ran out unrenewed (a pause, a stall): asking Redis whether it was declared lost
+    FENCED = "fenced"  # lost it: ending its sessions and settling its rooms (fence.py)
+
+
+HOLDING = (LeaseState.HELD, LeaseState.LAPSED)  # a lease to renew, or to be fenced out of
 
 
 class Lease:
@@ -58,6 +124,13 @@ class Lease:
         self.rest = rest
         self.capacity = 0
         self.capacity_probe: Callable[[], int] | None = None  # read before every renewal
+        self.state = LeaseState.JOINING
+        self.token: str | None = None  # this registration's fencing token: "my lease" is the one holding it
+        self.last_token: str | None = None  # the token of the lease this node was fenced out of
+        self.valid_until = 0.0  # monotonic: lease_s after the last renewal sent that Redis confirmed
+        self.on_fenced: Callable[[str], None] | None = None
+        self._writing = asyncio.Lock()  # one join or renewal at a time: two would race their tokens
+        self._said_waiting = False  # "waiting to join" is logged once per wait
         self._task: asyncio.Task[None] | None = None
         self._cleaning: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, tuple[int, float]] = {}  # node -> (failed tries, monotonic time of the next)
@@ -81,27 +154,114 @@ class Lease:
                 if self.capacity_probe is not None:
                     self.capacity = self.capacity_probe()
                 if self.link.available:
-                    await self.link.run(self._renew, None)
-                    await self._judge()
+                    if self.check() in HOLDING:
+                        if await self.renew():
+                            # Redis lost our lease without our connection noticing (restarted
+                            # between two commands): it lost our sessions and ledger too.
+                            await self.directory.republish()
+                        if self.state is LeaseState.HELD:
+                            await self._judge()
+                    elif self.state is LeaseState.JOINING and await self.join():
+                        await self.directory.republish()
+                else:
+                    self.check()
+            except UNAVAILABLE as exc:
+                self.link.mark_down(exc)
             except Exception:
                 log.exception("lease tick failed")
             await asyncio.sleep(interval)
 
-    async def renew(self) -> None:
-        """Write this node's lease and node hash now (also on every reconnect). Raises what
-        Redis raises."""
-        await self._renew(self.link.client)
+    def check(self) -> LeaseState:
+        """The lease's state now. Once ``lease_s`` has passed since the last confirmed
+        renewal a survivor may be declaring the node lost: the lease has lapsed (the next
+        renewal asks Redis, atomically, whether anyone did), and without Redis to ask the
+        node fences itself here."""
+        if self.state is LeaseState.HELD and time.monotonic() >= self.valid_until:
+            self.state = LeaseState.LAPSED
+        if self.state is LeaseState.LAPSED and not self.link.available:
+            self.fence(f"no renewal confirmed for {self.lease_s:g} s (lease_s) and Redis unreachable: a survivor "
+                       f"may have declared this node lost")
+        return self.state
 
-    async def _renew(self, r: Redis) -> None:
-        async with r.pipeline(transaction=False) as p:
-            p.set(lease_key(self.node_id), self._advertise_url(), px=int(self.lease_s * 1000))
-            p.hset(node_key(self.node_id), mapping={"advertise_url": self._advertise_url(),
-                                                    "capacity": self.capacity})
-            p.sadd(NODES, self.node_id)
-            await p.execute()
+    def fence(self, why: str) -> None:
+        """Stop being a member at once: no renewal, no ledger writes, no new work; the
+        ``on_fenced`` callback ends the sessions and settles the rooms. Only a member can be
+        fenced: a joining node holds no lease and takes no sessions."""
+        if self.state not in HOLDING:
+            return
+        self.state = LeaseState.FENCED
+        self.last_token, self.token = self.token, None
+        self.directory.member = False
+        log.warning("node fenced: ending its sessions node_lost; no new work until it joins again",
+                    node_id=self.node_id, reason=why, sessions=self.directory.live_sessions)
+        if self.on_fenced is not None:
+            self.on_fenced(why)
+
+    def settled(self) -> None:
+        """A fenced node's sessions are gone and its rooms settled: it may join again."""
+        if self.state is LeaseState.FENCED:
+            self.state = LeaseState.JOINING
+
+    async def refresh(self) -> None:
+        """On every (re)connection: renew a held lease (which may fence) or join."""
+        if self.check() in HOLDING:
+            await self.renew()
+        elif self.state is LeaseState.JOINING:
+            await self.join()
+
+    async def join(self) -> bool:
+        """Take a fresh lease unless a survivor is cleaning up after this node; returns
+        whether it did. The caller re-publishes the directory then."""
+        async with self._writing:
+            if self.state is not LeaseState.JOINING:
+                return False
+            token = secrets.token_hex(16)
+            sent = time.monotonic()
+            joined = await self.link.run(lambda r: self._script(r, JOIN, token), None)
+            if joined != 1:
+                if joined == 0 and not self._said_waiting:
+                    self._said_waiting = True
+                    log.info("waiting to join: a survivor is cleaning up after this node's previous lease",
+                             node_id=self.node_id)
+                return False
+            self._said_waiting = False
+            self.token, self.valid_until, self.state = token, sent + self.lease_s, LeaseState.HELD
+            self.directory.member = True
+            log.info("node joined the cluster", node_id=self.node_id)
+            return True
+
+    async def renew(self) -> bool:
+        """Renew the lease and node hash now; fences the node when the lease is no longer its.
+        Returns whether Redis had lost the lease (and so the node's directory entries)."""
+        async with self._writing:
+            if self.check() not in HOLDING or self.token is None:
+                return False
+            token = self.token
+            sent = time.monotonic()
+            held = await self.link.run(lambda r: self._script(r, RENEW, token), None)
+            if held in (1, 2):
+                self.valid_until, self.state = sent + self.lease_s, LeaseState.HELD
+                if held == 2:
+                    log.info("lease taken again: nobody had declared this node lost", node_id=self.node_id)
+                return held == 2
+            if held is None:
+                self.check()  # Redis went away: fenced if the lease has lapsed meanwhile
+            elif held == 0:
+                self.fence("the lease lapsed and a survivor declared this node lost")
+            elif held == -1:
+                self.fence("another process holds this node's lease (is node_id shared?)")
+            return False
+
+    async def _script(self, r: Redis, script: str, token: str) -> Any:
+        n = self.node_id
+        return await r.eval(script, 5, lease_key(n), cleanup_key(n), lost_key(n), node_key(n), NODES,  # type: ignore[misc]
+                            token, int(self.lease_s * 1000), self._advertise_url(), self.capacity, n)
 
     async def publish_capacity(self) -> None:
         """Write the free capacity at once (placement reads it), not only on the next renewal."""
+        if self.state is not LeaseState.HELD:
+            return  # no lease, no placement: the node hash waits for the next join
+
         async def write(r: Redis) -> None:
             await r.hset(node_key(self.node_id), "capacity", self.capacity)  # type: ignore[misc]
 
@@ -140,12 +300,10 @@ class Lease:
         started = time.monotonic()
 
         async def take(r: Redis) -> bool:
-            if not await r.set(cleanup_key(node), self.node_id, nx=True, px=int(CLEANUP_LOCK_S * 1000)):
-                return False
-            if await r.exists(lease_key(node)):  # it came back meanwhile
-                await r.delete(cleanup_key(node))
-                return False
-            return True
+            # One script: the lease still gone, the lock ours, the node marked lost (it fences on return).
+            taken = await r.eval(TAKE, 3, lease_key(node), cleanup_key(node), lost_key(node),  # type: ignore[misc]
+                                 self.node_id, int(CLEANUP_LOCK_S * 1000), LOST_MARK_S)
+            return bool(taken == 1)
 
         if not await self.link.run(take, False):
             return

@@ -38,6 +38,7 @@ START_TIMEOUT_S = 65.0  # the owner waits up to 60 s for a session's room and to
 WS_MAX_MSG = 1024 * 1024
 WS_CLOSE_TIMEOUT_S = 5.0
 LISTING_LIMIT = 200
+DIRECTORY_RETRY_AFTER_S = 2  # the Redis link reconnects with back-off capped at min(2 s, lease_s / 3)
 
 
 class Node(Protocol):
@@ -94,6 +95,8 @@ async def remote_owner(daemon: Any, request: web.Request, session_id: str) -> No
     if cluster is None or daemon.registry.describe(session_id) is not None:
         return None
     owner: Node | None = await cluster.owner_of(session_id)
+    if owner is None and not cluster.directory_whole:
+        raise directory_unreachable(session_id)  # "not found" would tell a client a live session is gone
     if owner is None or owner.node_id == cluster.node_id:
         return None
     return owner
@@ -105,7 +108,26 @@ async def directory_view(daemon: Any, request: web.Request, session_id: str) -> 
     if cluster is None:
         return None
     view: dict[str, Any] | None = await cluster.view_of(session_id)
+    if view is None and not cluster.directory_whole:
+        raise directory_unreachable(session_id)
     return view
+
+
+def directory_unreachable(session_id: str) -> ApiError:
+    """503: the directory (Redis) cannot be read, or is still being re-published after an
+    outage, so whether another node runs the session is unknown; the link retries at least
+    every 2 s."""
+    return ApiError(503, "server-error", f"session {session_id} is not on this node and the cluster directory is "
+                    "unreachable; try again", headers={"Retry-After": str(DIRECTORY_RETRY_AFTER_S)})
+
+
+def listing_note(daemon: Any, request: web.Request) -> dict[str, Any]:
+    """What ``GET /sessions`` adds to its reply when the directory could not be read."""
+    cluster = may_forward(daemon, request)
+    if cluster is None or cluster.directory_whole:
+        return {}
+    return {"partial": True, "info": f"the cluster directory is unreachable: only node {cluster.node_id}'s "
+                                     "sessions are listed"}
 
 
 async def relay(daemon: Any, request: web.Request, node: Node, timeout_s: float = REQUEST_TIMEOUT_S) -> web.Response:
@@ -163,7 +185,8 @@ async def list_everywhere(daemon: Any, request: web.Request, local: list[dict[st
     cluster = may_forward(daemon, request)
     if cluster is None:
         return local
-    # The Cluster never raises: with Redis down the directory reads as empty, this node's own remain.
+    # The Cluster never raises: with Redis down the directory reads as empty, this node's own
+    # remain, and listing_note says so in the reply.
     return merge_listings(local, await cluster.all_sessions(state, LISTING_LIMIT), state)
 
 

@@ -27,7 +27,8 @@ def _errors(*codes: int) -> dict[str, Any]:
             404: "unknown session", 409: "the session cannot do that now",
             413: "body over 1 MB", 422: "unknown profile, service, provider or option",
             429: "every worker busy and max_workers reached (Retry-After)", 502: "Daily REST failed after retries",
-            503: "the supervisor is draining", 504: "Daily REST timed out after retries"}
+            503: "the supervisor is draining, or (cluster) fenced or unable to read the cluster directory "
+                 "(Retry-After)", 504: "Daily REST timed out after retries"}
     return {str(c): {"description": text[c], **_json(ERROR)} for c in codes}
 
 
@@ -111,33 +112,36 @@ def document() -> dict[str, Any]:
                 "summary": "Live sessions and recent history",
                 "parameters": [{"name": "state", "in": "query", "required": False, "schema": SESSION["properties"]["state"]}],
                 "responses": {"200": {"description": "sessions", **_json({"type": "object", "properties": {
-                    "data": {"type": "array", "items": {"$ref": ref("Session")}}}})}, **_errors(400, 401)}}},
+                    "data": {"type": "array", "items": {"$ref": ref("Session")}},
+                    # cluster mode with the directory unreadable: only this node's sessions
+                    "partial": {"type": "boolean"}, "info": {"type": "string"}}})}, **_errors(400, 401)}}},
             "/sessions/{id}": {
                 "get": {"summary": "One session", "parameters": [SESSION_ID],
                         "responses": {"200": {"description": "the session", **_json({"$ref": ref("Session")})},
-                                      **_errors(401, 404)}},
+                                      **_errors(401, 404, 503)}},
                 "delete": {"summary": "Stop a session: the bot leaves, a room we created is deleted",
                            "parameters": [SESSION_ID],
                            "responses": {"200": {"description": "stopping", **_json({"type": "object"})},
-                                         **_errors(401, 404)}}},
+                                         **_errors(401, 404, 503)}}},
             "/sessions/{id}/app-message": {"post": {
                 "summary": "Send an app message through the bot", "parameters": [SESSION_ID],
                 "requestBody": {"required": True, **_json({"$ref": ref("AppMessageBody")})},
                 "responses": {"200": {"description": "sent", **_json({"type": "object", "properties": {
-                    "sent": {"type": "boolean"}}})}, **_errors(400, 401, 404, 409, 413, 502)}}},
+                    "sent": {"type": "boolean"}}})}, **_errors(400, 401, 404, 409, 413, 502, 503)}}},
             "/sessions/{id}/stream": {"get": {
                 "summary": "WebSocket for an external bot engine (see the README for the wire format)",
                 "parameters": [SESSION_ID, {"name": "token", "in": "query", "required": True,
                                             "schema": {"type": "string"}, "description": "the session's stream_token"}],
                 "security": [],
-                "responses": {"101": {"description": "switching to WebSocket"}, **_errors(401, 404, 409)}}},
+                "responses": {"101": {"description": "switching to WebSocket"}, **_errors(401, 404, 409, 503)}}},
             "/healthz": {"get": {"summary": "Liveness and readiness", "security": [],
                                  "responses": {"200": {"description": "ok", **_json({"type": "object"})},
                                                "503": {"description": "draining, or no worker can start",
                                                        **_json({"type": "object"})}}}},
             "/readyz": {"get": {"summary": "Readiness: taking sessions and able to start one", "security": [],
                                 "responses": {"200": {"description": "ready", **_json({"type": "object"})},
-                                              "503": {"description": "draining, full, or the embedded sandbox is down",
+                                              "503": {"description": "draining, full, the embedded sandbox is down, "
+                                                                     "or (cluster) joining or fenced",
                                                       **_json({"type": "object"})}}}},
             "/livez": {"get": {"summary": "Liveness: the daemon's loop answers", "security": [],
                                "responses": {"200": {"description": "alive", **_json({"type": "object"})}}}},

@@ -243,7 +243,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     local = daemon.registry.list(state, 200)
     listing = await forward.list_everywhere(daemon, request, local, None if state is None else state.value)
-    return web.json_response({"data": listing}, dumps=_dumps)
+    return web.json_response({"data": listing, **forward.listing_note(daemon, request)}, dumps=_dumps)
 
 
 async def get_session(request: web.Request) -> web.Response:
