@@ -252,16 +252,18 @@ def test_grace_period_outlasts_the_drain_and_the_daemons_own_stop() -> None:
     assert pod["terminationGracePeriodSeconds"] >= needed + 10, (pod["terminationGracePeriodSeconds"], needed)
 
 
-def test_pod_runs_as_the_images_non_root_user_with_no_way_to_escalate() -> None:
+def test_pod_starts_as_root_with_only_the_three_capabilities_the_supervisor_keeps() -> None:
+    """The entry point needs root for an instant to hand the supervisor CAP_SETUID,
+    CAP_SETGID and CAP_KILL as its own user; the container holds no other capability."""
     pod, container = supervisor_pod(), supervisor_container()
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"]["runAsNonRoot"] is True
-    uid = container["securityContext"]["runAsUser"]
-    assert isinstance(uid, int) and uid > 0 and pod["securityContext"]["runAsUser"] == uid
-    assert uid == dockerfile_uid()  # kubelet checks runAsNonRoot against this numeric UID
+    assert pod["securityContext"]["runAsUser"] == 0 == container["securityContext"]["runAsUser"]
+    assert "runAsNonRoot" not in pod["securityContext"] and "runAsNonRoot" not in container["securityContext"]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert sorted(container["securityContext"]["capabilities"]["add"]) == ["KILL", "SETGID", "SETUID"]
+    assert entrypoint().SUPERVISOR_CAPS == "-all,+setuid,+setgid,+kill"
+    assert pod["securityContext"]["fsGroup"] == dockerfile_uid("callfleet")  # run_dir is the supervisor's to write
 
 
 def test_daily_api_key_comes_from_the_secret_never_from_a_literal() -> None:
@@ -335,16 +337,25 @@ def final_stage() -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
-def dockerfile_uid() -> int:
-    (user,) = [args for op, args in final_stage() if op == "USER"]
-    return int(user.split(":")[0])
+def dockerfile_uid(name: str) -> int:
+    """The UID the image's useradd gives ``name``."""
+    for op, args in final_stage():
+        if op == "RUN" and "useradd" in args:
+            for command in args.split("&&"):
+                words = shlex.split(command)
+                if "useradd" in words and words[-1] == name:
+                    return int(words[words.index("--uid") + 1])
+    raise AssertionError(f"the image creates no user {name}")
 
 
-def test_image_is_python_311_slim_and_runs_as_a_numeric_non_root_user() -> None:
+def test_image_is_python_311_slim_with_a_user_for_the_supervisor_and_another_for_the_bots() -> None:
     args = dict(a.split("=", 1) for op, a in dockerfile() if op == "ARG" and "=" in a)
     bases = [a.split()[0].replace("${PYTHON_IMAGE}", args.get("PYTHON_IMAGE", "")) for op, a in dockerfile() if op == "FROM"]
     assert bases and all(base.startswith("python:3.11-slim") for base in bases)
-    assert dockerfile_uid() > 0  # numeric, so kubelet can verify runAsNonRoot
+    assert 0 < dockerfile_uid("callfleet") != dockerfile_uid("callfleet-bot") > 0
+    env = " ".join(a for op, a in final_stage() if op == "ENV")
+    assert "CALLFLEET_SUPERVISOR_USER=callfleet" in env  # the entry point becomes it (deploy/entrypoint.py)
+    assert rendered_config().pool.worker_user in (None, "callfleet-bot")  # workers: the other user
 
 
 def test_image_entry_point_is_exec_form_tini_then_the_supervisor() -> None:
