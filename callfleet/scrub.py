@@ -5,7 +5,10 @@ supervisor, the operator's keys it reads and each live session's keys (the reque
 the bot's proxy key); a worker, what its session was given. ``scrub`` replaces every
 registered value -- and anything shaped like a credential it could not know in advance (a
 ``Bearer`` value, a JWT, ``api_key=...``, a provider's key prefix, a PEM private key) --
-with ``[redacted]``. Logs and errors pay for it; the audio path never calls it.
+with ``[redacted]``. Logs and errors pay for it; the audio path never calls it. The cost
+stays flat as sessions come and go: registering is a dict update, and a line is searched
+for each secret with ``str`` search and for each shape only when a cheap substring check
+says it could hold one (no pattern is rebuilt per session, nothing is compiled on the loop).
 
 A value is matched as given and as it reads once escaped into JSON or a ``repr`` (a key
 inside a quoted error body or a JSON log line), so a scrubbed line never keeps a copy.
@@ -30,17 +33,21 @@ TRACEBACK = "Traceback (most recent call last):"
 # ``OPENAI_API_KEY``); ``*_env`` names a variable, not its value.
 _SECRET_NAME = re.compile(r"(token|api_?key|authorization|secret|password|passwd|credentials|key)$", re.I)
 
-# Credentials by shape, for what no registry knows (a key a library read by itself).
-_SHAPES = re.compile(
-    r"(?P<scheme>\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}"
-    r"|(?P<name>(?i:api[_-]?key|access[_-]?token|token|secret|password|passwd|private[_-]?key)[\"']?\s*[:=]\s*"
-    r"[\"']?)(?!\[redacted\])[^\s\"'&,;{}\[\]]{4,}"
-    r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # a JWT (Daily's meeting tokens)
-    r"|\b(?:sk|gsk|xai)[-_][A-Za-z0-9_-]{16,}"  # OpenAI, Anthropic, Groq, xAI keys
-    r"|\bAIza[0-9A-Za-z_-]{30,}"  # Google API keys
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
-    re.S,
+# Credentials by shape, for what no registry knows (a key a library read by itself): each
+# pattern with the substrings one of which a text must hold for it to match. Group 1, where
+# there is one, is kept (the scheme or the name before the value).
+_SHAPES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
+    (("Bearer", "bearer"), re.compile(r"(\b[Bb]earer\s+)[A-Za-z0-9._~+/=-]{8,}")),
+    (("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),  # JWTs (meeting tokens)
+    (("sk-", "sk_", "xai-"), re.compile(r"\b(?:sk|gsk|xai)[-_][A-Za-z0-9_-]{16,}")),  # OpenAI, Anthropic, Groq, xAI
+    (("AIza",), re.compile(r"\bAIza[0-9A-Za-z_-]{30,}")),  # Google API keys
+    (("PRIVATE KEY",), re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)),
 )
+# ``api_key=...``, ``"client_secret": "..."``: looked for only when the lowercased text
+# holds one of the words.
+_NAMED_WORDS = ("key", "token", "secret", "passw")
+_NAMED = re.compile(r"((?:api[_-]?key|access[_-]?token|token|secret|password|passwd|private[_-]?key)[\"']?\s*[:=]\s*"
+                    r"[\"']?)(?!\[redacted\])[^\s\"'&,;{}\[\]]{4,}", re.I)
 
 
 def is_secret_name(name: object) -> bool:
@@ -77,8 +84,9 @@ class Secrets:
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
+        self._forms_of: dict[str, set[str]] = {}
         self._lock = threading.Lock()
-        self._pattern: re.Pattern[str] | None = None
+        self._forms: tuple[str, ...] = ()  # what ``scrub`` looks for, longest first
 
     def register(self, *values: str | None) -> tuple[str, ...]:
         """Add values (None, empty and too-short ones are skipped); returns those added,
@@ -87,8 +95,11 @@ class Secrets:
         added += tuple(inner for v in added for inner in _inner(v) if len(inner) >= MIN_LENGTH)
         if added:
             with self._lock:
+                for value in added:
+                    if value not in self._forms_of:
+                        self._forms_of[value] = _forms(value)
                 self._counts.update(added)
-                self._compile()
+                self._refresh()
         return added
 
     def forget(self, values: Iterable[str]) -> None:
@@ -96,22 +107,30 @@ class Secrets:
         with self._lock:
             self._counts.subtract(values)
             self._counts = +self._counts  # drop what reached zero
-            self._compile()
+            for value in [v for v in self._forms_of if v not in self._counts]:
+                del self._forms_of[value]
+            self._refresh()
 
-    def _compile(self) -> None:
-        forms = {form for value in self._counts for form in _forms(value)}
+    def _refresh(self) -> None:
+        forms = {form for value_forms in self._forms_of.values() for form in value_forms}
         # longest first: where one secret contains another, the whole of it goes
-        self._pattern = re.compile("|".join(map(re.escape, sorted(forms, key=len, reverse=True)))) if forms else None
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
 
     def __len__(self) -> int:
         return len(self._counts)
 
     def scrub(self, text: str) -> str:
         """``text`` with every registered secret and every credential-shaped string masked."""
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(MARKER, text)
-        return _SHAPES.sub(_mask_shape, text)
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MARKER)
+        for needles, shape in _SHAPES:
+            if any(needle in text for needle in needles):
+                text = shape.sub(_mask_shape, text)
+        lowered = text.lower()
+        if any(word in lowered for word in _NAMED_WORDS):
+            text = _NAMED.sub(_mask_shape, text)
+        return text
 
     def masked(self, value: Any) -> Any:
         """A copy of a JSON-like value with secret-named fields masked and every string scrubbed."""
@@ -125,7 +144,7 @@ class Secrets:
 
 
 def _mask_shape(match: re.Match[str]) -> str:
-    return (match.group("scheme") or match.group("name") or "") + MARKER
+    return (match.group(1) if match.re.groups else "") + MARKER
 
 
 SECRETS = Secrets()  # this process's: the supervisor's, or one worker's
