@@ -28,6 +28,9 @@ MARKER = "[redacted]"
 MIN_LENGTH = 8  # a shorter value would mask ordinary words; no real key or token is that short
 MAX_ERROR_CHARS = 500  # an error line on a record: enough to say what failed, never a dump
 TRACEBACK = "Traceback (most recent call last):"
+# What ``secrets_in`` takes from one request: more keys than any pipeline uses, and few enough
+# that a body of thousands of ``*_key`` fields cannot make every later log line slow.
+MAX_FOUND = 64
 
 # Names whose values are secrets (a body's ``api_key``, an event's ``token``, an env var's
 # ``OPENAI_API_KEY``); ``*_env`` names a variable, not its value.
@@ -156,18 +159,27 @@ masked = SECRETS.masked
 
 def secrets_in(value: Any) -> list[str]:
     """The string values under secret-named fields, at any depth (a request's own keys:
-    ``service_options.openai.api_key``, a body's ``{"openai_api_key": ...}``)."""
+    ``service_options.openai.api_key``, a body's ``{"openai_api_key": ...}``): the first
+    ``MAX_FOUND`` of them."""
     found: list[str] = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if is_secret_name(k) and isinstance(v, str):
-                found.append(v)
-            else:
-                found += secrets_in(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            found += secrets_in(v)
+    _collect(value, found)
     return found
+
+
+def _collect(value: Any, found: list[str]) -> None:
+    if isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = ((None, v) for v in value)
+    else:
+        return
+    for name, v in items:
+        if len(found) >= MAX_FOUND:
+            return
+        if is_secret_name(name) and isinstance(v, str):
+            found.append(v)
+        else:
+            _collect(v, found)
 
 
 def one_line(text: str | None) -> str | None:

@@ -262,6 +262,8 @@ def test_secrets_in_finds_a_requests_keys_under_secret_names_at_any_depth() -> N
     body = {"service_options": {"openai": {"api_key": "sk-1", "model": "m"}},
             "nested": [{"DEEPGRAM_API_KEY": "dg-1", "token": "t-1"}], "key_env": "NOT_A_VALUE", "room": "r"}
     assert sorted(scrub.secrets_in(body)) == ["dg-1", "sk-1", "t-1"]
+    flood = {f"k{i}_api_key": f"value-{i:06d}" for i in range(10_000)}  # cannot slow every later log line
+    assert len(scrub.secrets_in(flood)) == scrub.MAX_FOUND
 
 
 def test_one_line_keeps_a_tracebacks_exception_line_scrubbed_and_bounded() -> None:
