@@ -122,11 +122,29 @@ class Secrets:
     def __len__(self) -> int:
         return len(self._counts)
 
-    def scrub(self, text: str) -> str:
-        """``text`` with every registered secret and every credential-shaped string masked."""
+    def scrub_known(self, text: str) -> str:
+        """``text`` with every registered secret masked, and nothing else touched (for what a
+        call's participants read, where a phrase like ``password: ...`` is theirs to say)."""
         for form in self._forms:
             if form in text:
                 text = text.replace(form, MARKER)
+        return text
+
+    def without_known(self, value: Any) -> Any:
+        """A JSON-like value with ``scrub_known`` applied to every string in it (keys included)."""
+        if not self._forms:
+            return value
+        if isinstance(value, str):
+            return self.scrub_known(value)
+        if isinstance(value, dict):
+            return {self.without_known(k): self.without_known(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.without_known(v) for v in value]
+        return value
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every registered secret and every credential-shaped string masked."""
+        text = self.scrub_known(text)
         for needles, shape in _SHAPES:
             if any(needle in text for needle in needles):
                 text = shape.sub(_mask_shape, text)
@@ -155,6 +173,7 @@ register = SECRETS.register
 forget = SECRETS.forget
 scrub = SECRETS.scrub
 masked = SECRETS.masked
+without_known = SECRETS.without_known
 
 
 def secrets_in(value: Any) -> list[str]:

@@ -107,6 +107,11 @@ async def events(sup: SupervisorProcess) -> AsyncIterator[subprocess.Popen[str]]
         follower.communicate(timeout=10)
 
 
+def rtvi_errors(caller: Caller) -> list[str]:
+    return [str(m.get("data", {}).get("error")) for m, _ in caller.app_messages
+            if isinstance(m, dict) and m.get("label") == "rtvi-ai" and m.get("type") == "error"]
+
+
 def stored_text(sup: SupervisorProcess, session_id: str) -> str:
     record = sup.stored(session_id)
     assert record is not None
@@ -114,7 +119,7 @@ def stored_text(sup: SupervisorProcess, session_id: str) -> str:
 
 
 @needs_pipecat
-async def test_a_key_a_provider_quotes_back_reaches_no_log_record_view_or_event(
+async def test_a_key_a_provider_quotes_back_reaches_no_log_record_view_event_or_participant(
         sup: SupervisorProcess, events: subprocess.Popen[str]) -> None:
     # 40 hex digits, as Deepgram's keys are: no shape gives it away (Pipecat masks an ``sk-``
     # key by its prefix itself), so only the scrubber's registry can catch it.
@@ -136,6 +141,10 @@ async def test_a_key_a_provider_quotes_back_reaches_no_log_record_view_or_event(
             await wait_for(lambda: key in provider.refused, 30, "the provider refusing the request's key")
             await wait_for(lambda: "Incorrect API key provided" in sup.log_path.read_text(), 15,
                            "the provider's error in the log")
+            # Pipecat tells the call's participants (a browser) about the error too: RTVI's "error"
+            await wait_for(lambda: rtvi_errors(caller), 15, "the RTVI error message")
+            assert key not in json.dumps([m for m, _ in caller.app_messages])
+            assert any("Incorrect API key provided: " + MARKER in e for e in rtvi_errors(caller))
         finally:
             await caller.conn.leave()
         status, _, _ = await sup.http("DELETE", f"/sessions/{sid}")
@@ -256,6 +265,15 @@ def test_the_secrets_inside_json_credentials_are_masked_on_their_own() -> None:
     private_key = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nAAAAbbbbCCCC\n"  # no PEM armour: only the registry knows it
     registry.register(json.dumps({"type": "service_account", "private_key": private_key, "client_email": "a@b.c"}))
     assert registry.scrub(f"cannot load {private_key!r}") == f"cannot load '{MARKER}'"
+
+
+def test_what_a_calls_participants_read_loses_only_the_registered_secrets() -> None:
+    registry = scrub.Secrets()
+    registry.register("session-key-" + "k" * 12)
+    said = {"label": "rtvi-ai", "type": "error",
+            "data": {"error": "refused session-key-kkkkkkkkkkkk", "said": ["my password: hunter22", 3]}}
+    assert registry.without_known(said) == {"label": "rtvi-ai", "type": "error",
+                                            "data": {"error": f"refused {MARKER}", "said": ["my password: hunter22", 3]}}
 
 
 def test_secrets_in_finds_a_requests_keys_under_secret_names_at_any_depth() -> None:

@@ -11,6 +11,9 @@ commands (stop, app messages) act on the call the bot is in. So:
   worker's client that also hands every SDK callback to ``h``, on the SDK thread, as
   daily-python would. Its ``join`` and ``leave`` tell the worker where the call stands;
   its ``release`` is the worker's to do, at exit.
+* Its ``send_app_message`` takes out every secret the worker holds for the session first:
+  a provider's error that quotes a key (Pipecat's RTVI ``error`` message) reaches the
+  call's participants, browsers included, without it.
 * ``Daily.init()`` is idempotent (a second real init aborts the process) and
   ``Daily.deinit()`` is left to the worker, after every client is gone.
 
@@ -26,6 +29,7 @@ import types
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from callfleet import scrub
 from worker.backends import init_sdk
 
 _host: BotHost | None = None
@@ -84,6 +88,10 @@ class HostedCallClient:
 
     def release(self) -> None:
         """The worker releases its client when it exits, after leaving; not the bot."""
+
+    def send_app_message(self, message: Any, *args: Any, **kwargs: Any) -> Any:
+        """daily-python's, with the session's secrets taken out of the message."""
+        return self._client.send_app_message(scrub.without_known(message), *args, **kwargs)
 
 
 def _daily_class(backend: Any) -> type:
