@@ -255,7 +255,7 @@ async def _joined_anew(node: Cluster, redis: Redis, old_lease: bytes | None) -> 
     return node.lease_state() is LeaseState.HELD and await redis.get("cf:lease:a") not in (None, old_lease)
 
 
-async def test_a_node_that_finds_itself_declared_lost_fences_even_before_its_own_lease_time_is_up(
+async def test_a_node_that_finds_itself_declared_lost_fences_and_joins_again_only_after_the_survivors_cleanup(
     make_cluster: Callable[..., Any], redis_client: Redis
 ) -> None:
     node = await make_cluster("a")
@@ -263,11 +263,12 @@ async def test_a_node_that_finds_itself_declared_lost_fences_even_before_its_own
     async with redis_client.pipeline(transaction=True) as p:
         p.delete("cf:lease:a")
         p.set("cf:lost:a", "b")
-        p.set("cf:cleanup:a", "b", px=int(LEASE_S * 1000))
+        p.set("cf:cleanup:a", "b", px=60_000)
         await p.execute()
-    await wait_until(lambda: node.lease.state is not LeaseState.HELD, timeout=LEASE_S, what="the node fenced")
+    await wait_until(lambda: node.lease.state is LeaseState.FENCED, timeout=10, what="the node fenced")
     # Not while the survivor still holds the clean-up; then with a fresh lease token.
     assert await redis_client.get("cf:lease:a") is None
+    assert node.lease_state() is LeaseState.FENCED
     await redis_client.delete("cf:cleanup:a")
     await wait_until(lambda: node.lease_state() is LeaseState.HELD, timeout=10, what="joined again")
     assert await redis_client.get("cf:lease:a") not in (None, b"")
