@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -24,8 +25,9 @@ import aiohttp
 import structlog
 
 from callfleet import logs, scrub
+from callfleet.privileges import make_undumpable
 from supervisor import config as config_mod
-from supervisor import operator_secrets
+from supervisor import isolation, operator_secrets
 from supervisor import profiles as profiles_mod
 from supervisor.bot_check import check_bots_async
 from supervisor.cluster import Cluster, LeaseState
@@ -33,7 +35,7 @@ from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
 from supervisor.daily_rest import DailyREST
-from supervisor.environment import OperatorEnvironment, take_over
+from supervisor.environment import OperatorEnvironment, bot_env, check_secrets, take_over
 from supervisor.http import node_auth
 from supervisor.http.dialin_signature import secret_from
 from supervisor.loop_probe import LoopProbe
@@ -80,6 +82,7 @@ class Daemon:
         self.metrics = Metrics()
         self.loop_probe = LoopProbe()
         self.cluster: Cluster | None = None  # set in cluster mode ([cluster] redis_url)
+        self.isolation = isolation.Isolation(None)  # decided at start-up (_isolate)
 
     @property
     def state(self) -> str:
@@ -156,20 +159,53 @@ class Daemon:
         dropped = room_pool.forget_all() if room_pool is not None else 0
         log.error("the embedded sandbox is down; pooled rooms dropped", pooled_rooms=dropped)
 
+    def _isolate(self) -> None:
+        """Decide what the workers run as (``supervisor.isolation``); make this process
+        non-dumpable and everything it creates private. Raises ``ConfigError``."""
+        os.umask(0o077)  # sessions.db, the sockets, the sandbox's files: the supervisor's alone
+        make_undumpable()
+        self.isolation = isolation.plan(self.config.pool.worker_user)
+        if self.isolation.user is not None:
+            closed = isolation.unreachable(self.isolation.user, [os.getcwd(), *sys.path])
+            if closed:
+                raise ConfigError(f"pool.worker_user: {self.isolation.user.name!r} cannot import from {closed}: "
+                                  f"install Python and the bots where that user can read them, or choose another "
+                                  f"worker_user")
+        check_secrets(self.environ, self.profiles.profiles.values())
+        if self.isolation.warning:
+            log.warning("workers are not isolated from the supervisor", detail=self.isolation.warning)
+        else:
+            assert self.isolation.user is not None
+            log.info("workers run as their own user", user=self.isolation.user.name, uid=self.isolation.user.uid)
+
+    def _workers_endpoint(self) -> str:
+        """Where workers connect. Workers of the supervisor's own user: ``run_dir/workers.sock``
+        (0600). Workers of another user must not reach into ``run_dir`` at all, so theirs is
+        an abstract socket (no file, no path to open up); whoever connects to it still has to
+        present a worker's secret routing id (``WorkerHandle.identity``) to be heard."""
+        if self.isolation.user is not None:
+            return f"ipc://@callfleet-workers-{secrets.token_hex(8)}"
+        return f"ipc://{self.run_dir / 'workers.sock'}"
+
+    def _bot_env(self, profile_name: str) -> dict[str, str]:
+        """A hosted bot's environment for its session (its profile's secrets and env)."""
+        profile = self.profiles.get(profile_name)
+        return bot_env(self.environ, profile) if profile is not None else {}
+
     def _check_http_key(self) -> None:
         env = self.config.supervisor.api_key_env
         if env and not self.environ.get(env) and not self.config.supervisor.http_host.startswith(config_mod.LOOPBACK):
             raise StartupError(f"supervisor.api_key_env: ${env} is not set, and http_host is not loopback")
 
-    def _check_node_secret(self) -> None:
-        try:
-            node_auth.node_secret(self.config.cluster, self.environ)
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
-
     def _check_dialin_secret(self) -> None:
         try:
             secret_from(self.config.dialin, self.environ)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+
+    def _check_node_secret(self) -> None:
+        try:
+            node_auth.node_secret(self.config.cluster, self.environ)
         except ValueError as exc:
             raise StartupError(str(exc)) from None
 
@@ -186,11 +222,13 @@ class Daemon:
 
         self.loop_probe.start()  # from the first await: start-up stalls count as well
         self._check_http_key()
-        self._check_dialin_secret()
         self._check_node_secret()
+        self._check_dialin_secret()
+        self._isolate()
         self._prepare_run_dir()
         # Importing the pipecat bots takes a fresh process a second or so: beside the sandbox's start.
-        bots_checked = asyncio.ensure_future(check_bots_async(self.profiles.pipecat_bots(), self.config.backend))
+        bots_checked = asyncio.ensure_future(check_bots_async(self.profiles.pipecat_bots(), self.config.backend,
+                                                              self.isolation.user))
         try:
             await self._start_sandbox()
         finally:
@@ -215,13 +253,13 @@ class Daemon:
                                   room_exp_s=cfg.daily.room_exp_s, min_life_s=min_life)
         self.control = ControlServer(self, self.run_dir)
         self.events_endpoint = self.control.events_endpoint
-        self.pool = Pool(cfg, f"ipc://{self.run_dir / 'workers.sock'}", publish=self.control.publish,
-                         pipecat_bots=list(self.profiles.pipecat_bots().values()))
-        os.chmod(self.run_dir / "workers.sock", 0o600)
+        self.pool = Pool(cfg, self._workers_endpoint(), publish=self.control.publish,
+                         pipecat_bots=list(self.profiles.pipecat_bots().values()), worker_user=self.isolation.user)
         await self.pool.start()
         self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics,
                                  room_pool=self.room_pool)
         self.services.cluster = self.cluster
+        self.services.bot_env = self._bot_env
         if self.cluster is not None:
             self.cluster.capacity_probe = self.pool.capacity
         self.room_pool.start()
@@ -341,7 +379,8 @@ class Daemon:
         try:
             new = config_mod.load(self.config_path)
             profiles = profiles_mod.load(new.supervisor.profiles)
-            await check_bots_async(profiles.pipecat_bots(), new.backend)
+            check_secrets(self.environ, profiles.profiles.values())
+            await check_bots_async(profiles.pipecat_bots(), new.backend, self.isolation.user)
         except ConfigError as exc:
             raise CommandError(f"config not reloaded: {exc}") from None
         await self.pool.preload_bots(list(profiles.pipecat_bots().values()))
@@ -391,6 +430,8 @@ class Daemon:
             "http_url": self.http_url,
             "daily_mode": self.config.daily.mode,
             "daily_api_url": self.config.daily_api_url,
+            "workers_endpoint": self.pool.endpoint,
+            "worker_user": None if self.isolation.user is None else self.isolation.user.name,
             "pool": {"min_idle": self.pool.min_idle, "max_workers": self.pool.max_workers,
                      "capacity": self.pool.capacity(), "restarts": self.pool.restarts},
             "room_pool": {"size": self.room_pool.size, "ready": len(self.room_pool.ready), "taken": self.room_pool.taken,

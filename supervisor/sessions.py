@@ -365,7 +365,8 @@ class Session:
         if isinstance(self.bot, PipecatBot):
             join = RunBot(id=self.link.next_id(), bot=self.bot.spec, room_url=self.room.url, token=token,
                           session_id=self.id, body=runner_body(self.request, self.daily_key, self.s.daily_proxy_url), api_url=self.s.daily_proxy_url,
-                          api_key=self.daily_key, timeout_s=timeout, provider_keys=self.request.provider_keys)
+                          api_key=self.daily_key, timeout_s=timeout, env=self.s.bot_env(self.request.profile),
+                          provider_keys=self.request.provider_keys)
         else:
             join = Join(id=self.link.next_id(), meeting_url=self.room.url, meeting_token=token,
                         user_name=self.request.bot_name, audio=self.audio, timeout_s=timeout)

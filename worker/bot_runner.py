@@ -43,6 +43,7 @@ class BotRunner:
         self._cancelled = False
         self._outcome: str | None = None  # how a bot that raised failed: one line, scrubbed
         self._secrets: tuple[str, ...] = ()  # what this session was given: scrubbed from logs and errors
+        self._env: dict[str, str] = {}  # what this session's bot was given in os.environ
 
     @property
     def running(self) -> bool:
@@ -59,8 +60,11 @@ class BotRunner:
             return Err(cmd.id, ErrCode.BAD_REQUEST, str(exc))
         from pipecat.runner.types import DailyRunnerArguments
 
-        os.environ["DAILY_API_KEY"] = cmd.api_key
-        os.environ["DAILY_API_URL"] = cmd.api_url
+        # The bot's environment for this session: its profile's secrets and env, and the
+        # session's key for the supervisor's Daily proxy. Taken away when the bot ends, so a
+        # worker's next session (sessions_per_worker > 1) starts from the clean allowlist.
+        self._env = {**cmd.env, "DAILY_API_KEY": cmd.api_key, "DAILY_API_URL": cmd.api_url}
+        os.environ.update(self._env)
         scrub.forget(self._secrets)  # the previous session's (a worker hosts one at a time)
         self._secrets = scrub.register(cmd.token, cmd.api_key, *cmd.env.values(), *cmd.provider_keys.values(),
                                        *scrub.secrets_in(cmd.body))
@@ -71,6 +75,7 @@ class BotRunner:
         self._cancelled = False
         self.task = asyncio.get_running_loop().create_task(  # a Daily Bots pipeline's keys: in its task's context only
             self._call(fn, args), name=f"bot-{cmd.session_id}", context=keys.session_context(cmd.provider_keys))
+        self.task.add_done_callback(self._clear_env)
         log.info("bot started", bot=cmd.bot, preloaded=preloaded)
         try:
             await asyncio.wait({joined, self.task}, timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED)
@@ -107,6 +112,11 @@ class BotRunner:
             return
         log.info("bot returned")
         self._report(None)
+
+    def _clear_env(self, _task: object) -> None:
+        for name in self._env:
+            os.environ.pop(name, None)
+        self._env = {}
 
     def _report(self, error: str | None) -> None:
         if self._cancelled:
