@@ -100,9 +100,10 @@ class ClusterSection(_Section):
 class ProvidersSection(_Section):
     """AI providers' keys (Daily Bots profiles)."""
 
-    # base URLs a request may choose that still get the operator's provider key (exact
-    # prefixes, e.g. "https://api.openai.com/v1"); any other request-chosen URL needs the
-    # request's own key.
+    # base URLs a request may choose that still get the operator's provider key, e.g.
+    # "https://llm.internal/v1": the same scheme, host and port, and a path that continues
+    # the entry's at a "/" (callfleet.providers.url_within); any other request-chosen URL
+    # needs the request's own key.
     allowed_base_urls: list[str] = msgspec.field(default_factory=list)
 
 
