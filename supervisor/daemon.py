@@ -130,6 +130,13 @@ class Daemon:
         cfg = self.config.cluster
         if not cfg.redis_url:
             return
+        pool = self.config.pool
+        if pool.ping_timeout_s + pool.ping_interval_s >= cfg.lease_s:
+            # Then a paused supervisor's workers may still be in their calls when a survivor declares
+            # the node lost; only its fencing, once it runs again, makes them leave.
+            log.warning("workers outlive a paused supervisor past its lease: keep pool.ping_timeout_s + "
+                        "pool.ping_interval_s below cluster.lease_s", lease_s=cfg.lease_s,
+                        ping_timeout_s=pool.ping_timeout_s, ping_interval_s=pool.ping_interval_s)
         node_id = cfg.node_id or socket.gethostname()
         self.cluster = Cluster(cfg.redis_url, node_id, cfg.advertise_url or advertise_url(self.config), cfg.lease_s,
                                rest=self.rest, ledger=self.store.owned_rooms)
