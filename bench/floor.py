@@ -3,7 +3,7 @@ forward paced two-part frames, with nothing else in the path.
 
 N peer processes (DEALERs) each send a [header, 640-byte PCM] frame every 20 ms; one
 uvloop process forwards every frame back to its sender, either with pyzmq's asyncio API
-(one future per message) or the way ``protocol.transport.LoopSocket`` does it (the loop's
+(one future per message) or the way ``callfleet.loop_socket.LoopSocket`` does it (the loop's
 reader callback drains every ready message). The result is CPU microseconds per forwarded
 frame, split into the Python thread and libzmq's I/O thread.
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import zmq
 
-from protocol.transport import LoopSocket
+from callfleet.loop_socket import LoopSocket
 from sandbox.wire import HEARTBEAT_S, HEARTBEAT_TIMEOUT_S, AudioHead, Beat, Ev, Req, Resp, decoder, encoder
 
 LOOKUP_TIMEOUT_S = 5.0

@@ -22,7 +22,7 @@ import structlog
 import zmq
 
 from callfleet.audio import resample, rms
-from protocol.transport import LoopSocket
+from callfleet.loop_socket import LoopSocket
 from sandbox.phones import Phone
 from sandbox.recording import Recorder
 from sandbox.store import DialinCall, Recording, Room, Store, iso

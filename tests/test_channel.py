@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import zmq
 
+from callfleet.loop_socket import LoopSocket
 from protocol.audio import AudioIn
 from protocol.framing import encode
 from protocol.messages import Ping, Pong
-from protocol.transport import BadFrame, Channel, LoopSocket, PeerUnreachable, Received, bind_router, connect_dealer
+from protocol.transport import BadFrame, Channel, PeerUnreachable, Received, bind_router, connect_dealer
 
 
 class Pair:
