@@ -74,7 +74,7 @@ start = false
         # cwd and PYTHONPATH put the chosen checkout ahead of the installed (editable) one.
         env = {**os.environ, "CALLFLEET_LOG_LEVEL": "warning", "PYTHONPATH": str(self.repo)}
         self.sandbox = subprocess.Popen(
-            [sys.executable, "-m", "callfleet.cli", "sandbox", "--port", str(self.sandbox_port), "--no-rate-limits",
+            [sys.executable, "-m", "cli", "sandbox", "--port", str(self.sandbox_port), "--no-rate-limits",
              "--data-dir", str(self.tmp / "sandbox")],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=self.repo)
         assert self.sandbox.stdout is not None
@@ -85,7 +85,7 @@ start = false
         config.write_text(self.config())
         with open(self.tmp / "supervisor.log", "w") as log:
             self.supervisor = subprocess.Popen(
-                [sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(config)],
+                [sys.executable, "-m", "cli", "supervisor", "--config", str(config)],
                 stdout=subprocess.PIPE, stderr=log, env=env, cwd=self.repo)
         assert self.supervisor.stdout is not None
         line = self.supervisor.stdout.readline().decode()

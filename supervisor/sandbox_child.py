@@ -67,7 +67,7 @@ class SandboxChild:
         self._watch = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _launch(self) -> None:
-        argv = [sys.executable, "-m", "callfleet.cli", "sandbox", "--host", self.host, "--port", str(self.port),
+        argv = [sys.executable, "-m", "cli", "sandbox", "--host", self.host, "--port", str(self.port),
                 "--data-dir", str(self.data_dir)]
         env = None  # inherit the supervisor's own (allowlisted) environment
         if self._dialin_hmac_secret:

@@ -188,7 +188,7 @@ class SandboxProcess:
     def __init__(self, *extra: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callfleet.cli", "sandbox", "--port", str(self.port), *extra],
+            [sys.executable, "-m", "cli", "sandbox", "--port", str(self.port), *extra],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
         assert self.proc.stdout is not None

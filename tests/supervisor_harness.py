@@ -80,7 +80,7 @@ class SupervisorProcess:
 
             entry = pwd.getpwuid(self.user)
             as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-        self.proc = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "supervisor", "--config", str(self.config_path)],
                                      cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=env, **as_user)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -97,7 +97,7 @@ class SupervisorProcess:
             store.close()
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(self.config_path), *args],
+        return subprocess.run([sys.executable, "-m", "cli", "ctl", "--config", str(self.config_path), *args],
                               cwd=REPO, capture_output=True, text=True, timeout=30)
 
     async def http(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:

@@ -23,7 +23,7 @@ HOST_KEYS = {"sessions", "seconds", "start_latency_ms", "start_alone_ms", "echo_
 
 def test_bench_of_a_pipecat_profile_reports_the_peer_beside_callfleet(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "callfleet.cli", "bench", "--profile", "pipecat_echo",
+    result = subprocess.run([sys.executable, "-m", "cli", "bench", "--profile", "pipecat_echo",
                              "--sessions", "2", "--seconds", "2", "--out", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -284,7 +284,7 @@ def test_an_unreadable_bot_file_is_named_at_start_up(tmp_path: Path) -> None:
         profiles = tmp_path / "profiles.toml"
         profiles.write_text(f'[profiles.hidden]\nkind = "pipecat"\nbot = "{bot}:bot"\n')
         sup = SupervisorProcess(tmp_path, None, supervisor={"profiles": str(profiles)})
-        result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(sup.config_path)],
+        result = subprocess.run([sys.executable, "-m", "cli", "supervisor", "--config", str(sup.config_path)],
                                 cwd=REPO, capture_output=True, text=True, timeout=90)
         assert result.returncode == 2, result
         assert "profiles.hidden.bot" in result.stderr and "not readable by the workers' user" in result.stderr

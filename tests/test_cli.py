@@ -10,7 +10,7 @@ from tests.conftest import REPO, DailyRest, SandboxProcess
 
 
 def callfleet(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "callfleet.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def test_unknown_subcommand_is_bad_usage() -> None:
@@ -29,7 +29,7 @@ async def test_caller_measures_the_echo_of_another_caller() -> None:
     rest = DailyRest(sandbox.api_url)
     try:
         room = await rest.ok("POST", "/rooms", json={"name": "cli"})
-        echo = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "caller", room["url"], "--echo", "--seconds", "4"],
+        echo = subprocess.Popen([sys.executable, "-m", "cli", "caller", room["url"], "--echo", "--seconds", "4"],
                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             import asyncio

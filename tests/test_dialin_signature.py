@@ -346,7 +346,7 @@ def supervisor_exit(tmp_path: Path, environ: dict[str, str]) -> subprocess.Compl
     tmp_path.mkdir()
     sup = SupervisorProcess(tmp_path, None, dialin={"hmac_secret_env": SECRET_ENV})
     env = {k: v for k, v in os.environ.items() if k != SECRET_ENV} | environ
-    return subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(sup.config_path)],
+    return subprocess.run([sys.executable, "-m", "cli", "supervisor", "--config", str(sup.config_path)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -381,7 +381,7 @@ async def test_callfleet_sandbox_signs_its_dialin_webhooks_only_when_given_a_sec
         else:
             assert "X-Pinless-Signature" not in headers and "X-Pinless-Timestamp" not in headers
     monkeypatch.delenv(SECRET_ENV)
-    refused = subprocess.run([sys.executable, "-m", "callfleet.cli", "sandbox", "--port", str(free_port()),
+    refused = subprocess.run([sys.executable, "-m", "cli", "sandbox", "--port", str(free_port()),
                               "--dialin-hmac-secret-env", SECRET_ENV], cwd=REPO, capture_output=True, text=True,
                              timeout=30)
     assert refused.returncode == 2 and f"--dialin-hmac-secret-env: ${SECRET_ENV} is not set" in refused.stdout
@@ -393,7 +393,7 @@ def command_lines(pids: list[int]) -> list[list[bytes]]:
 
 
 async def test_the_secret_reaches_the_embedded_sandbox_in_its_environment_not_its_command_line(fleet: Fleet) -> None:
-    [sandbox] = [argv for argv in command_lines(fleet.sup.descendants()) if argv[2:4] == [b"callfleet.cli", b"sandbox"]]
+    [sandbox] = [argv for argv in command_lines(fleet.sup.descendants()) if argv[2:4] == [b"cli", b"sandbox"]]
     assert b"--dialin-hmac-secret-env" in sandbox  # it signs (the end-to-end tests show it does, and how)
     assert not any(SECRET.encode() in arg for argv in command_lines(fleet.sup.descendants()) for arg in argv)
 

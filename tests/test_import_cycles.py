@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("supervisor", "worker", "protocol", "sandbox", "callfleet")
+PACKAGES = ("supervisor", "worker", "protocol", "sandbox", "callfleet", "cli")
 
 
 def _modules() -> dict[str, Path]:

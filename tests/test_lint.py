@@ -19,16 +19,18 @@ def test_protocol_is_mypy_strict_clean() -> None:
 
 
 # Applications sit on top of everything: they may import any package, no package imports them.
-APPLICATIONS = {"bench"}
+# cli/ is the roof: the command line names every part's entry point.
+APPLICATIONS = {"bench", "cli"}
 
 # package -> packages it must never import (STYLE.md: the layout is the architecture)
 FORBIDDEN = {
     "protocol": {"worker", "supervisor", "sandbox", *APPLICATIONS},
     "worker": {"supervisor", *APPLICATIONS},
     "supervisor": {"worker", "sandbox", *APPLICATIONS},
-    "sandbox": {"supervisor", "worker", *APPLICATIONS},
-    # the shared library under all of them: it reaches a part only by naming it (cli, entry)
+    "sandbox": {"supervisor", "worker", "protocol", *APPLICATIONS},  # Daily's stand-in knows no internal wire
+    # the shared library under all of them
     "callfleet": {"protocol", "worker", "supervisor", "sandbox", *APPLICATIONS},
+    "bench": {"cli"},
 }
 
 
@@ -48,4 +50,19 @@ def test_packages_import_only_what_the_architecture_allows() -> None:
                 for name in names:
                     if name.split(".")[0] in banned:
                         offences.append(f"{path.relative_to(REPO)}:{node.lineno} imports {name}")
+    assert offences == []
+
+
+def test_the_shared_library_names_no_module_above_it() -> None:
+    """Not even as a string for importlib: callfleet/ is the ground floor, and what starts a
+    part by name (the command line, a forkserver's target) is given that name by its caller."""
+    import ast
+    import re
+
+    above = "|".join(sorted(FORBIDDEN["callfleet"]))
+    module_name = re.compile(rf"^({above})(\.\w+)*(\.\w+|:\w+)$")
+    offences = [f"{path.relative_to(REPO)}:{node.lineno} names {node.value}"
+                for path in (REPO / "callfleet").rglob("*.py")
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and module_name.match(node.value)]
     assert offences == []

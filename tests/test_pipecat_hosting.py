@@ -349,7 +349,7 @@ def test_a_bot_module_that_does_not_import_stops_start_up_with_exit_2_naming_the
     profiles = tmp_path / "profiles.toml"
     profiles.write_text(PROFILES + '\n[profiles.broken]\nkind = "pipecat"\nbot = "tests/bots/broken_import.py:bot"\n')
     sup = SupervisorProcess(tmp_path, None, supervisor={"profiles": str(profiles)})
-    result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(sup.config_path)],
+    result = subprocess.run([sys.executable, "-m", "cli", "supervisor", "--config", str(sup.config_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=90,
                             env={**os.environ, RECORD_ENV: str(tmp_path / "unused.jsonl")})
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])

@@ -122,7 +122,7 @@ def test_supervisor_exits_2_naming_the_profile_whose_wav_is_missing(tmp_path: Pa
     (tmp_path / "profiles.toml").write_text(playback_profile(wav=str(tmp_path / "gone.wav")))
     (tmp_path / "sandbox.toml").write_text(
         f'[supervisor]\nrun_dir = "{tmp_path / "run"}"\nprofiles = "{tmp_path / "profiles.toml"}"\n')
-    result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(tmp_path / "sandbox.toml")],
+    result = subprocess.run([sys.executable, "-m", "cli", "supervisor", "--config", str(tmp_path / "sandbox.toml")],
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert "profiles.greeting.wav: cannot read" in result.stderr and "No such file or directory" in result.stderr

@@ -98,7 +98,7 @@ def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorProcess]
 @pytest.fixture
 async def events(sup: SupervisorProcess) -> AsyncIterator[subprocess.Popen[str]]:
     """``callfleet ctl events`` following the supervisor's PUB feed."""
-    follower = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(sup.config_path),
+    follower = subprocess.Popen([sys.executable, "-m", "cli", "ctl", "--config", str(sup.config_path),
                                  "events"], cwd=REPO, stdout=subprocess.PIPE, text=True)
     await asyncio.sleep(1.0)  # the subscription reaches the publisher
     yield follower

@@ -111,7 +111,7 @@ async def test_scaling_by_editing_the_config_and_reload_or_sighup(tmp_path: Path
 
         from tests.conftest import REPO
 
-        refused = subprocess.run([sys.executable, "-m", "callfleet.cli", "ctl", "--socket", str(sup.run_dir / "control.sock"),
+        refused = subprocess.run([sys.executable, "-m", "cli", "ctl", "--socket", str(sup.run_dir / "control.sock"),
                                   "reload"], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert refused.returncode == 1 and "pool.max_workers: expected int >= 1" in refused.stderr, refused.stderr
     finally:
@@ -258,7 +258,7 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
                       ('[supervisor]\nhttp_host = "0.0.0.0"\n', "supervisor.api_key_env: required when http_host")):
         path = tmp_path / "bad.toml"
         path.write_text(text)
-        result = subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(path)],
+        result = subprocess.run([sys.executable, "-m", "cli", "supervisor", "--config", str(path)],
                                 cwd=REPO, capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and key in result.stderr, (text, result.stderr)
 
@@ -329,7 +329,7 @@ async def test_ctl_drain_and_ctl_events(tmp_path: Path, sandbox_proc: SandboxPro
 
     sup = supervisor(tmp_path, sandbox_proc, supervisor={"drain_timeout_s": 2})  # nobody ends the session
     try:
-        follower = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(sup.config_path), "events"],
+        follower = subprocess.Popen([sys.executable, "-m", "cli", "ctl", "--config", str(sup.config_path), "events"],
                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
         await asyncio.sleep(1.0)  # the subscription reaches the publisher
         bot = await sup.start_bot("echo")

@@ -58,7 +58,7 @@ class EventFeed:
     """``ctl events``, followed in the background: every worker state change, in order."""
 
     def __init__(self, sup: SupervisorProcess) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "ctl", "--config", str(sup.config_path),
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "ctl", "--config", str(sup.config_path),
                                       "events"], cwd=REPO, stdout=subprocess.PIPE, text=True)
 
     def worker_events(self, worker_id: str) -> list[dict[str, Any]]:

@@ -269,7 +269,7 @@ async def test_the_owner_gets_a_proof_and_never_the_clients_authorization(make_n
 def start_failing(node: Node, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run the node's supervisor, expecting it to stop at start-up; its exit and stderr."""
     env = {**os.environ, **(node.env or {})}
-    return subprocess.run([sys.executable, "-m", "callfleet.cli", "supervisor", "--config", str(node.config_path)],
+    return subprocess.run([sys.executable, "-m", "cli", "supervisor", "--config", str(node.config_path)],
                           cwd=REPO, capture_output=True, text=True, env=env, timeout=timeout)
 
 

@@ -31,7 +31,7 @@ async def wait_log(sup: SupervisorProcess, *needles: str, timeout: float = 10) -
 
 def ctl_by_socket(sup: SupervisorProcess, *args: str) -> subprocess.CompletedProcess[str]:
     """``callfleet ctl`` on the control socket: the config file on disk may be broken."""
-    return subprocess.run([sys.executable, "-m", "callfleet.cli", "ctl", "--socket", str(sup.run_dir / "control.sock"), *args],
+    return subprocess.run([sys.executable, "-m", "cli", "ctl", "--socket", str(sup.run_dir / "control.sock"), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=30)
 
 

@@ -21,7 +21,7 @@ from tests.supervisor_harness import SupervisorProcess
 
 def sandbox_child(sup: SupervisorProcess) -> int:
     """The pid of the supervisor's embedded ``callfleet sandbox`` child."""
-    found = [pid for pid in sup.descendants() if "callfleet.cli sandbox" in cmdline(pid)]
+    found = [pid for pid in sup.descendants() if "-m cli sandbox" in cmdline(pid)]
     assert len(found) == 1, f"expected one sandbox child, found {found}"
     return found[0]
 

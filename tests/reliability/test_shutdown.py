@@ -30,7 +30,7 @@ def sandbox_on(port: int) -> SandboxProcess:
     """``callfleet sandbox`` on a given port: Daily coming back where it was."""
     sb = SandboxProcess.__new__(SandboxProcess)
     sb.port = port
-    sb.proc = subprocess.Popen([sys.executable, "-m", "callfleet.cli", "sandbox", "--port", str(port), "--no-rate-limits"],
+    sb.proc = subprocess.Popen([sys.executable, "-m", "cli", "sandbox", "--port", str(port), "--no-rate-limits"],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert sb.proc.stdout is not None
     line = sb.proc.stdout.readline().decode()

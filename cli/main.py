@@ -25,6 +25,8 @@ USAGE = "usage: callfleet {" + ",".join(SUBCOMMANDS) + "} [ARGS]\n\n" + "\n".joi
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the subcommand named by ``argv[0]`` (default: the process's arguments) and return
+    its exit status: 2 for no, an unknown or an unavailable subcommand."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
@@ -46,7 +48,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callfleet {name}: not available yet in this build", file=sys.stderr)
         return 2
     return int(func(rest) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
