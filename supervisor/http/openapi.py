@@ -84,7 +84,12 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "callfleet", "version": "1", "description": "Start and steer Daily bot sessions."},
         "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                       "securitySchemes": {
+                           "bearer": {"type": "http", "scheme": "bearer"},
+                           # With [dialin] hmac_secret_env: Daily's pinless signature over
+                           # "{X-Pinless-Timestamp}.{raw body}" replaces the bearer key on /dialin.
+                           "pinlessSignature": {"type": "apiKey", "in": "header", "name": "X-Pinless-Signature"},
+                       }},
         "security": [{"bearer": []}],
         "paths": {
             "/bots/start": {"post": {
@@ -103,6 +108,7 @@ def document() -> dict[str, Any]:
                     "streamToken": {"type": "string"}}})}, **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
             "/dialin": {"post": {
                 "summary": "Daily's dial-in webhook ({\"test\": ...} is answered {\"status\": \"OK\"})",
+                "security": [{"bearer": []}, {"pinlessSignature": []}],
                 "requestBody": {"required": True, **_json({"oneOf": [{"$ref": ref("DialinWebhook")},
                                                                      {"type": "object", "required": ["test"]}]})},
                 "responses": {"200": {"description": "call accepted", **_json({"type": "object", "properties": {
