@@ -35,8 +35,7 @@ class BotLink:
         """Queue PCM for the call without blocking; False (and counted) when dropped."""
         worker = self.worker
         self._seq += 1
-        if worker is not None and self.pool.router.send_audio(encode(AudioOut(self._seq, sample_rate, channels)),
-                                                              pcm, worker):
+        if worker is not None and self.pool.send_audio(worker, encode(AudioOut(self._seq, sample_rate, channels)), pcm):
             self.frames_out_sent += 1
             return True
         self.frames_out_dropped += 1

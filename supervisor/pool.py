@@ -379,6 +379,11 @@ class Pool:
         """Send a command to a worker and wait for its one reply (see ``WorkerRouter``)."""
         return await self.router.request(handle, cmd, timeout_s)
 
+    def send_audio(self, handle: WorkerHandle, header: bytes, pcm: Any) -> bool:
+        """Queue one frame of a session's audio for its worker without blocking; False when
+        it was dropped (the worker's queue is full or it is gone)."""
+        return self.router.send_audio(handle, header, pcm)
+
     def next_request_id(self) -> int:
         return self.router.next_request_id()
 

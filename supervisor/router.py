@@ -71,7 +71,8 @@ class WorkerRouter:
         finally:
             handle.pending.forget(cmd.id)
 
-    def send_audio(self, header: bytes, pcm: Any, handle: WorkerHandle) -> bool:
+    def send_audio(self, handle: WorkerHandle, header: bytes, pcm: Any) -> bool:
+        """Queue one audio frame for a worker without blocking; False when dropped."""
         return self.channel.send_audio(header, pcm, to=handle.identity)
 
     def close(self) -> None:

@@ -181,6 +181,9 @@ class FakePool:
             return Ok(cmd.id, {"calls_done": 1})
         return Ok(cmd.id)
 
+    def send_audio(self, worker: WorkerHandle, header: bytes, pcm: Any) -> bool:
+        return self.router.accept
+
     def next_request_id(self) -> int:
         return next(self._ids)
 
