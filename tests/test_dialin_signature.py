@@ -195,6 +195,7 @@ class SigningDaemon:
     config = parse(f'[supervisor]\napi_key_env = "{KEY_ENV}"\n[dialin]\nhmac_secret_env = "{SECRET_ENV}"\n')
     profiles = parse_profiles('[profiles.echo]\nkind = "echo"\n')
     environ = {KEY_ENV: API_KEY, SECRET_ENV: SECRET}
+    cluster = None  # one node: replays are refused by this node's memory alone
 
 
 async def test_with_a_secret_a_signed_ping_needs_no_bearer_key_and_the_bearer_key_replaces_no_signature() -> None:

@@ -197,6 +197,15 @@ class Cluster:
 
         return await self.link.run(read, [])
 
+    async def claim_once(self, key: str, ttl_s: float) -> bool:
+        """Whether this node is the first of the cluster to claim ``key`` within ``ttl_s``
+        (Redis ``SET NX``); True while Redis is away, when each node decides alone."""
+
+        async def claim(client: Any) -> bool:
+            return bool(await client.set(key, self.node_id, nx=True, px=max(1, int(ttl_s * 1000))))
+
+        return await self.link.run(claim, True)
+
     # -- the room ledger mirror (Store hooks) -----------------------------------------------------
 
     def room_remembered(self, name: str) -> None:

@@ -8,8 +8,9 @@ message = f"{timestamp}.{raw body}")). A signed webhook needs no bearer key, whi
 cannot send; a missing, malformed, wrong, stale or replayed signature is a 401 and starts
 nothing. The webhook's ``{"test": ...}`` ping is signed like any other call.
 
-Replays are refused by this node only: a node remembers each signature it accepted until
-its timestamp goes stale, so the same webhook is taken at most once per node.
+Replays are refused: a node remembers each signature it accepted until its timestamp goes
+stale, and in a cluster the first node to claim a signature in Redis takes the webhook, so a
+replay handed to another node is refused too (while Redis is away, per node only).
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ class Verifier:
         self._seen: set[bytes] = set()
         self._forget: list[tuple[float, bytes]] = []  # (when the timestamp goes stale, digest), a heap
 
-    def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
-        """Accept the webhook once. Raises ``SignatureError`` when a header is missing or
-        malformed, the signature does not match, the timestamp is more than ``max_skew_s``
-        from now (either way), or this signature was already accepted."""
+    def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> bytes:
+        """Accept the webhook once; returns its signature (the digest). Raises
+        ``SignatureError`` when a header is missing or malformed, the signature does not
+        match, the timestamp is more than ``max_skew_s`` from now (either way), or this
+        signature was already accepted."""
         if not timestamp or not signature:
             missing = " and ".join(h for h, v in ((TIMESTAMP, timestamp), (SIGNATURE, signature)) if not v)
             raise SignatureError(f"{missing} missing: this webhook takes only calls signed with Daily's pinless "
@@ -103,6 +105,7 @@ class Verifier:
             raise SignatureError(f"{SIGNATURE} was already used: a webhook is taken once")
         self._seen.add(expected)
         heapq.heappush(self._forget, (int(timestamp) + self.max_skew_s, expected))
+        return expected
 
     def _forget_stale(self, now: float) -> None:
         # A signature whose timestamp is stale is refused as stale: no need to remember it.
@@ -133,7 +136,13 @@ def verify_webhook(daemon: Any, webhook: Handler) -> Middleware:
             return await handler(request)
         body = await request.read()  # aiohttp keeps it: the view reads the same bytes
         try:
-            verifier.verify(request.headers.get(TIMESTAMP), request.headers.get(SIGNATURE), body)
+            digest = verifier.verify(request.headers.get(TIMESTAMP), request.headers.get(SIGNATURE), body)
+            # In a cluster, the load balancer may hand a replay to another node: the first
+            # node to claim the signature takes the call (while Redis is away, each node's own
+            # memory is all there is).
+            if daemon.cluster is not None and not await daemon.cluster.claim_once(
+                    "cf:dialin-signature:" + digest.hex(), 2 * section.max_skew_s):
+                raise SignatureError(f"{SIGNATURE} was already used on another node: a webhook is taken once")
         except SignatureError as exc:
             log.warning("dial-in webhook refused", reason=str(exc), peer=request.remote)
             raise ApiError(401, "authentication-error", str(exc)) from None

@@ -344,3 +344,31 @@ async def _found(node: SupervisorProcess, sid: str) -> dict[str, Any] | None:
 def _dir(tmp_path: Path, name: str) -> Path:
     (tmp_path / name).mkdir(exist_ok=True)
     return tmp_path / name
+
+
+async def test_a_signed_dialin_webhook_replayed_to_another_node_is_refused(make_nodes: Any) -> None:
+    """The load balancer may hand a captured webhook to any node: the first node to claim
+    its signature in Redis takes it, every other node refuses it."""
+    import base64
+    import hashlib
+    import hmac as hmac_mod
+
+    secret = base64.b64encode(b"pinless-secret-for-the-cluster!!").decode()
+    dialin = {"dialin": {"hmac_secret_env": "CALLFLEET_TEST_PINLESS"}, "env": {"CALLFLEET_TEST_PINLESS": secret}}
+    n1, n2 = await make_nodes("n1", "n2", n1=dialin, n2=dialin)
+
+    def signed(body: bytes) -> dict[str, str]:
+        ts = str(int(time.time()))
+        mac = hmac_mod.new(base64.b64decode(secret), ts.encode() + b"." + body, hashlib.sha256).digest()
+        return {"Content-Type": "application/json", "X-Pinless-Timestamp": ts,
+                "X-Pinless-Signature": base64.b64encode(mac).decode()}
+
+    body = json.dumps({"test": "ping"}).encode()
+    headers = signed(body)
+    status, reply, _ = await n1.http("POST", "/dialin", data=body, headers=headers)
+    assert (status, reply) == (200, {"status": "OK"})
+    status, reply, _ = await n2.http("POST", "/dialin", data=body, headers=headers)
+    assert status == 401 and "already used on another node" in reply["info"], reply
+    other = json.dumps({"test": "another ping"}).encode()
+    status, _, _ = await n2.http("POST", "/dialin", data=other, headers=signed(other))
+    assert status == 200
