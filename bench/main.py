@@ -68,7 +68,7 @@ from bench.stack import REPO, Stack
 from bench.talk import SANDBOX_AUTH, ProcessTreeWindow, json_request, talk
 from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb, thread_cpu_seconds
 from supervisor.ctl import request
-from supervisor.session_state import SessionState
+from supervisor.sessions.state import SessionState
 
 FLOOR_SECONDS = 3.0
 LONE_STARTS = 3  # one session alone, before the burst: its p50 is the warm path's floor

@@ -41,13 +41,13 @@ from supervisor.http.dialin_signature import secret_from
 from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
-from supervisor.registry import Registry, reconcile_store
-from supervisor.room_ledger import delete_leftover_rooms
-from supervisor.room_pool import RoomPool
+from supervisor.rooms.ledger import delete_leftover_rooms
+from supervisor.rooms.pool import RoomPool
 from supervisor.sandbox_child import SandboxChild, SandboxStartError, wait_answering
-from supervisor.session_services import Services
-from supervisor.session_state import EndReason
-from supervisor.session_view import describe_record
+from supervisor.sessions.registry import Registry, reconcile_store
+from supervisor.sessions.services import Services
+from supervisor.sessions.state import EndReason
+from supervisor.sessions.view import describe_record
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor")

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from supervisor.session_state import FINISHED, SessionState
+from supervisor.sessions.state import FINISHED, SessionState
 
 
 class SessionRecord(msgspec.Struct, kw_only=True):

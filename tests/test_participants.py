@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.participants import Participants
+from supervisor.sessions.participants import Participants
 
 
 def person(pid: str, name: str = "", *, local: bool = False) -> dict[str, Any]:

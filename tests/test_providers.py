@@ -26,7 +26,7 @@ from supervisor.config import parse
 from supervisor.http.app import make_app
 from supervisor.pool import PoolFull
 from supervisor.profiles import parse as parse_profiles
-from supervisor.sessions import StartRequest
+from supervisor.sessions.requests import StartRequest
 from tests.conftest import REPO
 from tests.supervisor_harness import SupervisorProcess
 

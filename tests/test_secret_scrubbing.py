@@ -37,10 +37,11 @@ from sandbox.caller import Caller, CallerOptions
 from supervisor import operator_secrets
 from supervisor.config import parse
 from supervisor.profiles import parse as parse_profiles
-from supervisor.session_services import Services
-from supervisor.session_state import SessionState
-from supervisor.session_view import describe_record
-from supervisor.sessions import EndReason, Session, StartRequest
+from supervisor.sessions.requests import StartRequest
+from supervisor.sessions.services import Services
+from supervisor.sessions.session import Session
+from supervisor.sessions.state import EndReason, SessionState
+from supervisor.sessions.view import describe_record
 from supervisor.store import SessionRecord, Store
 from tests.conftest import REPO
 from tests.fakes.openai_server import FakeOpenAI

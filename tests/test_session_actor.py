@@ -20,18 +20,11 @@ from protocol.messages import Command, Join, Leave, Ok, ParticipantJoined
 from supervisor.bots import BOT_KINDS, Bot
 from supervisor.config import parse
 from supervisor.metrics import Metrics
-from supervisor.pool import PoolFull, WorkerHandle
-from supervisor.reconcile import WorkerState
-from supervisor.sessions import (
-    EndReason,
-    Prepared,
-    Services,
-    Session,
-    SessionGone,
-    SessionState,
-    StartRequest,
-    _Ask,
-)
+from supervisor.pool import PoolFull, WorkerHandle, WorkerState
+from supervisor.sessions.requests import Prepared, SessionGone, StartRequest
+from supervisor.sessions.services import Services
+from supervisor.sessions.session import Session, _Ask
+from supervisor.sessions.state import EndReason, SessionState
 from supervisor.store import SessionRecord, Store
 
 T = TypeVar("T")

@@ -32,7 +32,7 @@ import structlog
 from redis.asyncio import Redis
 
 from supervisor.cluster.link import Link
-from supervisor.session_state import EndReason, SessionState
+from supervisor.sessions.state import EndReason, SessionState
 
 log = structlog.get_logger("supervisor.cluster")
 

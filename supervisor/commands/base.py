@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from supervisor.session_state import SessionState
+from supervisor.sessions.state import SessionState
 
 
 class CommandError(Exception):

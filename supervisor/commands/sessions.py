@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from supervisor.commands.base import CommandError, ControlCommand, DaemonControl, require_str, table
-from supervisor.session_state import SessionState
+from supervisor.sessions.state import SessionState
 
 
 def _iso(ts: Any) -> str:

@@ -55,7 +55,7 @@ from callfleet.ratelimit import TokenBucket
 from supervisor.daily_rest import DailyAPIError
 from supervisor.http.errors import ApiError
 from supervisor.http.keys import DAEMON
-from supervisor.session_request import SessionGone
+from supervisor.sessions.requests import SessionGone
 
 log = structlog.get_logger("supervisor.daily_proxy")
 

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
-from supervisor.session_state import EndReason, SessionState
+from supervisor.sessions.state import EndReason, SessionState
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 

@@ -20,8 +20,8 @@ from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON
 from supervisor.http.openapi import document
 from supervisor.pool import PoolFull
-from supervisor.session_request import CommandRefused, InvalidStart, SessionGone, StartRequest
-from supervisor.session_state import SessionState
+from supervisor.sessions.requests import CommandRefused, InvalidStart, SessionGone, StartRequest
+from supervisor.sessions.state import SessionState
 
 START_REPLY_TIMEOUT_S = 60.0
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.messages import AudioSettings
-from supervisor.session_room import RoomRequest
+from supervisor.sessions.room import RoomRequest
 
 
 class SessionGone(Exception):

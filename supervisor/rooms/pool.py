@@ -25,7 +25,7 @@ import structlog
 
 from callfleet.backoff import Backoff
 from supervisor.daily_rest import DailyAPIError, DailyREST, DailyRoomParams, DailyRoomProperties
-from supervisor.room_ledger import delete_room, delete_rooms
+from supervisor.rooms.ledger import delete_room, delete_rooms
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor.room_pool")

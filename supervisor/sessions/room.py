@@ -24,8 +24,8 @@ from supervisor.daily_rest import (
     DailyRoomSipParams,
     get_name_from_url,
 )
-from supervisor.room_ledger import delete_room
-from supervisor.room_pool import RoomPool
+from supervisor.rooms.ledger import delete_room
+from supervisor.rooms.pool import RoomPool
 from supervisor.store import Store
 
 # Past the deadline a room and its tokens live this much longer: the bot's leave, clock skew.

@@ -53,14 +53,13 @@ from protocol.messages import (
     RunBot,
     SendAppMessage,
 )
-from supervisor.bot_link import BotLink
 from supervisor.bots import BOT_KINDS, Bot
 from supervisor.bots.pipecat import PipecatBot
 from supervisor.daily_rest import DailyAPIError
-from supervisor.participants import Participant, Participants
-from supervisor.pool import PoolFull, WorkerGone, WorkerHandle
-from supervisor.reconcile import WorkerState
-from supervisor.session_request import (
+from supervisor.pool import PoolFull, WorkerGone, WorkerHandle, WorkerState
+from supervisor.sessions.bot_link import BotLink
+from supervisor.sessions.participants import Participant, Participants
+from supervisor.sessions.requests import (
     CommandRefused,
     InvalidStart,
     Prepared,
@@ -69,11 +68,11 @@ from supervisor.session_request import (
     runner_body,
     stream_config,
 )
-from supervisor.session_room import SessionRoom, TokenRefused
-from supervisor.session_services import Services
-from supervisor.session_state import EndReason, SessionState
-from supervisor.session_timers import Timers
-from supervisor.session_view import describe_record
+from supervisor.sessions.room import SessionRoom, TokenRefused
+from supervisor.sessions.services import Services
+from supervisor.sessions.state import EndReason, SessionState
+from supervisor.sessions.timers import Timers
+from supervisor.sessions.view import describe_record
 from supervisor.store import SessionRecord
 
 log = structlog.get_logger("supervisor.sessions")
@@ -82,10 +81,6 @@ T = TypeVar("T")
 
 LEAVE_TIMEOUT_S = 5.0
 HOSTED_LEFT_GRACE_S = 5.0  # a hosted bot that left has this long to return from bot()
-
-# Re-exported: what callers of a session (HTTP, control, registry) use with it.
-__all__ = ["CommandRefused", "EndReason", "InvalidStart", "Prepared", "Services", "Session", "SessionGone",
-           "SessionState", "StartRequest", "describe_record"]
 
 
 # -- mailbox messages ------------------------------------------------------------------------

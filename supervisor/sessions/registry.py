@@ -14,12 +14,12 @@ from typing import Any
 import structlog
 
 from supervisor.daily_rest import DailyREST
-from supervisor.room_ledger import delete_room
-from supervisor.session_request import StartRequest
-from supervisor.session_services import Services
-from supervisor.session_state import EndReason, SessionState
-from supervisor.session_view import describe_record
-from supervisor.sessions import Session
+from supervisor.rooms.ledger import delete_room
+from supervisor.sessions.requests import StartRequest
+from supervisor.sessions.services import Services
+from supervisor.sessions.session import Session
+from supervisor.sessions.state import EndReason, SessionState
+from supervisor.sessions.view import describe_record
 from supervisor.store import Store
 
 log = structlog.get_logger("supervisor.registry")

@@ -9,7 +9,7 @@ from typing import Any
 from supervisor.config import Config
 from supervisor.daily_rest import DailyREST
 from supervisor.pool import Pool
-from supervisor.room_pool import RoomPool
+from supervisor.rooms.pool import RoomPool
 from supervisor.store import Store
 
 

@@ -11,9 +11,8 @@ from typing import Any
 from protocol.audio import AudioOut
 from protocol.framing import encode
 from protocol.messages import Command, Err, ErrCode, Ok
-from supervisor.pool import Pool
-from supervisor.session_state import EndReason
-from supervisor.workers import WorkerHandle
+from supervisor.pool import Pool, WorkerHandle
+from supervisor.sessions.state import EndReason
 
 
 class BotLink:
