@@ -307,8 +307,7 @@ class Daemon:
         # Draining: no new sessions (start endpoints and /readyz answer 503), live ones go on
         # until they end by themselves or the drain times out; _shutdown ends the rest.
         self.state = "draining"
-        self.pool.draining = True
-        self.pool.wake()
+        self.pool.set_desired(draining=True)
         drain_s = self.config.supervisor.drain_timeout_s
         self._stop_by = time.monotonic() + drain_s
         log.info("draining: live sessions go on until they end or the drain times out",
@@ -397,22 +396,20 @@ class Daemon:
         self.profiles = profiles
         scrub.forget(self._secrets)
         self._secrets = operator_secrets.register(new, profiles.profiles.values(), self.environ)
-        self.pool.config = new
-        self.pool.min_idle, self.pool.max_workers = new.pool.min_idle, new.pool.max_workers
+        self.pool.set_desired(config=new, min_idle=new.pool.min_idle, max_workers=new.pool.max_workers)
         self.services.config = new
-        self.pool.wake()
         log.info("config reloaded", min_idle=new.pool.min_idle, max_workers=new.pool.max_workers,
                  needs_restart=needs_restart)
         return {"min_idle": new.pool.min_idle, "max_workers": new.pool.max_workers, "needs_restart": needs_restart}
 
     def scale(self, min_idle: int | None, max_workers: int | None) -> dict[str, Any]:
-        new_min = self.pool.min_idle if min_idle is None else min_idle
-        new_max = self.pool.max_workers if max_workers is None else max_workers
-        if new_min > new_max:
-            raise CommandError(f"min_idle ({new_min}) cannot exceed max_workers ({new_max})")
-        self.pool.min_idle, self.pool.max_workers = new_min, new_max
-        self.pool.wake()
-        return {"min_idle": new_min, "max_workers": new_max}
+        """Change the pool's ``min_idle`` and ``max_workers`` until the next reload; raises
+        ``CommandError`` when ``min_idle`` would exceed ``max_workers``."""
+        try:
+            desired = self.pool.set_desired(min_idle=min_idle, max_workers=max_workers)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        return {"min_idle": desired.min_idle, "max_workers": desired.max_workers}
 
     async def stop_session(self, session_id: str) -> bool:
         session = self.registry.get(session_id)
@@ -439,7 +436,7 @@ class Daemon:
             "daily_api_url": self.config.daily_api_url,
             "workers_endpoint": self.pool.endpoint,
             "worker_user": None if self.isolation.user is None else self.isolation.user.name,
-            "pool": {"min_idle": self.pool.min_idle, "max_workers": self.pool.max_workers,
+            "pool": {"min_idle": self.pool.desired.min_idle, "max_workers": self.pool.desired.max_workers,
                      "capacity": self.pool.capacity(), "restarts": self.pool.restarts},
             "room_pool": {"size": self.room_pool.size, "ready": len(self.room_pool.ready), "taken": self.room_pool.taken,
                           "too_short": self.room_pool.too_short},

@@ -62,7 +62,7 @@ class _DaemonCollector:
         yield routed
         worker_dropped = CounterMetricFamily("callfleet_worker_frames_dropped",
                                              "Bot audio frames workers dropped (as their Pongs report)")
-        worker_dropped.add_metric([], d.pool.router.worker_frames_dropped)
+        worker_dropped.add_metric([], d.pool.worker_frames_dropped)
         yield worker_dropped
         restarts = CounterMetricFamily("callfleet_worker_restarts", "Workers that died or were killed unexpectedly")
         restarts.add_metric([], d.pool.restarts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor.reconcile import (
+from supervisor.pool.reconcile import (
     BootHistory,
     Desired,
     Kill,

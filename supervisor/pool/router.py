@@ -1,5 +1,5 @@
-"""The workers' ROUTER socket: what arrives goes where it belongs, and every command gets
-its one reply.
+"""The workers' ROUTER socket: what arrives goes where it belongs, what the supervisor
+sends a worker leaves through it, and every command gets its one reply.
 
 Messages are handled synchronously as the channel drains the socket: a worker's audio goes
 straight to its session's listener without a task or a copy, events go to the listener's
@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import structlog
 import zmq
 
 from protocol.audio import AudioIn
 from protocol.messages import BotFinished, Command, Err, ErrCode, Event, Exiting, Hello, Ok, Pong, Reject
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, bind_router
-from supervisor.reconcile import WorkerState
-from supervisor.workers import WorkerHandle
+from supervisor.pool.reconcile import WorkerState
+from supervisor.pool.workers import WorkerHandle
 
 log = structlog.get_logger("supervisor.router")
 
@@ -32,6 +33,8 @@ DEPARTED_KEPT = 1000  # reaped workers whose last words may still arrive
 
 
 class WorkerRouter:
+    """The one socket every worker connects to: the pool's only way to and from them."""
+
     def __init__(self, ctx: zmq.Context[Any], endpoint: str, workers: dict[str, WorkerHandle],
                  on_hello: Callable[[WorkerHandle, Hello], None]) -> None:
         self.channel = Channel(bind_router(ctx, endpoint), routed=True)
@@ -44,6 +47,7 @@ class WorkerRouter:
         self.worker_frames_dropped = 0  # summed from Pongs: a counter that never goes down
 
     def start(self) -> None:
+        """Handle what arrives from now on, as the loop drains the socket."""
         self.channel.handle(self._received, self._bad_frame_from)
 
     def departed(self, handle: WorkerHandle) -> None:
@@ -53,6 +57,7 @@ class WorkerRouter:
             self._departed.pop(next(iter(self._departed)))
 
     def next_request_id(self) -> int:
+        """A request id no other command of this supervisor carries."""
         return next(self._req_ids)
 
     async def request(self, handle: WorkerHandle, cmd: Command, timeout_s: float) -> Ok | Err:
@@ -71,11 +76,18 @@ class WorkerRouter:
         finally:
             handle.pending.forget(cmd.id)
 
+    def tell(self, handle: WorkerHandle, msg: msgspec.Struct) -> bool:
+        """Send a control message that expects no reply (a Welcome, a Ping, a Shutdown)
+        without blocking; False when it was dropped (the worker's queue is full or it is
+        not connected)."""
+        return self.channel.try_send_control(msg, to=handle.identity)
+
     def send_audio(self, handle: WorkerHandle, header: bytes, pcm: Any) -> bool:
         """Queue one audio frame for a worker without blocking; False when dropped."""
         return self.channel.send_audio(header, pcm, to=handle.identity)
 
     def close(self) -> None:
+        """Close the socket; nothing is sent or received after."""
         self.channel.close()
 
     # -- incoming ----------------------------------------------------------------------------

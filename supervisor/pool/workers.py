@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocol.audio import AudioIn
-from protocol.messages import BotFinished, Err, ErrCode, Event, Ok
-from supervisor.reconcile import WorkerState, WorkerView
+from protocol.messages import BotFinished, Event
+from supervisor.pool.pending import PendingRequests
+from supervisor.pool.reconcile import WorkerState, WorkerView
 
 
 class WorkerGone(Exception):
@@ -24,38 +25,6 @@ class WorkerListener(Protocol):
     def on_worker_event(self, event: Event | BotFinished) -> None: ...
     def on_worker_audio(self, header: AudioIn, pcm: Any) -> None: ...
     def on_worker_gone(self, reason: str) -> None: ...
-
-
-class PendingRequests:
-    """Requests sent to one worker that await their one reply."""
-
-    def __init__(self) -> None:
-        self._futures: dict[int, asyncio.Future[Ok | Err]] = {}
-
-    def expect(self, request_id: int) -> asyncio.Future[Ok | Err]:
-        fut: asyncio.Future[Ok | Err] = asyncio.get_running_loop().create_future()
-        self._futures[request_id] = fut
-        return fut
-
-    def forget(self, request_id: int) -> None:
-        self._futures.pop(request_id, None)
-
-    def resolve(self, reply: Ok | Err) -> bool:
-        """Hand a reply to its request; False when nobody waits for it (late or unknown)."""
-        fut = self._futures.get(reply.id)
-        if fut is None or fut.done():
-            return False
-        fut.set_result(reply)
-        return True
-
-    def fail_all(self, reason: str) -> None:
-        """The worker is gone: every waiting request is answered with an error."""
-        for request_id, fut in self._futures.items():
-            if not fut.done():
-                fut.set_result(Err(request_id, ErrCode.EXITING, reason))
-
-    def __len__(self) -> int:
-        return len(self._futures)
 
 
 @dataclass(eq=False)
