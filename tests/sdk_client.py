@@ -9,13 +9,14 @@ import time
 from typing import Any
 
 import sandbox.client as sc
+from sandbox.sdk import loop
 
 _init_lock = threading.Lock()
 
 
 def ensure_sdk() -> None:
     with _init_lock:
-        if sc._sdk is None:
+        if loop.current() is None:
             sc.Daily.init()
 
 

@@ -19,6 +19,8 @@ import pytest
 import sandbox.client as sc
 from callfleet.audio import tone
 from sandbox.caller import Caller, CallerOptions
+from sandbox.sdk import loop
+from sandbox.sdk.process import DEVICES
 from tests.conftest import DailyRest
 from tests.sdk_client import SdkTestClient, ensure_sdk, wait_for
 
@@ -28,9 +30,7 @@ def fresh_devices() -> Iterator[None]:
     """Virtual devices are process-wide: each test starts and ends with none selected."""
     ensure_sdk()
     yield
-    sc._speaker = None
-    sc._speakers.clear()
-    sc._microphones.clear()
+    DEVICES.clear()
 
 
 async def _room(rest: DailyRest, name: str) -> dict[str, Any]:
@@ -135,12 +135,12 @@ async def test_in_a_call_video_is_accepted_and_goes_nowhere_while_audio_flows(re
 def test_devices_need_init_and_a_known_speaker_name() -> None:
     with pytest.raises(RuntimeError, match="unable to select virtual speaker device"):
         sc.Daily.select_speaker_device("never-created")
-    sdk, sc._sdk = sc._sdk, None
+    sdk, loop._sdk = loop._sdk, None
     try:
         with pytest.raises(RuntimeError, match="Daily.init"):
             sc.Daily.create_speaker_device("early")  # daily 0.36 crashes the process here
     finally:
-        sc._sdk = sdk
+        loop._sdk = sdk
 
 
 def test_devices_outside_a_call_read_and_write_nothing_at_once() -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
+
+from sandbox.sdk.native import not_constructible
 
 # Audio not read within this long is dropped, oldest first: a reader that stalls hears
 # the present when it comes back, not a backlog.
@@ -25,15 +27,10 @@ RESYNC_S = 0.2
 Scheduler = Callable[[float, Callable[..., None], Any], None]  # (delay_s, fn, arg)
 
 
-def _not_constructible(cls: type) -> NoReturn:
-    raise TypeError(f"cannot create '{cls.__name__}' instances")
-
-
 class VirtualSpeakerDevice:
     """A virtual speaker (``Daily.create_speaker_device``); 16-bit PCM at its own rate."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        _not_constructible(type(self))
+    __init__ = not_constructible
 
     @classmethod
     def _create(cls, device_name: str, sample_rate: int, channels: int, non_blocking: bool,

@@ -9,14 +9,11 @@ these names so that ``import daily`` code (Pipecat's DailyTransport) finds them.
 from __future__ import annotations
 
 import uuid
-from typing import NoReturn
+
+from sandbox.sdk.native import not_constructible
 
 # daily-python 0.36 accepts exactly these (ValueError names them for anything else).
 COLOR_FORMATS = ("RGBA", "BGRA", "ARGB", "ABGR", "RGB", "I420")
-
-
-def _not_constructible(cls: type) -> NoReturn:
-    raise TypeError(f"cannot create '{cls.__name__}' instances")
 
 
 def check_color_format(color_format: str, *, list_valid: bool = True) -> str:
@@ -45,8 +42,7 @@ class VideoFrame:
     _timestamp_us: int
     _color_format: str
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        _not_constructible(type(self))
+    __init__ = not_constructible
 
     @property
     def buffer(self) -> bytes:
@@ -122,8 +118,7 @@ class VirtualCameraDevice:
     _color_format: str
     frames_written: int
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        _not_constructible(type(self))
+    __init__ = not_constructible
 
     @classmethod
     def _create(cls, device_name: str, width: int, height: int, color_format: str) -> VirtualCameraDevice:
