@@ -29,9 +29,10 @@ import structlog
 from aiohttp import web
 
 from callfleet import logs
-from sandbox import rest
 from sandbox.limits import Faults, TokenBuckets
-from sandbox.rooms import RoomServer
+from sandbox.rest import keys, middlewares
+from sandbox.rest.routes import setup_routes
+from sandbox.rooms.server import RoomServer
 from sandbox.store import Store
 from sandbox.tokens import TokenSigner
 
@@ -39,18 +40,23 @@ log = structlog.get_logger("sandbox")
 
 
 class Sandbox:
-    """The whole stand-in: ``await start()``, use ``base_url``/``api_url``, ``await stop()``."""
+    """The whole stand-in: ``await start()``, use ``base_url``/``api_url``, ``await stop()``.
+
+    Two clocks, so that a test can move time instead of waiting for it: ``clock`` (monotonic)
+    refills the rate limits; ``wall_clock`` (Unix time) is what rooms' and tokens' ``exp``
+    and ``nbf``, token ejections and download links are judged on."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str = "",
                  rate_limits: bool = True, data_dir: Path | None = None,
-                 clock: Callable[[], float] = time.monotonic, dialin_hmac_secret: bytes = b"") -> None:
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+                 dialin_hmac_secret: bytes = b"") -> None:
         self.host, self.port = host, port
         self.dialin_hmac_secret = dialin_hmac_secret  # decoded; empty: webhooks go unsigned
-        self.clock = clock  # the rate limits' clock (tests move it by hand)
+        self.clock = clock
         self.api_key = api_key
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="callfleet-sandbox-"))
-        self.store = Store()
-        self.signer = TokenSigner()
+        self.store = Store(clock=wall_clock)
+        self.signer = TokenSigner(clock=wall_clock)
         self.faults = Faults(rate_limits=rate_limits)
         self.rooms: RoomServer | None = None
         self._runner: web.AppRunner | None = None
@@ -64,26 +70,26 @@ class Sandbox:
         return f"{self.base_url}/v1"
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[rest.daily_errors, rest.auth_and_limits])
+        app = web.Application(middlewares=[middlewares.daily_errors, middlewares.auth_and_limits])
         assert self.rooms is not None
-        app[rest.STORE] = self.store
-        app[rest.ROOMS] = self.rooms
-        app[rest.SIGNER] = self.signer
-        app[rest.FAULTS] = self.faults
-        app[rest.BUCKETS] = TokenBuckets(clock=self.clock)
-        app[rest.API_KEY] = self.api_key
-        app[rest.BASE_URL] = self.base_url
-        app[rest.TASKS] = set()
-        app[rest.DIALIN_HMAC_SECRET] = self.dialin_hmac_secret
+        app[keys.STORE] = self.store
+        app[keys.ROOMS] = self.rooms
+        app[keys.SIGNER] = self.signer
+        app[keys.FAULTS] = self.faults
+        app[keys.BUCKETS] = TokenBuckets(clock=self.clock)
+        app[keys.API_KEY] = self.api_key
+        app[keys.BASE_URL] = self.base_url
+        app[keys.TASKS] = set()
+        app[keys.DIALIN_HMAC_SECRET] = self.dialin_hmac_secret
         app.cleanup_ctx.append(self._http_client)
-        rest.setup_routes(app)
+        setup_routes(app)
         return app
 
     async def _http_client(self, app: web.Application) -> Any:
         async with aiohttp.ClientSession() as session:
-            app[rest.HTTP] = session
+            app[keys.HTTP] = session
             yield
-            for task in list(app[rest.TASKS]):
+            for task in list(app[keys.TASKS]):
                 task.cancel()
 
     async def start(self) -> None:
@@ -98,7 +104,7 @@ class Sandbox:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
-        log.info("sandbox listening", api_url=self.api_url, rooms=self.rooms.endpoint)
+        log.info("sandbox listening", api_url=self.api_url, rooms=self.rooms.endpoint.address)
 
     async def stop(self) -> None:
         if self.rooms is not None:

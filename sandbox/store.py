@@ -1,11 +1,14 @@
-"""What the sandbox remembers: rooms, recordings, pending dial-in calls (in memory)."""
+"""What the sandbox remembers: rooms, recordings, pending dial-in calls (in memory), and the
+wall clock their times are judged by."""
 
 from __future__ import annotations
 
+import enum
 import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,15 +71,16 @@ def validate_room_properties(props: Any) -> dict[str, Any]:
 @dataclass
 class Room:
     name: str
+    created_at: float  # wall-clock, the store's clock
     privacy: str = "public"
     properties: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    created_at: float = field(default_factory=time.time)
     seq: int = 0  # creation order, for pagination
 
-    def expired(self, now: float | None = None) -> bool:
+    def expired(self, now: float) -> bool:
+        """Whether the room's ``exp`` has passed at ``now`` (wall-clock seconds)."""
         exp = self.properties.get("exp")
-        return exp is not None and (now or time.time()) >= exp
+        return exp is not None and now >= exp
 
     @property
     def sip_endpoint(self) -> str | None:
@@ -99,13 +103,21 @@ class Room:
         }
 
 
+class RecordingStatus(enum.Enum):
+    """Where a recording is; the value is Daily's ``status``."""
+
+    IN_PROGRESS = "in-progress"
+    FINISHED = "finished"
+    CANCELED = "canceled"
+
+
 @dataclass
 class Recording:
     id: str
     room_name: str
     start_ts: float
     mtg_session_id: str
-    status: str = "in-progress"
+    status: RecordingStatus = RecordingStatus.IN_PROGRESS
     duration: int = 0
     max_participants: int = 0
     path: Path | None = None
@@ -116,7 +128,7 @@ class Recording:
             "id": self.id,
             "room_name": self.room_name,
             "start_ts": int(self.start_ts),
-            "status": self.status,
+            "status": self.status.value,
             "max_participants": self.max_participants,
             "duration": self.duration,
             "share_token": None,
@@ -140,7 +152,11 @@ class DialinCall:
 
 
 class Store:
-    def __init__(self) -> None:
+    """The sandbox's memory. ``clock`` gives wall-clock seconds (``time.time`` unless a test
+    moves time by hand): rooms' ``exp`` and ``nbf`` are Unix times, judged on it."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.rooms: dict[str, Room] = {}
         self.recordings: dict[str, Recording] = {}
         self.dialins: dict[str, DialinCall] = {}
@@ -158,17 +174,23 @@ class Store:
             name = secrets.token_urlsafe(15).replace("-", "x").replace("_", "y")[:20]
         if not isinstance(name, str) or not ROOM_NAME.match(name):
             raise ValueError("name must be 1-128 characters of A-Z, a-z, 0-9, '-' and '_'")
+        now = self.clock()
         existing = self.rooms.get(name)
-        if existing is not None and not existing.expired():
+        if existing is not None and not existing.expired(now):
             raise ValueError(f"a room named {name} already exists")
-        room = Room(name=name, privacy=privacy, properties=properties, seq=self.next_seq())
+        room = Room(name=name, created_at=now, privacy=privacy, properties=properties, seq=self.next_seq())
         self.rooms[name] = room
         self.rooms_created += 1
         return room
 
+    def live_room(self, name: str) -> Room | None:
+        """The room ``name``, unless there is none or it has expired."""
+        room = self.rooms.get(name)
+        return None if room is None or room.expired(self.clock()) else room
+
     def live_rooms(self) -> list[Room]:
         """Non-expired rooms, newest first."""
-        now = time.time()
+        now = self.clock()
         return sorted(
             (r for r in self.rooms.values() if not r.expired(now)), key=lambda r: -r.seq
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
+from collections.abc import Callable
+from hashlib import sha256
 from typing import Any
 
 import jwt
@@ -44,17 +47,25 @@ class TokenError(Exception):
 
 
 class TokenSigner:
-    def __init__(self, secret: str | None = None) -> None:
+    """Issues and reads the sandbox's meeting tokens. ``clock`` gives wall-clock seconds
+    (``time.time`` unless a test moves time by hand): ``exp`` and ``nbf`` are judged on it."""
+
+    def __init__(self, secret: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self._secret = secret or secrets.token_hex(32)
+        self.clock = clock
 
     def issue(self, properties: dict[str, Any]) -> str:
         """Sign ``properties`` (already validated) into a token."""
         claims = {CLAIMS[k]: v for k, v in properties.items() if v is not None}
-        claims["iat"] = int(time.time())
+        claims["iat"] = int(self.clock())
         claims["d"] = "sandbox"
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
-    def properties(self, token: str, *, check_time: bool = True) -> dict[str, Any]:
+    def mac(self, message: str) -> str:
+        """HMAC-SHA256 of ``message`` under the sandbox's secret, hex (download links)."""
+        return hmac.new(self._secret.encode(), message.encode(), sha256).hexdigest()
+
+    def properties(self, token: str) -> dict[str, Any]:
         """The token's properties. Raises ``TokenError`` for a forged, malformed,
         expired or not-yet-valid token."""
         try:
@@ -67,16 +78,17 @@ class TokenSigner:
         except jwt.PyJWTError:
             raise TokenError("Meeting token is not valid") from None
         props = {name: claims[short] for name, short in CLAIMS.items() if short in claims}
-        now = time.time()
-        if check_time and "exp" in props and now >= props["exp"]:
+        now = self.clock()
+        if "exp" in props and now >= props["exp"]:
             raise TokenError("Meeting token has expired")
-        if check_time and "nbf" in props and now < props["nbf"]:
+        if "nbf" in props and now < props["nbf"]:
             raise TokenError("Meeting token is not yet valid")
         return props
 
 
-def validate_properties(props: Any) -> dict[str, Any]:
-    """Check a ``POST /meeting-tokens`` ``properties`` object; raises ValueError(info)."""
+def validate_properties(props: Any, now: float) -> dict[str, Any]:
+    """Check a ``POST /meeting-tokens`` ``properties`` object at ``now`` (wall-clock
+    seconds); raises ValueError(info)."""
     if not isinstance(props, dict):
         raise ValueError("properties must be an object")
     for key, value in props.items():
@@ -85,6 +97,6 @@ def validate_properties(props: Any) -> dict[str, Any]:
         types = PROPERTY_TYPES[key]
         if not isinstance(value, types) or (bool in types) != isinstance(value, bool):
             raise ValueError(f"{key} must be of type {types[0].__name__}")
-    if "exp" in props and props["exp"] <= time.time():
+    if "exp" in props and props["exp"] <= now:
         raise ValueError("exp must be in the future")
     return props
