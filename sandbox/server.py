@@ -53,6 +53,7 @@ class Sandbox:
         self.host, self.port = host, port
         self.dialin_hmac_secret = dialin_hmac_secret  # decoded; empty: webhooks go unsigned
         self.clock = clock
+        self.wall_clock = wall_clock
         self.api_key = api_key
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="callfleet-sandbox-"))
         self.store = Store(clock=wall_clock)

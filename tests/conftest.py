@@ -131,10 +131,12 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Any]:
-    """The Daily stand-in, in this process, on a free loopback port (rate limits off)."""
+    """The Daily stand-in, in this process, on a free loopback port (rate limits off); its
+    ``wall_clock`` is a ``WallClock`` the test may move forward past an expiry."""
     from sandbox.server import Sandbox
+    from tests.doubles.wall_clock import WallClock
 
-    sb = Sandbox(rate_limits=False, data_dir=tmp_path / "sandbox")
+    sb = Sandbox(rate_limits=False, data_dir=tmp_path / "sandbox", wall_clock=WallClock())
     await sb.start()
     try:
         yield sb

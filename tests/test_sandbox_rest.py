@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -11,6 +10,7 @@ import aiohttp
 from sandbox.caller import Caller, CallerOptions
 from sandbox.connection import JoinError
 from tests.conftest import DailyRest
+from tests.sdk_client import wait_for
 
 
 async def test_room_lifecycle_in_dailys_shapes(rest: DailyRest, sandbox: Any) -> None:
@@ -99,16 +99,16 @@ async def test_pagination_walks_forward_and_backward_newest_first(rest: DailyRes
         assert status == 400 and body["error"] == "invalid-request-error", bad
 
 
-async def test_expired_rooms_are_not_listed_or_found(rest: DailyRest) -> None:
-    await rest.ok("POST", "/rooms", json={"name": "short", "properties": {"exp": time.time() + 0.5}})
+async def test_expired_rooms_are_not_listed_or_found(rest: DailyRest, sandbox: Any) -> None:
+    await rest.ok("POST", "/rooms", json={"name": "short", "properties": {"exp": sandbox.wall_clock() + 60}})
     assert (await rest.ok("GET", "/rooms"))["total_count"] == 1
-    await asyncio.sleep(0.7)
+    sandbox.wall_clock.advance(61)
     assert (await rest.ok("GET", "/rooms"))["total_count"] == 0
     status, _, _ = await rest.call("GET", "/rooms/short")
     assert status == 404
 
 
-async def test_meeting_tokens_are_issued_and_validated(rest: DailyRest) -> None:
+async def test_meeting_tokens_are_issued_and_validated(rest: DailyRest, sandbox: Any) -> None:
     props = {"room_name": "r", "is_owner": True, "user_name": "Bot", "user_id": "u1", "exp": int(time.time()) + 60}
     token = (await rest.ok("POST", "/meeting-tokens", json={"properties": props}))["token"]
     assert token.startswith("eyJ")
@@ -119,8 +119,8 @@ async def test_meeting_tokens_are_issued_and_validated(rest: DailyRest) -> None:
     assert status == 400 and "is_owner" in body["info"]
     status, body, _ = await rest.call("GET", "/meeting-tokens/" + token[:-3] + "abc")
     assert status == 400 and body["error"] == "invalid-request-error"
-    short = (await rest.ok("POST", "/meeting-tokens", json={"properties": {"exp": time.time() + 0.3}}))["token"]
-    await asyncio.sleep(0.5)
+    short = (await rest.ok("POST", "/meeting-tokens", json={"properties": {"exp": sandbox.wall_clock() + 60}}))["token"]
+    sandbox.wall_clock.advance(61)
     status, body, _ = await rest.call("GET", f"/meeting-tokens/{short}")
     assert status == 400 and "expired" in body["info"]
 
@@ -136,14 +136,14 @@ async def test_token_rules_refuse_joins_with_dailys_error_text(rest: DailyRest, 
     await rest.ok("POST", "/rooms", json={"name": "other"})
     cases = {
         "private room without token": (None, "not allowed to join"),
-        "expired token": ({"room_name": "private", "exp": time.time() + 0.2}, "Meeting token has expired"),
+        "expired token": ({"room_name": "private", "exp": sandbox.wall_clock() + 60}, "Meeting token has expired"),
         "wrong room": ({"room_name": "other"}, "not valid for this room"),
-        "not yet valid": ({"room_name": "private", "nbf": int(time.time()) + 60}, "not yet valid"),
+        "not yet valid": ({"room_name": "private", "nbf": int(sandbox.wall_clock()) + 600}, "not yet valid"),
     }
     tokens = {}
     for name, (props, _) in cases.items():
         tokens[name] = None if props is None else (await rest.ok("POST", "/meeting-tokens", json={"properties": props}))["token"]
-    await asyncio.sleep(0.3)
+    sandbox.wall_clock.advance(61)  # past the expired token's exp, short of the other's nbf
     for name, (_, text) in cases.items():
         try:
             await _join(private["url"], tokens[name])
@@ -220,11 +220,11 @@ async def test_presence_app_messages_and_eject(rest: DailyRest, sandbox: Any) ->
     assert await rest.ok("POST", "/rooms/lobby/send-app-message", json={"data": {"hello": 1}, "recipient": b.participant_id}) == {"sent": True}
     status, body, _ = await rest.call("POST", "/rooms/lobby/send-app-message", json={"data": {"x": "y" * 5000}})
     assert status == 400 and "4 KB" in body["info"]
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: b.app_messages, what="b gets the message")
     assert b.app_messages == [({"hello": 1}, "rest-api")] and a.app_messages == []
     ejected = await rest.ok("POST", "/rooms/lobby/eject", json={"ids": [a.participant_id, "ghost"]})
     assert ejected == {"ejectedIds": [a.participant_id]}
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: a.left_reason is not None, what="a is told it was ejected")
     assert a.left_reason == "ejected"
     assert (await rest.ok("GET", "/rooms/lobby/presence"))["total_count"] == 1
     await b.conn.leave()

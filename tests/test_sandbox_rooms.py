@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import wave
 from io import BytesIO
 from typing import Any
@@ -244,10 +243,11 @@ async def test_dial_out_needs_the_room_feature(rest: DailyRest) -> None:
     await bot.leave()
 
 
-async def test_eject_at_room_exp_ejects_participants(rest: DailyRest) -> None:
-    room = await _room(rest, "brief", exp=time.time() + 1.0, eject_at_room_exp=True)
+async def test_eject_at_room_exp_ejects_participants(rest: DailyRest, sandbox: Any) -> None:
+    room = await _room(rest, "brief", exp=sandbox.wall_clock() + 60, eject_at_room_exp=True)
     c = SdkTestClient()
     await c.join(room["url"])
+    sandbox.wall_clock.advance(61)
     await wait_for(lambda: "left" in [a[0] for a in c.handler.of("on_call_state_updated")], timeout=5, what="ejection")
     assert any("ended" in str(a[0]) for a in c.handler.of("on_error"))
     c.client.release()
@@ -287,16 +287,17 @@ async def test_room_server_disconnect_fault_makes_clients_leave_with_an_error(re
     b.client.release()
 
 
-async def test_token_eject_rules_are_honoured(rest: DailyRest) -> None:
+async def test_token_eject_rules_are_honoured(rest: DailyRest, sandbox: Any) -> None:
     room = await _room(rest, "timed")
     token = (await rest.ok("POST", "/meeting-tokens", json={"properties": {
-        "room_name": "timed", "exp": time.time() + 1.0, "eject_at_token_exp": True}}))["token"]
+        "room_name": "timed", "exp": sandbox.wall_clock() + 60, "eject_at_token_exp": True}}))["token"]
     elapsed = (await rest.ok("POST", "/meeting-tokens", json={"properties": {
-        "room_name": "timed", "eject_after_elapsed": 1}}))["token"]
+        "room_name": "timed", "eject_after_elapsed": 60}}))["token"]
     a, b, c = SdkTestClient(), SdkTestClient(), SdkTestClient()
     await a.join(room["url"], token)
     await b.join(room["url"], elapsed)
     await c.join(room["url"])
+    sandbox.wall_clock.advance(61)
     for client in (a, b):
         await wait_for(lambda client=client: "left" in [x[0] for x in client.handler.of("on_call_state_updated")], timeout=5, what="eject")
         assert any("ejected" in str(x[0]) for x in client.handler.of("on_error"))
