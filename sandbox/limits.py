@@ -53,7 +53,7 @@ class Faults:
     """What goes wrong, switchable at run time through ``/v1/sandbox/faults``.
 
     The same endpoint also takes a one-shot ``{"disconnect": ROOM | "*"}`` that cuts the
-    room-server connections of every participant there (see ``RoomServer.disconnect``).
+    room-server connections of every participant there (see ``Membership.disconnect``).
     """
 
     latency_ms: float = 0.0  # added to every REST response
