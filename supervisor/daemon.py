@@ -1,9 +1,9 @@
 """``callfleet supervisor``: the daemon. One asyncio loop (uvloop) runs everything.
 
 Signals only enqueue (gunicorn's rule): SIGTERM/SIGINT drain and stop -- a second one stops
-at once -- and SIGHUP reloads. In sandbox mode the daemon starts the sandbox as a child
-(or uses a running one when ``[sandbox] start = false``) and waits for it to answer before
-taking work. On start-up it reconciles sessions a crashed predecessor left unfinished.
+at once -- and SIGHUP reloads. Before taking work the daemon runs its start-up checks and
+starts what it depends on (``supervisor.startup``: the sandbox in sandbox mode, its cluster
+membership in cluster mode), and reconciles sessions a crashed predecessor left unfinished.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import gc
 import os
-import secrets
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -25,25 +23,23 @@ import aiohttp
 import structlog
 
 from callfleet import logs, scrub
-from callfleet.privileges import make_undumpable
 from supervisor import config as config_mod
-from supervisor import isolation, operator_secrets
+from supervisor import isolation, operator_secrets, startup
 from supervisor import profiles as profiles_mod
 from supervisor.bot_check import check_bots_async
 from supervisor.cluster import Cluster, LeaseState
 from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
+from supervisor.daemon_state import DaemonState
 from supervisor.daily_rest import DailyREST
 from supervisor.environment import OperatorEnvironment, bot_env, check_secrets, take_over
-from supervisor.http import node_auth
-from supervisor.http.dialin_signature import secret_from
 from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
 from supervisor.rooms.ledger import delete_leftover_rooms
 from supervisor.rooms.pool import RoomPool
-from supervisor.sandbox_child import SandboxChild, SandboxStartError, wait_answering
+from supervisor.sandbox_child import SandboxChild
 from supervisor.sessions.registry import Registry, reconcile_store
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason
@@ -55,12 +51,14 @@ log = structlog.get_logger("supervisor")
 STOP_NOW_S = 2.0  # after the drain (or a second signal): how long sessions get to leave and clean up
 STOP_MARGIN_S = 2.0  # past the cleanup deadline, for workers to exit
 
-
-class StartupError(Exception):
-    """The daemon cannot start (port taken, sandbox not answering, ...)."""
+# A running node's state while it does not hold its cluster lease: it takes no sessions.
+WITHOUT_LEASE = {LeaseState.JOINING: DaemonState.JOINING, LeaseState.LAPSED: DaemonState.LAPSED,
+                 LeaseState.FENCED: DaemonState.FENCED}
 
 
 class Daemon:
+    """The supervisor: its parts, its state, and its signals and control commands."""
+
     def __init__(self, config: Config, config_path: Path | None = None,
                  environ: OperatorEnvironment | None = None) -> None:
         self.config = config
@@ -69,7 +67,7 @@ class Daemon:
         self.config_path = config_path
         self.run_dir = config.run_dir
         self.started_at = time.monotonic()
-        self.state = "starting"
+        self._state = DaemonState.STARTING
         self.profiles = profiles_mod.load(config.supervisor.profiles)
         # Scrubbed from every log line, error and record from here on.
         self._secrets = operator_secrets.register(config, self.profiles.profiles.values(), self.environ)
@@ -82,67 +80,17 @@ class Daemon:
         self.metrics = Metrics()
         self.loop_probe = LoopProbe()
         self.cluster: Cluster | None = None  # set in cluster mode ([cluster] redis_url)
-        self.isolation = isolation.Isolation(None)  # decided at start-up (_isolate)
+        self.isolation = isolation.Isolation(None)  # decided at start-up (startup.isolate)
 
     @property
-    def state(self) -> str:
-        """starting, running, draining or stopping; in cluster mode a running node that does
-        not hold its lease is "joining", "lapsed" or "fenced" (SPEC §11): it takes no
-        sessions and /readyz is 503."""
-        if self._state == "running" and self.cluster is not None:
-            lease = self.cluster.lease_state()
-            if lease is not LeaseState.HELD:
-                return lease.value
+    def state(self) -> DaemonState:
+        """Where the daemon is in its life; in cluster mode a running node that does not
+        hold its lease is joining, lapsed or fenced: it takes no sessions and /readyz is 503."""
+        if self._state is DaemonState.RUNNING and self.cluster is not None:
+            return WITHOUT_LEASE.get(self.cluster.lease_state(), self._state)
         return self._state
 
-    @state.setter
-    def state(self, value: str) -> None:
-        self._state = value
-
-    # -- start-up -----------------------------------------------------------------------------
-
-    def _prepare_run_dir(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.run_dir, 0o700)
-        for name in ("workers.sock", "control.sock", "events.sock"):
-            (self.run_dir / name).unlink(missing_ok=True)  # left by a crash; we own run_dir
-
-    async def _start_sandbox(self) -> None:
-        cfg = self.config
-        if cfg.daily.mode != "sandbox":
-            return
-        try:
-            if cfg.sandbox.start:
-                # It signs its dial-in webhooks as Daily does, with the secret /dialin checks.
-                hmac_secret = self.environ.get(cfg.dialin.hmac_secret_env, "") if cfg.dialin.hmac_secret_env else ""
-                self.sandbox = SandboxChild(cfg.sandbox.host, cfg.sandbox.port, self.run_dir / "sandbox",
-                                            on_lost=self._sandbox_lost, dialin_hmac_secret=hmac_secret.strip())
-                await self.sandbox.start()
-            else:
-                await wait_answering(cfg.sandbox.host, cfg.sandbox.port)
-        except SandboxStartError as exc:
-            raise StartupError(str(exc)) from None
-        log.info("sandbox answering", api_url=cfg.daily_api_url)
-
-    async def _start_cluster(self) -> None:
-        """Cluster mode: join before the first Daily call, so the reconcile's deletes
-        already take the account's shared rate limit."""
-        cfg = self.config.cluster
-        if not cfg.redis_url:
-            return
-        pool = self.config.pool
-        if pool.ping_timeout_s + pool.ping_interval_s >= cfg.lease_s:
-            # Then a paused supervisor's workers may still be in their calls when a survivor declares
-            # the node lost; only its fencing, once it runs again, makes them leave.
-            log.warning("workers outlive a paused supervisor past its lease: keep pool.ping_timeout_s + "
-                        "pool.ping_interval_s below cluster.lease_s", lease_s=cfg.lease_s,
-                        ping_timeout_s=pool.ping_timeout_s, ping_interval_s=pool.ping_interval_s)
-        node_id = cfg.node_id or socket.gethostname()
-        self.cluster = Cluster(cfg.redis_url, node_id, cfg.advertise_url or advertise_url(self.config), cfg.lease_s,
-                               rest=self.rest, ledger=self.store.owned_rooms)
-        self.rest.shared_limit = self.cluster.rate_limit
-        self.store.mirror = self.cluster
-        await self.cluster.start()
+    # -- what its parts call back ------------------------------------------------------------
 
     def _publish_records(self, session_ids: list[str]) -> None:
         """Cluster mode: the directory learns how reconciled sessions ended."""
@@ -166,87 +114,37 @@ class Daemon:
         dropped = room_pool.forget_all() if room_pool is not None else 0
         log.error("the embedded sandbox is down; pooled rooms dropped", pooled_rooms=dropped)
 
-    def _isolate(self) -> None:
-        """Decide what the workers run as (``supervisor.isolation``); make this process
-        non-dumpable and everything it creates private. Raises ``ConfigError``."""
-        os.umask(0o077)  # sessions.db, the sockets, the sandbox's files: the supervisor's alone
-        make_undumpable()
-        self.isolation = isolation.plan(self.config.pool.worker_user)
-        if self.isolation.user is not None:
-            closed = isolation.unreachable(self.isolation.user, [os.getcwd(), *sys.path])
-            if closed:
-                raise ConfigError(f"pool.worker_user: {self.isolation.user.name!r} cannot import from {closed}: "
-                                  f"install Python and the bots where that user can read them, or choose another "
-                                  f"worker_user")
-        check_secrets(self.environ, self.profiles.profiles.values())
-        if self.isolation.warning:
-            log.warning("workers are not isolated from the supervisor", detail=self.isolation.warning)
-        else:
-            assert self.isolation.user is not None
-            log.info("workers run as their own user", user=self.isolation.user.name, uid=self.isolation.user.uid)
-
-    def _workers_endpoint(self) -> str:
-        """Where workers connect. Workers of the supervisor's own user: ``run_dir/workers.sock``
-        (0600). Workers of another user must not reach into ``run_dir`` at all, so theirs is
-        an abstract socket (no file, no path to open up); whoever connects to it still has to
-        present a worker's secret routing id (``WorkerHandle.identity``) to be heard."""
-        if self.isolation.user is not None:
-            return f"ipc://@callfleet-workers-{secrets.token_hex(8)}"
-        return f"ipc://{self.run_dir / 'workers.sock'}"
-
     def _bot_env(self, profile_name: str) -> dict[str, str]:
         """A hosted bot's environment for its session (its profile's secrets and env)."""
         profile = self.profiles.get(profile_name)
         return bot_env(self.environ, profile) if profile is not None else {}
 
-    def _check_http_key(self) -> None:
-        env = self.config.supervisor.api_key_env
-        if env and not self.environ.get(env) and not self.config.supervisor.http_host.startswith(config_mod.LOOPBACK):
-            raise StartupError(f"supervisor.api_key_env: ${env} is not set, and http_host is not loopback")
-
-    def _check_dialin_secret(self) -> None:
-        try:
-            secret_from(self.config.dialin, self.environ)
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
-
-    def _check_node_secret(self) -> None:
-        try:
-            node_auth.node_secret(self.config.cluster, self.environ)
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
-
-    def _daily_api_key(self) -> str:
-        """The account's key. Bots never hold it: they get a per-session key for the
-        supervisor's Daily proxy instead."""
-        key = self.environ.get(self.config.daily.api_key_env, "")
-        if not key and self.config.daily.mode == "cloud":
-            raise StartupError(f"daily.api_key_env: ${self.config.daily.api_key_env} is not set (cloud mode needs it)")
-        return key or "sandbox"
+    # -- running ---------------------------------------------------------------------------------
 
     async def run(self) -> int:
+        """Check, start everything, take work until told to stop, then stop it all; 0 when
+        stopped cleanly. Raises ``StartupError`` or ``ConfigError`` when it cannot start."""
         from supervisor.http.app import HttpServer
 
         self.loop_probe.start()  # from the first await: start-up stalls count as well
-        self._check_http_key()
-        self._check_node_secret()
-        self._check_dialin_secret()
-        self._isolate()
-        self._prepare_run_dir()
+        cfg = self.config
+        startup.check_keys(cfg, self.environ)
+        self.isolation = startup.isolate(cfg, self.profiles.profiles.values(), self.environ)
+        startup.prepare_run_dir(self.run_dir)
         # Importing the pipecat bots takes a fresh process a second or so: beside the sandbox's start.
         bots_checked = asyncio.ensure_future(check_bots_async(self.profiles.pipecat_bots(), self.config.backend,
                                                               self.isolation.user))
         try:
-            await self._start_sandbox()
+            self.sandbox = startup.sandbox_child(cfg, self.environ, self.run_dir, self._sandbox_lost)
+            await startup.sandbox_answering(cfg, self.sandbox)
         finally:
             await bots_checked  # a ConfigError here is exit 2, naming the profile
         self.http_session = aiohttp.ClientSession()
-        cfg = self.config
-        self.rest = DailyREST(self._daily_api_key(), self.http_session, api_url=cfg.daily_api_url,
+        self.rest = DailyREST(startup.daily_api_key(cfg, self.environ), self.http_session, api_url=cfg.daily_api_url,
                               requests_per_second=cfg.daily.requests_per_second,
                               timeout_s=cfg.daily.request_timeout_s, max_retries=cfg.daily.max_retries)
         self.store = Store(self.run_dir / "sessions.db")
-        await self._start_cluster()
+        self.cluster = await startup.join_cluster(cfg, self.rest, self.store)
         fixed = await reconcile_store(self.store, self.rest)
         if fixed:
             log.warning("reconciled sessions left by a crashed supervisor", count=len(fixed))
@@ -260,7 +158,7 @@ class Daemon:
                                   room_exp_s=cfg.daily.room_exp_s, min_life_s=min_life)
         self.control = ControlServer(self, self.run_dir)
         self.events_endpoint = self.control.events_endpoint
-        self.pool = Pool(cfg, self._workers_endpoint(), publish=self.control.publish,
+        self.pool = Pool(cfg, startup.workers_endpoint(self.run_dir, self.isolation), publish=self.control.publish,
                          pipecat_bots=list(self.profiles.pipecat_bots().values()), worker_user=self.isolation.user)
         await self.pool.start()
         self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics,
@@ -278,11 +176,11 @@ class Daemon:
         await self.http.start()
         self.http_url = self.http.url
         if self.cluster is not None and not cfg.cluster.advertise_url:
-            self.cluster.advertise_url = advertise_url(cfg, self.http_url)  # the port actually bound
+            self.cluster.advertise_url = startup.advertise_url(cfg, self.http_url)  # the port actually bound
         self.services.daily_proxy_url = f"{self.http_url}/daily/v1"
         self.control.start()
         self._install_signals()
-        self.state = "running"
+        self._state = DaemonState.RUNNING
         # Everything imported and built for the daemon's life is out of the collector's way:
         # full collections, triggered by the audio path's short-lived allocations, then
         # scan only what came after (LiveKit and the forkserver's preload do the same).
@@ -306,7 +204,7 @@ class Daemon:
             return
         # Draining: no new sessions (start endpoints and /readyz answer 503), live ones go on
         # until they end by themselves or the drain times out; _shutdown ends the rest.
-        self.state = "draining"
+        self._state = DaemonState.DRAINING
         self.pool.set_desired(draining=True)
         drain_s = self.config.supervisor.drain_timeout_s
         self._stop_by = time.monotonic() + drain_s
@@ -324,7 +222,7 @@ class Daemon:
         """Everything stops within ``STOP_NOW_S + STOP_MARGIN_S`` of the drain's end (its
         timeout, the last session ending, or a second signal): rooms that could not be
         deleted by then stay in the ledger, and the next start deletes them."""
-        self.state = "stopping"
+        self._state = DaemonState.STOPPING
         # The drain (if any) is over: what is still live gets a short time to leave and clean up.
         deadline = time.monotonic() + STOP_NOW_S
         if self.registry.live:
@@ -373,6 +271,7 @@ class Daemon:
             log.error("reload refused", error=f"{type(exc).__name__}: {exc}")
 
     def request_drain(self) -> None:
+        """Stop taking sessions and stop once the live ones have ended (or the drain times out)."""
         self._drain_requested.set()
 
     async def reload(self) -> dict[str, Any]:
@@ -412,6 +311,7 @@ class Daemon:
         return {"min_idle": desired.min_idle, "max_workers": desired.max_workers}
 
     async def stop_session(self, session_id: str) -> bool:
+        """End a live session here (``stopped``); False when it is not live here."""
         session = self.registry.get(session_id)
         if session is None:
             return False
@@ -421,6 +321,7 @@ class Daemon:
     # -- views -----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        """The daemon at a glance (``ctl status``, ``/healthz``), as plain JSON values."""
         workers: dict[str, int] = {}
         for w in self.pool.workers.values():
             workers[w.state.value] = workers.get(w.state.value, 0) + 1
@@ -428,7 +329,7 @@ class Daemon:
         for s in self.registry.live.values():
             sessions[s.record.state.value] = sessions.get(s.record.state.value, 0) + 1
         return {
-            "state": self.state,
+            "state": self.state.value,
             "pid": os.getpid(),
             "uptime_s": time.monotonic() - self.started_at,
             "http_url": self.http_url,
@@ -452,23 +353,9 @@ class Daemon:
         }
 
     def workers(self) -> list[dict[str, Any]]:
+        """Every worker process as ``ctl workers`` shows it."""
         now = time.monotonic()
         return [w.describe(now) for w in self.pool.workers.values()]
-
-
-def advertise_url(config: Config, bound_url: str | None = None) -> str:
-    """How other nodes reach this HTTP API when ``[cluster] advertise_url`` is unset:
-    ``http://<host IP>:<http_port>`` (the loopback address when the API listens there)."""
-    host = config.supervisor.http_host
-    if host in ("0.0.0.0", "::", ""):
-        try:
-            host = socket.gethostbyname(socket.gethostname())
-        except OSError:
-            host = "127.0.0.1"
-    port = config.supervisor.http_port
-    if bound_url:
-        port = int(bound_url.rsplit(":", 1)[1])
-    return f"http://{host}:{port}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # a pipecat profile's bot that does not import
         print(f"callfleet supervisor: {exc}", file=sys.stderr)
         return 2
-    except StartupError as exc:
+    except startup.StartupError as exc:
         print(f"callfleet supervisor: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

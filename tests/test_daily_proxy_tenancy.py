@@ -27,6 +27,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from supervisor.config import parse
+from supervisor.daemon_state import DaemonState
 from supervisor.daily_rest import DailyREST
 from supervisor.http.app import make_app
 from tests.conftest import DailyRest, SandboxProcess
@@ -65,7 +66,7 @@ class StandInRegistry:
 class StandInDaemon:
     """Just enough daemon for the proxy: a registry, the config, the real REST client."""
 
-    state = "running"
+    state = DaemonState.RUNNING
     environ: dict[str, str] = {}
 
     def __init__(self, rest: DailyREST, config: str) -> None:

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from supervisor.config import parse
+from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
 from supervisor.http.forward import merge_listings
 from supervisor.http.node_auth import FORWARDED, PROOF, NodeAuth
@@ -90,7 +91,7 @@ def signed(method: str, target: str, body: bytes = b"", sender: str = "b", recei
 
 
 class StandInDaemon:
-    state = "running"
+    state = DaemonState.RUNNING
     config = parse('[cluster]\nredis_url = "redis://127.0.0.1:1/0"\nnode_secret_env = "NODE_SECRET"\n')
     environ = {"NODE_SECRET": NODE_SECRET}
     profiles = parse_profiles('[profiles.echo]\nkind = "echo"\n')

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from supervisor.config import parse
+from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
 from supervisor.profiles import parse as parse_profiles
 
@@ -21,7 +22,7 @@ class _Pool:
 class DrainingDaemon:
     """Just enough daemon for the views to answer while it drains."""
 
-    state = "draining"
+    state = DaemonState.DRAINING
     config = parse("")
     profiles = parse_profiles('[profiles.echo]\nkind = "echo"\n')
     pool = _Pool()

@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from callfleet.providers import PROVIDERS, ServiceType, installed
 from supervisor.bots.services import ServiceError, session_keys
 from supervisor.config import parse
+from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
 from supervisor.pool import PoolFull
 from supervisor.profiles import parse as parse_profiles
@@ -259,7 +260,7 @@ class RunningDaemon:
     """Just enough daemon for /bots/start to validate and hand a start to its registry;
     ``environ`` is the operator's environment it snapshotted."""
 
-    state = "running"
+    state = DaemonState.RUNNING
     profiles = parse_profiles(f'[profiles.voice_2024_10]\nkind = "pipecat"\nbot = "{VOICE}"\n'
                               '[profiles.openai_realtime_beta_2024_10]\nkind = "pipecat"\n'
                               'bot = "worker.daily_bots.realtime:bot"\n'

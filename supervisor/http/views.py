@@ -13,6 +13,7 @@ from aiohttp import web
 from supervisor.bots.services import ServiceError, redact_keys, runs_pipeline, session_keys, validate
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.config import sentence, split_validation_error
+from supervisor.daemon_state import DaemonState
 from supervisor.daily_rest import DailyAPIError
 from supervisor.http import daily_proxy, forward, middlewares
 from supervisor.http.bodies import AppMessageBody, BotsStartBody, DialinWebhook, PipecatStartBody
@@ -62,8 +63,8 @@ async def start_session(daemon: Any, start: StartRequest) -> Any:
     """Start a session and wait until its room and tokens exist; map failures to statuses.
 
     Raises ``PoolFull`` when no worker here can be promised (``start_reply`` hands it on)."""
-    if daemon.state != "running":
-        raise ApiError(503, "service-unavailable", f"the supervisor is {daemon.state}; not taking sessions")
+    if daemon.state is not DaemonState.RUNNING:
+        raise ApiError(503, "service-unavailable", f"the supervisor is {daemon.state.value}; not taking sessions")
     session = daemon.registry.start(start)
     try:
         return await asyncio.wait_for(asyncio.shield(session.prepared), START_REPLY_TIMEOUT_S)
@@ -348,8 +349,8 @@ async def healthz(request: web.Request) -> web.Response:
     can_start = daemon.pool.capacity() > 0 or daemon.pool.boot.failures == 0
     sandbox = status["sandbox"]
     daily_up = sandbox is None or sandbox["state"] == "up"  # the embedded sandbox is Daily here
-    healthy = daemon.state == "running" and can_start and daily_up
-    body = {"status": "ok" if healthy else "unavailable", "state": daemon.state,
+    healthy = daemon.state is DaemonState.RUNNING and can_start and daily_up
+    body = {"status": "ok" if healthy else "unavailable", "state": daemon.state.value,
             "workers": status["workers"], "sessions": status["sessions"], "capacity": status["pool"]["capacity"],
             "sandbox": sandbox}
     return web.json_response(body, status=200 if healthy else 503)
@@ -362,13 +363,13 @@ async def readyz(request: web.Request) -> web.Response:
     status = daemon.status()
     sandbox = status["sandbox"]
     reasons = []
-    if daemon.state != "running":
-        reasons.append(f"the supervisor is {daemon.state}")
+    if daemon.state is not DaemonState.RUNNING:
+        reasons.append(f"the supervisor is {daemon.state.value}")
     if status["pool"]["capacity"] <= 0:
         reasons.append("every worker is busy and max_workers is reached")
     if sandbox is not None and sandbox["state"] != "up":
         reasons.append("the embedded sandbox is down")
-    body = {"status": "ready" if not reasons else "unavailable", "state": daemon.state,
+    body = {"status": "ready" if not reasons else "unavailable", "state": daemon.state.value,
             "capacity": status["pool"]["capacity"], "reasons": reasons}
     return web.json_response(body, status=503 if reasons else 200)
 
@@ -376,7 +377,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def livez(request: web.Request) -> web.Response:
     """Liveness: answered by the daemon's own loop, so a 200 means the loop runs (also
     while draining: a draining node must not be killed for it)."""
-    return web.json_response({"status": "alive", "state": _daemon(request).state})
+    return web.json_response({"status": "alive", "state": _daemon(request).state.value})
 
 
 async def metrics(request: web.Request) -> web.Response:
