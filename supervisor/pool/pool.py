@@ -27,7 +27,7 @@ import structlog
 import zmq
 
 from callfleet.privileges import WorkerUser
-from protocol.messages import Command, Err, ExitCode, Hello, Ok, Shutdown
+from protocol.messages import Err, ExitCode, Hello, Ok, Shutdown
 from protocol.transport import BadFrameLog
 from supervisor.config import Config
 from supervisor.pool import liveness, memory
@@ -45,7 +45,7 @@ from supervisor.pool.reconcile import (
     WorkerState,
     reconcile,
 )
-from supervisor.pool.router import WorkerRouter
+from supervisor.pool.router import Request, WorkerRouter
 from supervisor.pool.workers import WorkerGone, WorkerHandle, WorkerListener
 
 log = structlog.get_logger("supervisor.pool")
@@ -223,7 +223,7 @@ class Pool:
         self.publish("worker", {"worker_id": handle.id, "state": handle.state.value})
         self.wake()
 
-    async def request(self, handle: WorkerHandle, cmd: Command, timeout_s: float) -> Ok | Err:
+    async def request(self, handle: WorkerHandle, cmd: Request, timeout_s: float) -> Ok | Err:
         """Send a command to a worker and wait for its one reply (an Err when the worker
         dies, the send fails or no reply comes within ``timeout_s``)."""
         return await self.router.request(handle, cmd, timeout_s)

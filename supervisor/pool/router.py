@@ -22,7 +22,7 @@ import structlog
 import zmq
 
 from protocol.audio import AudioIn
-from protocol.messages import BotFinished, Command, Err, ErrCode, Event, Exiting, Hello, Ok, Pong, Reject
+from protocol.messages import BotFinished, Command, Err, ErrCode, Event, Exiting, Hello, Ok, Pong, Reject, RunBot
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, bind_router
 from supervisor.pool.reconcile import WorkerState
 from supervisor.pool.workers import WorkerHandle
@@ -30,6 +30,8 @@ from supervisor.pool.workers import WorkerHandle
 log = structlog.get_logger("supervisor.router")
 
 DEPARTED_KEPT = 1000  # reaped workers whose last words may still arrive
+
+Request = Command | RunBot  # what a worker answers with exactly one Ok or Err of the same id
 
 
 class WorkerRouter:
@@ -60,7 +62,7 @@ class WorkerRouter:
         """A request id no other command of this supervisor carries."""
         return next(self._req_ids)
 
-    async def request(self, handle: WorkerHandle, cmd: Command, timeout_s: float) -> Ok | Err:
+    async def request(self, handle: WorkerHandle, cmd: Request, timeout_s: float) -> Ok | Err:
         """Send a command and wait for its one reply (an Err when the worker dies, the send
         fails or no reply comes within ``timeout_s``)."""
         if handle.state == WorkerState.DEAD:
