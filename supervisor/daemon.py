@@ -40,7 +40,8 @@ from supervisor.pool import Pool
 from supervisor.rooms.ledger import delete_leftover_rooms
 from supervisor.rooms.pool import RoomPool
 from supervisor.sandbox_child import SandboxChild
-from supervisor.sessions.registry import Registry, reconcile_store
+from supervisor.sessions.recovery import reconcile_store
+from supervisor.sessions.registry import Registry
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason
 from supervisor.sessions.view import describe_record

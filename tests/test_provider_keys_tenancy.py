@@ -127,8 +127,9 @@ async def test_with_its_own_key_a_request_may_choose_any_url_and_only_its_key_is
     assert status == 429, reply  # accepted: past the checks, into the (full) pool
     (start,) = daemon.registry.started
     # openai_tts, at its default URL, shares OPENAI_API_KEY: the request's key serves both
-    assert start.provider_keys == {"OPENAI_API_KEY": BYO}
-    assert BYO not in json.dumps(start.runner_body) and BYO not in json.dumps(start.extra)
+    assert start.secrets.provider_keys == {"OPENAI_API_KEY": BYO}
+    assert BYO not in json.dumps(start.runner_body("proxy-key", "http://proxy"))
+    assert BYO not in json.dumps(start.recorded())
 
 
 async def test_a_start_body_for_a_daily_bots_profile_hands_its_key_over_in_memory_only() -> None:
@@ -138,9 +139,11 @@ async def test_a_start_body_for_a_daily_bots_profile_hands_its_key_over_in_memor
         path="/start")
     assert status == 429
     (start,) = daemon.registry.started
-    assert start.provider_keys == {"OPENAI_API_KEY": BYO}
-    assert start.extra["body"]["service_options"] == {"openai": {"base_url": FOREIGN}}
-    assert start.extra["body"]["bot_profile"] == "voice_2024_10"
+    assert start.secrets.provider_keys == {"OPENAI_API_KEY": BYO}
+    body = start.runner_body("proxy-key", "http://proxy")
+    assert body["service_options"] == {"openai": {"base_url": FOREIGN}}
+    assert body["bot_profile"] == "voice_2024_10"
+    assert start.recorded()["body"] == body
 
 
 async def test_two_different_own_keys_for_one_variable_are_a_422() -> None:
@@ -158,7 +161,7 @@ async def test_a_url_below_an_allowed_base_url_gets_the_operators_key() -> None:
         "config": llm_config(base_url="https://llm-proxy.internal/openai/v1")})
     assert status == 429, reply
     (start,) = daemon.registry.started
-    assert start.provider_keys == {"OPENAI_API_KEY": OPERATOR}
+    assert start.secrets.provider_keys == {"OPENAI_API_KEY": OPERATOR}
 
 
 @pytest.mark.parametrize(("url", "allowed"), [
@@ -200,8 +203,8 @@ async def test_custom_llm_at_a_request_chosen_url_runs_without_the_operators_key
                                           "service_options": {"custom_llm": {"base_url": "https://llm.internal/v1"}}})
     assert status == 429
     foreign, allowed = daemon.registry.started
-    assert foreign.provider_keys == {"OPENAI_API_KEY": OPERATOR}  # the TTS's, at its default URL
-    assert allowed.provider_keys == {"OPENAI_API_KEY": OPERATOR, "CUSTOM_LLM_API_KEY": OPERATOR_LLM}
+    assert foreign.secrets.provider_keys == {"OPENAI_API_KEY": OPERATOR}  # the TTS's, at its default URL
+    assert allowed.secrets.provider_keys == {"OPENAI_API_KEY": OPERATOR, "CUSTOM_LLM_API_KEY": OPERATOR_LLM}
 
 
 # -- what the session is handed besides keys, and what a key file becomes --------------------------

@@ -37,7 +37,7 @@ from sandbox.caller import Caller, CallerOptions
 from supervisor import operator_secrets
 from supervisor.config import parse
 from supervisor.profiles import parse as parse_profiles
-from supervisor.sessions.requests import StartRequest
+from supervisor.sessions.requests import BotsStart, RequestSecrets
 from supervisor.sessions.services import Services
 from supervisor.sessions.session import Session
 from supervisor.sessions.state import EndReason, SessionState
@@ -400,9 +400,8 @@ async def test_the_view_published_to_redis_holds_one_scrubbed_error_line_and_no_
                         publish=lambda kind, data: published.append((kind, data)))
     directory = Directory()
     services.cluster = directory
-    request = StartRequest(profile="voice_2024_10", kind="echo",
-                           bot_config={"service_options": {"openai": {"api_key": key}}},
-                           extra={"body": {"openai_api_key": key}})
+    request = BotsStart(profile="voice_2024_10", kind="echo").holding(
+        RequestSecrets(service_options={"openai": {"api_key": key}}, body={"openai_api_key": key}))
     session = Session(services, request)
     session.start()
     await asyncio.wait_for(rest.creating.wait(), 10)

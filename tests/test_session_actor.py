@@ -7,6 +7,7 @@ each human is announced once; and dropped frames stay counted."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from supervisor.bots import BOT_KINDS, Bot
 from supervisor.config import parse
 from supervisor.metrics import Metrics
 from supervisor.pool import PoolFull, WorkerHandle, WorkerState
-from supervisor.sessions.requests import Prepared, SessionGone, StartRequest
+from supervisor.sessions.actor import Ask, SessionGone
+from supervisor.sessions.requests import PipecatStart, Prepared
 from supervisor.sessions.services import Services
-from supervisor.sessions.session import Session, _Ask
+from supervisor.sessions.session import Session
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.store import SessionRecord, Store
 
@@ -40,11 +42,11 @@ def services(tmp_path: Path, events: list[tuple[str, dict[str, object]]]) -> Ser
 
 async def test_asks_queued_when_the_actor_finishes_are_answered_with_session_gone(tmp_path: Path) -> None:
     events: list[tuple[str, dict[str, object]]] = []
-    session = Session(services(tmp_path, events), StartRequest(profile="echo", kind="echo"))
+    session = Session(services(tmp_path, events), PipecatStart(profile="echo", kind="echo"))
     loop = asyncio.get_running_loop()
     queued = [loop.create_future() for _ in range(3)]
     for fut in queued:
-        session.mailbox.put_nowait(_Ask(lambda: "never run", fut))
+        session.mailbox.put_nowait(Ask(lambda: "never run", fut))
     await session._finish(EndReason.STOPPED, "test")
     for fut in queued:
         with pytest.raises(SessionGone, match="ended"):
@@ -59,11 +61,29 @@ async def test_asks_queued_when_the_actor_finishes_are_answered_with_session_gon
 
 
 async def test_a_failure_reason_ends_the_session_as_failed(tmp_path: Path) -> None:
-    session = Session(services(tmp_path, []), StartRequest(profile="echo", kind="echo"))
+    session = Session(services(tmp_path, []), PipecatStart(profile="echo", kind="echo"))
     await session._finish(EndReason.WORKER_CRASHED, "killed by SIGKILL")
     assert session.record.state == "failed" and session.record.error == "killed by SIGKILL"
     with pytest.raises(SessionGone, match="failed"):
         await session.ask(lambda: None)
+
+
+async def test_a_start_nobody_waits_for_ends_without_an_unretrieved_error(tmp_path: Path) -> None:
+    # The start call's answer is a SessionGone that nobody may ever read (the caller gave up,
+    # or the session was started without one): it must not surface as an unhandled error.
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+    try:
+        session = Session(services(tmp_path, []), PipecatStart(profile="echo", kind="echo"))
+        session.mailbox.put_nowait(Ask(lambda: "never run", loop.create_future()))  # its asker gave up too
+        await session._finish(EndReason.STOPPED, None)
+        del session
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
 
 
 # -- fakes -------------------------------------------------------------------------------------
@@ -269,7 +289,7 @@ async def start(tmp_path: Path, recording_bot: None) -> AsyncIterator[Callable[[
         rest.hold = {name: asyncio.Event() for name in setup.hold_rest}
         store = Store(tmp_path / f"sessions-{len(started)}.db")
         svc = Services(config, pool, rest, store, lambda kind, data: None, metrics)  # type: ignore[arg-type]
-        session = Session(svc, StartRequest(profile="test", kind=RecordingBot.kind,
+        session = Session(svc, PipecatStart(profile="test", kind=RecordingBot.kind,
                                             end_on_last_leave=setup.end_on_last_leave))
         worker = ready_worker("w1") if setup.worker_ready else WorkerHandle(id="w1", process=None)
         worker.session_id, worker.listener = session.id, session

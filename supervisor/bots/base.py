@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from protocol.audio import AudioIn
-from protocol.messages import Command, Err, Event, Ok
+from protocol.messages import AudioSettings, Command, Err, Event, Join, Ok, RunBot
 
 
 class BotContext(Protocol):
@@ -33,6 +35,31 @@ class BotContext(Protocol):
         """A fresh request id for a command."""
 
 
+@dataclass(frozen=True)
+class Seat:
+    """Where a session's bot joins its call: built by the session, made into the bot's join
+    message by the bot's class."""
+
+    id: int  # the request id of the join
+    session_id: str
+    room_url: str
+    token: str = field(repr=False)  # the bot's meeting token
+    user_name: str
+    audio: AudioSettings
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Hosting:
+    """What a bot hosted in the worker is handed besides, for its session only."""
+
+    body: Any = field(repr=False)  # runner_args.body
+    api_url: str  # the supervisor's Daily proxy
+    api_key: str = field(repr=False)  # the session's own key for it
+    env: dict[str, str] = field(repr=False)  # its profile's secrets and env
+    provider_keys: dict[str, str] = field(repr=False)  # a built-in pipeline's keys
+
+
 class BotConfigError(ValueError):
     """A bot configuration the bot cannot run with; ``key`` is the offending key."""
 
@@ -47,7 +74,8 @@ class Bot:
     must not block or await; the others run in the session actor."""
 
     kind: ClassVar[str] = ""
-    # A bot that runs in the worker itself (a hosted Pipecat bot) joins with RunBot, not Join.
+    # A bot that runs in the worker itself (a hosted Pipecat bot): it leaves the call on its
+    # way out of bot(), and how bot() ends is the session's end.
     hosted: ClassVar[bool] = False
     # A bot that relays live audio sets this: see AudioSettings.realtime_slack_ms.
     realtime_slack_ms: ClassVar[int] = 0
@@ -61,6 +89,12 @@ class Bot:
         """Validate a profile's bot configuration when profiles load (blocking I/O allowed).
 
         Raises ``BotConfigError`` naming the offending key."""
+
+    def join_message(self, seat: Seat, hosting: Callable[[], Hosting]) -> Join | RunBot:
+        """The command that puts the bot in its call: here the worker's call client joins
+        and the bot acts from the supervisor (``hosting`` is for bots the worker runs)."""
+        return Join(id=seat.id, meeting_url=seat.room_url, meeting_token=seat.token, user_name=seat.user_name,
+                    audio=seat.audio, timeout_s=seat.timeout_s)
 
     async def on_joined(self, join_data: Any) -> None:
         """The bot is in the call."""

@@ -55,7 +55,7 @@ from callfleet.ratelimit import TokenBucket
 from supervisor.daily_rest import DailyAPIError
 from supervisor.http.errors import ApiError
 from supervisor.http.keys import DAEMON
-from supervisor.sessions.requests import SessionGone
+from supervisor.sessions.actor import SessionGone
 
 log = structlog.get_logger("supervisor.daily_proxy")
 
@@ -175,14 +175,14 @@ def _token_request(body: Any, room: str | None, deadline: float) -> dict[str, An
 
 
 async def _pinless_call_update(session: Any, body: Any) -> Any:
-    settings = session.request.extra.get("dialin_settings") or {}
-    if not isinstance(body, dict) or not settings or body.get("callId") != settings.get("call_id"):
+    dialin = session.dialin
+    if not isinstance(body, dict) or dialin is None or body.get("callId") != dialin.settings.call_id:
         raise _forbidden("pinlessCallUpdate for another call")
     sip_uri = body.get("sipUri")
     if not isinstance(sip_uri, str) or not sip_uri:
         raise ApiError(400, "invalid-request-error", "sipUri: expected a SIP URI")
     try:
-        forwarded = await session.ask(lambda: session.forward_dialin(sip_uri))  # the one call's future, not its answer
+        forwarded = await session.ask(lambda: dialin.forward(sip_uri))  # the one call's future, not its answer
     except SessionGone:
         raise ApiError(401, "authentication-error", "the session has ended; its key is void") from None
     return await asyncio.shield(forwarded)  # shared with the supervisor: a bot that hangs up must not cancel it

@@ -1,8 +1,5 @@
 """The session registry: creates session actors, routes to them, and answers for
-sessions that have finished (from the store). It owns no session state itself.
-
-Also the start-up reconciliation of sessions a crashed daemon left unfinished.
-"""
+sessions that have finished (from the store). It owns no session state itself."""
 
 from __future__ import annotations
 
@@ -13,14 +10,11 @@ from typing import Any
 
 import structlog
 
-from supervisor.daily_rest import DailyREST
-from supervisor.rooms.ledger import delete_room
 from supervisor.sessions.requests import StartRequest
 from supervisor.sessions.services import Services
 from supervisor.sessions.session import Session
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.view import describe_record
-from supervisor.store import Store
 
 log = structlog.get_logger("supervisor.registry")
 
@@ -36,7 +30,7 @@ class Registry:
         self._by_daily_key: dict[str, Session] = {}
         self.empty = asyncio.Event()  # set while no session is live (a drain waits on it)
         self.empty.set()
-        # Every view names its node (SPEC §10); the default is [cluster] node_id's own.
+        # Every view names its node (where a cluster sends the session's requests): [cluster] node_id, or the host's name.
         self.node_id = services.config.cluster.node_id or socket.gethostname()
 
     def start(self, request: StartRequest) -> Session:
@@ -96,7 +90,7 @@ class Registry:
         await _wait_finished(stuck, time.monotonic() + STOP_GRACE_S)
 
     async def fence(self, detail: str, deadline: float) -> None:
-        """Cluster fencing (SPEC §11): every session ends ``node_lost`` and its bot leaves,
+        """Cluster fencing (this node lost its lease): every session ends ``node_lost`` and its bot leaves,
         but deletes no room: the rooms stay in the ledger for the cluster to settle once,
         since a survivor that declared this node lost may be deleting them now."""
         for session in self.live.values():
@@ -110,22 +104,3 @@ async def _wait_finished(sessions: list[Session], deadline: float) -> None:
         await asyncio.wait(waits, timeout=max(0.0, deadline - time.monotonic()))
         for wait in waits:
             wait.cancel()
-
-
-async def reconcile_store(store: Store, rest: DailyREST) -> list[str]:
-    """On start-up: sessions left unfinished by a crashed daemon get their rooms deleted and
-    are marked failed (``supervisor_lost``). Returns their ids."""
-    fixed = []
-    for record in store.unfinished():
-        if record.room_created and record.room_name:
-            # Also in the room ledger, unless an older version wrote the record.
-            error = await delete_room(rest, store, record.room_name)
-            if error is not None:
-                record.extra["room_delete_error"] = error
-        record.end_reason = EndReason.SUPERVISOR_LOST.value
-        record.error = f"the supervisor stopped while the session was {record.state.value}"
-        record.state = SessionState.FAILED
-        record.ended_at = time.time()
-        store.save(record)
-        fixed.append(record.id)
-    return fixed

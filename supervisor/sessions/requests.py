@@ -1,60 +1,40 @@
-"""What is asked of a session: the validated start request, what the start call answers
-with, the errors a caller of a session sees, and what the session's bot is given from the
-request (a hosted bot's ``runner_args.body``, a stream engine's first message)."""
+"""What a start asks of a session, one type per origin, and what the start call answers.
+
+Each origin of a start is its own Struct, tagged by ``origin``:
+
+- ``BotsStart``: ``POST /bots/start``, Daily Bots' API (your own bot, or a built-in
+  Daily Bots pipeline with its services);
+- ``PipecatStart``: ``POST /start``, Pipecat Cloud's API;
+- ``DialinStart``: ``POST /dialin``, Daily's webhook for a phone call to one of its numbers.
+
+A new origin (a phone call the bot places) is one more Struct here. Each one knows what its
+session's room is, what its bot is given (its configuration, a hosted bot's
+``runner_args.body``, a stream engine's first message) and what its record keeps.
+
+A request's secrets are not fields. The caller's own provider keys, a built-in pipeline's
+keys, a body as given and a meeting token for the bot sit in ``RequestSecrets``, which
+the request holds beside its fields, outside what any encoder reads. So no record, view,
+event or log line built from a request can carry one. They travel in memory to the
+session's worker, and the session registers them with the scrubber while it lives.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
+import msgspec
+
+from callfleet import scrub
 from protocol.messages import AudioSettings
+from supervisor.bots.services import redact_keys
 from supervisor.sessions.room import RoomRequest
 
 
-class SessionGone(Exception):
-    """The session has finished; the request could not be carried out."""
+class InvalidStart(Exception):
+    """The request's own data was refused (a token for another room): a 400, not a 502."""
 
 
-class CommandRefused(Exception):
-    """The worker refused a command (the call client's error text)."""
-
-
-@dataclass
-class StartRequest:
-    """A validated request to start a bot session (built by the HTTP layer)."""
-
-    profile: str
-    kind: str
-    bot_config: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold BYO keys: kept out of reprs
-    max_duration_s: int = 7200
-    room_url: str | None = None  # an existing room: not ours to delete
-    bot_token: str | None = None  # the caller's token for the bot, with room_url
-    room_properties: dict[str, Any] = field(default_factory=dict)
-    room_privacy: str = "private"
-    user_token_properties: dict[str, Any] = field(default_factory=dict)
-    bot_name: str = "bot"
-    sip: dict[str, Any] | None = None  # dial-in room SIP settings
-    end_on_last_leave: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)  # body, dial-in settings, … kept on the record
-    # runner_args.body as given (BYO keys included): held in memory for the worker, never on the record
-    runner_body: dict[str, Any] | None = field(default=None, repr=False)
-    # A built-in Daily Bots pipeline's keys and settings (variable name -> value), handed to its
-    # worker in RunBot.provider_keys: in memory only, never on the record or in runner_args.body.
-    provider_keys: dict[str, str] = field(default_factory=dict, repr=False)
-
-    @property
-    def pooled(self) -> bool:
-        """A plain session that a pre-created room with default tokens can serve."""
-        return not (self.room_url or self.room_properties or self.user_token_properties or self.sip
-                    or self.bot_name != "bot")
-
-    def room_request(self) -> RoomRequest:
-        return RoomRequest(self.room_url, self.room_properties, self.room_privacy, self.user_token_properties,
-                           self.bot_name, self.sip, self.bot_token, self.pooled)
-
-
-@dataclass
-class Prepared:
+class Prepared(msgspec.Struct):
     """What the start call answers with once the room and tokens exist."""
 
     session_id: str
@@ -63,37 +43,177 @@ class Prepared:
     stream_token: str
 
 
-class InvalidStart(Exception):
-    """The request's own data was refused (a token for another room): a 400, not a 502."""
+class RequestSecrets:
+    """What a start request carries that is never written anywhere: kept in memory, handed
+    to the session's bot, and registered with the scrubber while the session lives. Not a
+    Struct, so nothing encodes it; its repr names no value."""
+
+    __slots__ = ("body", "bot_token", "provider_keys", "service_options")
+
+    def __init__(self, *, body: Any = None, service_options: dict[str, dict[str, Any]] | None = None,
+                 provider_keys: dict[str, str] | None = None, bot_token: str | None = None) -> None:
+        self.body = body  # the caller's body as given: it may name its own keys
+        self.service_options = service_options or {}  # Daily Bots' service_options, api_keys included
+        # A built-in Daily Bots pipeline's keys and settings (variable name -> value), for its
+        # worker's RunBot.provider_keys; never in runner_args.body.
+        self.provider_keys = provider_keys or {}
+        self.bot_token = bot_token  # a meeting token the caller gave for the bot, with its own room
+
+    def __repr__(self) -> str:
+        return "RequestSecrets(<in memory only>)"
 
 
-def runner_body(request: StartRequest, daily_key: str, daily_proxy_url: str) -> Any:
-    """``runner_args.body`` for a hosted Pipecat bot (SPEC §4): the Daily Bots fields as
-    given for ``/bots/start``; Pipecat's ``DailyDialinRequest`` for a phone call (with the
-    session's proxy key, never the account's); the request's ``body`` for ``/start``."""
-    extra = request.extra
-    if request.runner_body is not None:
-        return request.runner_body
-    if extra.get("dialin_settings") is not None:
-        return {"dialin_settings": extra["dialin_settings"], "daily_api_key": daily_key,
+NO_SECRETS = RequestSecrets()
+
+
+class StartRequest(msgspec.Struct, kw_only=True, dict=True, tag_field="origin"):
+    """What every start asks for, whatever its origin (validated by the HTTP layer)."""
+
+    profile: str
+    kind: str
+    profile_config: dict[str, Any] = {}  # the profile's bot configuration
+    max_duration_s: int = 7200
+    end_on_last_leave: bool = True
+
+    def holding(self, secrets: RequestSecrets) -> Self:
+        """This request, holding ``secrets`` beside its fields (never encoded)."""
+        self.__dict__["_secrets"] = secrets
+        return self
+
+    @property
+    def secrets(self) -> RequestSecrets:
+        held: RequestSecrets = self.__dict__.get("_secrets", NO_SECRETS)
+        return held
+
+    def secret_values(self) -> list[str]:
+        """Every secret the request holds, for the scrubber while its session lives: its keys,
+        its token, and the values under secret-named fields of what the caller gave."""
+        s = self.secrets
+        given = scrub.secrets_in([s.service_options, s.body, self.bot_config(), msgspec.to_builtins(self)])
+        return [*s.provider_keys.values(), *([s.bot_token] if s.bot_token else []), *given]
+
+    def room_request(self) -> RoomRequest:
+        """What the start says about the session's room."""
+        return RoomRequest()
+
+    def bot_config(self) -> dict[str, Any]:
+        """The configuration the session's bot is made with."""
+        return dict(self.profile_config)
+
+    @property
+    def dialin(self) -> DialinSettings | None:
+        """The phone call the session answers, if it does."""
+        return None
+
+    def runner_body(self, daily_key: str, daily_proxy_url: str) -> Any:
+        """``runner_args.body`` for a hosted Pipecat bot: what it would get on Pipecat Cloud
+        or Daily Bots for the same request (``daily_key`` and ``daily_proxy_url``: the
+        session's own key for the supervisor's Daily proxy, and where that is)."""
+        return self.secrets.body
+
+    def stream_body(self) -> Any:
+        """The ``body`` a stream engine's first message carries."""
+        return self.secrets.body
+
+    def recorded(self) -> dict[str, Any]:
+        """What the session's record keeps of the request: secret-named fields masked."""
+        return scrub.masked({"body": self.secrets.body})
+
+    def stream_config(self, session_id: str, room_url: str | None, audio: AudioSettings) -> dict[str, Any]:
+        """The first message a stream engine receives."""
+        config = self.bot_config()
+        dialin = self.dialin
+        return {
+            "type": "config",
+            "session_id": session_id,
+            "profile": self.profile,
+            "room_url": room_url,
+            "services": config.get("services", {}),
+            "config": config.get("config", []),
+            "service_options": config.get("service_options", {}),
+            "body": self.stream_body(),
+            "dialin_settings": None if dialin is None else msgspec.to_builtins(dialin),
+            "audio": {"sample_rate": audio.sample_rate, "channels": audio.channels, "frame_ms": audio.frame_ms},
+        }
+
+
+class BotsStart(StartRequest, kw_only=True, tag="bots_start"):
+    """``POST /bots/start``: Daily Bots' fields (``services``, ``config``, and in the secrets
+    ``service_options``, whose ``api_key``s are the caller's own), an optional room of the
+    caller's own, and the free-form ``body`` (secret: as given)."""
+
+    services: dict[str, str] = {}
+    config: list[dict[str, Any]] = []
+    room_url: str | None = None  # an existing room: not ours to delete
+    pipeline: bool = False  # a built-in pipeline runs it: its keys go in provider_keys, never in the body
+
+    def daily_bots(self, *, keys: bool) -> dict[str, Any]:
+        """The Daily Bots fields as the request gave them; ``keys=False``: without any
+        ``api_key`` (what a record keeps and a built-in pipeline reads)."""
+        options = self.secrets.service_options
+        return {"bot_profile": self.profile, "services": self.services, "config": self.config,
+                "service_options": options if keys else redact_keys(options)}
+
+    def room_request(self) -> RoomRequest:
+        return RoomRequest(room_url=self.room_url, bot_token=self.secrets.bot_token)
+
+    def bot_config(self) -> dict[str, Any]:
+        return {**self.profile_config, "services": self.services, "config": self.config,
+                "service_options": self.secrets.service_options}
+
+    def runner_body(self, daily_key: str, daily_proxy_url: str) -> Any:
+        # your own bot reads its keys here; a built-in pipeline gets them in provider_keys
+        return self.daily_bots(keys=not self.pipeline)
+
+    def recorded(self) -> dict[str, Any]:
+        return scrub.masked({"body": self.secrets.body, "daily_bots": self.daily_bots(keys=False)})
+
+
+class PipecatStart(StartRequest, kw_only=True, tag="pipecat_start"):
+    """``POST /start``: Pipecat Cloud's room and token properties and the ``body`` its bot
+    gets as ``runner_args.body`` (secret: as given, or for a built-in pipeline its Daily Bots
+    fields checked and without keys)."""
+
+    room_properties: dict[str, Any] = {}
+    user_token_properties: dict[str, Any] = {}
+
+    def room_request(self) -> RoomRequest:
+        return RoomRequest(room_properties=self.room_properties, user_token_properties=self.user_token_properties)
+
+
+class DialinSettings(msgspec.Struct):
+    """The phone call a dial-in session answers, as Daily's webhook announced it (the
+    ``dialin_settings`` a Pipecat dial-in bot reads)."""
+
+    call_id: str
+    call_domain: str
+    To: str
+    From: str
+    sip_headers: dict[str, str] | None = None
+
+
+class DialinStart(StartRequest, kw_only=True, tag="dialin_start"):
+    """``POST /dialin``: a phone call to answer in a room with a SIP endpoint."""
+
+    settings: DialinSettings
+    daily_api_url: str  # Daily's REST API, as a stream engine is told
+
+    @property
+    def dialin(self) -> DialinSettings:
+        return self.settings
+
+    def room_request(self) -> RoomRequest:
+        sip = {"display_name": self.settings.From[:60] or "caller", "video": False, "sip_mode": "dial-in",
+               "num_endpoints": 1}
+        return RoomRequest(sip=sip)
+
+    def runner_body(self, daily_key: str, daily_proxy_url: str) -> Any:
+        # Pipecat's DailyDialinRequest, with the session's proxy key, never the account's
+        return {"dialin_settings": msgspec.to_builtins(self.settings), "daily_api_key": daily_key,
                 "daily_api_url": daily_proxy_url}
-    if extra.get("daily_bots") is not None:
-        return extra["daily_bots"]
-    return extra.get("body")
 
+    def stream_body(self) -> Any:
+        return {"dialin_settings": msgspec.to_builtins(self.settings), "daily_api_url": self.daily_api_url}
 
-def stream_config(session_id: str, request: StartRequest, room_url: str | None,
-                  audio: AudioSettings) -> dict[str, Any]:
-    """The first message a stream engine receives."""
-    return {
-        "type": "config",
-        "session_id": session_id,
-        "profile": request.profile,
-        "room_url": room_url,
-        "services": request.bot_config.get("services", {}),
-        "config": request.bot_config.get("config", []),
-        "service_options": request.bot_config.get("service_options", {}),
-        "body": request.extra.get("body"),
-        "dialin_settings": request.extra.get("dialin_settings"),
-        "audio": {"sample_rate": audio.sample_rate, "channels": audio.channels, "frame_ms": audio.frame_ms},
-    }
+    def recorded(self) -> dict[str, Any]:
+        return scrub.masked({"dialin_settings": msgspec.to_builtins(self.settings), "body": self.stream_body()})

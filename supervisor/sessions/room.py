@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.config import Config
@@ -36,18 +36,23 @@ class TokenRefused(Exception):
     """A meeting token given with the request is not valid for the session's room."""
 
 
+BOT_NAME = "bot"  # the bot's name in the call (its tokens' user_name)
+
+
 @dataclass
 class RoomRequest:
-    """What the start request says about the room (a slice of ``StartRequest``)."""
+    """What a start request says about the room; the defaults are a plain session's."""
 
-    room_url: str | None
-    room_properties: dict[str, Any]
-    room_privacy: str
-    user_token_properties: dict[str, Any]
-    bot_name: str
-    sip: dict[str, Any] | None
-    bot_token: str | None  # a token the caller gave for the bot (its own room)
-    pooled: bool
+    room_url: str | None = None  # the caller's own room: never ours to delete
+    room_properties: dict[str, Any] = field(default_factory=dict)
+    user_token_properties: dict[str, Any] = field(default_factory=dict)
+    sip: dict[str, Any] | None = None  # a dial-in room's SIP settings
+    bot_token: str | None = field(default=None, repr=False)  # a token the caller gave for the bot, with room_url
+
+    @property
+    def pooled(self) -> bool:
+        """A plain session, which a pre-created room with default tokens can serve."""
+        return not (self.room_url or self.room_properties or self.user_token_properties or self.sip)
 
 
 class SessionRoom:
@@ -91,7 +96,7 @@ class SessionRoom:
                 props.sip = DailyRoomSipParams(**req.sip)
             self.name, self.created = f"{self.config.daily.room_prefix}{self.session_id}", True
             self.store.remember_room(self.name)  # before the create: a stop or crash now cannot leak it
-            room = await self.rest.create_room(DailyRoomParams(name=self.name, privacy=req.room_privacy,
+            room = await self.rest.create_room(DailyRoomParams(name=self.name, privacy="private",
                                                                properties=props))
             self.url, self.sip_endpoint = room.url, room.sip_endpoint
         self.expires_at = expires_at
@@ -127,7 +132,7 @@ class SessionRoom:
     async def _mint_bot_token(self, expires_at: float) -> str:
         assert self.url is not None
         return await self.rest.get_token(self.url, owner=True,
-                                         params={"exp": int(expires_at), "user_name": self.request.bot_name})
+                                         params={"exp": int(expires_at), "user_name": BOT_NAME})
 
     async def delete(self) -> str | None:
         """Delete the room if the session made or took it; returns the error if it stays
