@@ -27,10 +27,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from supervisor.config import parse
-from supervisor.daemon_state import DaemonState
 from supervisor.daily_rest import DailyREST
 from supervisor.http.app import make_app
 from tests.conftest import DailyRest, SandboxProcess
+from tests.doubles.http_daemon import BareDaemon, NoSessions
 from tests.fakes.rest_witness import RestWitness
 from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
@@ -50,24 +50,23 @@ class StandInSession:
 
     def __post_init__(self) -> None:
         self.room = SimpleNamespace(name=self.room_name)
-        self.dialin = None  # no phone call to put through
+        self.request = SimpleNamespace(extra={})
         self.task = asyncio.get_running_loop().create_task(self.ended.wait())  # the actor, until it ends
 
 
-class StandInRegistry:
+class StandInRegistry(NoSessions):
     def __init__(self) -> None:
         self.sessions: dict[str, StandInSession] = {}
 
-    def by_daily_key(self, key: str) -> StandInSession | None:
+    def by_daily_key(self, key: str) -> Any:  # a StandInSession: what the proxy reads of a session
         session = self.sessions.get(key)
         return session if session is not None and not session.task.done() else None
 
 
-class StandInDaemon:
+class StandInDaemon(BareDaemon):
     """Just enough daemon for the proxy: a registry, the config, the real REST client."""
 
-    state = DaemonState.RUNNING
-    environ: dict[str, str] = {}
+    registry: StandInRegistry
 
     def __init__(self, rest: DailyREST, config: str) -> None:
         self.config = parse(config)

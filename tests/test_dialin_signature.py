@@ -32,11 +32,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from supervisor.config import DialinSection, parse
-from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
 from supervisor.http.dialin_signature import SignatureError, Verifier, secret_from
 from supervisor.profiles import parse as parse_profiles
 from tests.conftest import REPO, DailyRest, SandboxProcess, free_port
+from tests.doubles.http_daemon import BareDaemon
 from tests.sdk_client import wait_until
 from tests.supervisor_harness import SupervisorProcess
 from tests.test_deploy import rendered_config, resource, supervisor_container
@@ -189,10 +189,9 @@ def test_the_secret_must_be_set_and_base64_and_its_error_names_the_config_key() 
 # -- the middleware, over the app -----------------------------------------------------------------
 
 
-class SigningDaemon:
+class SigningDaemon(BareDaemon):
     """Just enough daemon for /dialin's ping and the bearer check."""
 
-    state = DaemonState.RUNNING
     config = parse(f'[supervisor]\napi_key_env = "{KEY_ENV}"\n[dialin]\nhmac_secret_env = "{SECRET_ENV}"\n')
     profiles = parse_profiles('[profiles.echo]\nkind = "echo"\n')
     environ = {KEY_ENV: API_KEY, SECRET_ENV: SECRET}

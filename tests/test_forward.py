@@ -15,13 +15,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from supervisor.config import parse
-from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
 from supervisor.http.forward import merge_listings
 from supervisor.http.node_auth import FORWARDED, PROOF, NodeAuth
 from supervisor.pool import PoolFull
 from supervisor.profiles import parse as parse_profiles
 from tests.conftest import free_port
+from tests.doubles.http_daemon import BareDaemon, NoSessions
 
 
 @dataclass
@@ -62,8 +62,11 @@ class FakeCluster:
     async def nodes_with_capacity(self) -> list[NodeInfo]:
         return list(self.with_capacity)
 
+    async def claim_once(self, key: str, ttl_s: float) -> bool:
+        return True
 
-class FullRegistry:
+
+class FullRegistry(NoSessions):
     """A node with no worker free and the given sessions of its own."""
 
     def __init__(self, local: list[dict[str, Any]]) -> None:
@@ -71,9 +74,6 @@ class FullRegistry:
 
     def start(self, request: Any) -> Any:
         raise PoolFull("1 of 1 workers busy")
-
-    def get(self, session_id: str) -> Any:
-        return None
 
     def describe(self, session_id: str) -> dict[str, Any] | None:
         return next((v for v in self.local if v["session_id"] == session_id), None)
@@ -90,8 +90,7 @@ def signed(method: str, target: str, body: bytes = b"", sender: str = "b", recei
     return NodeAuth(NODE_SECRET.encode()).sign(method, target, body, sender, receiver)
 
 
-class StandInDaemon:
-    state = DaemonState.RUNNING
+class StandInDaemon(BareDaemon):
     config = parse('[cluster]\nredis_url = "redis://127.0.0.1:1/0"\nnode_secret_env = "NODE_SECRET"\n')
     environ = {"NODE_SECRET": NODE_SECRET}
     profiles = parse_profiles('[profiles.echo]\nkind = "echo"\n')

@@ -9,17 +9,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from supervisor.config import parse
 from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
+from supervisor.pool.reconcile import BootHistory
 from supervisor.profiles import parse as parse_profiles
+from tests.doubles.http_daemon import BareDaemon
 
 
 class _Pool:
-    boot = type("Boot", (), {"failures": 0})()
+    boot = BootHistory()
 
     def capacity(self) -> int:
         return 0
 
 
-class DrainingDaemon:
+class DrainingDaemon(BareDaemon):
     """Just enough daemon for the views to answer while it drains."""
 
     state = DaemonState.DRAINING

@@ -23,12 +23,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from callfleet.providers import PROVIDERS, ServiceType, installed
 from supervisor.bots.services import ServiceError, session_keys
 from supervisor.config import parse
-from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
 from supervisor.pool import PoolFull
 from supervisor.profiles import parse as parse_profiles
 from supervisor.sessions.requests import StartRequest
 from tests.conftest import REPO
+from tests.doubles.http_daemon import BareDaemon, NoSessions
 from tests.supervisor_harness import SupervisorProcess
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
@@ -245,7 +245,7 @@ def test_every_default_and_named_provider_is_checked_with_the_metadata_lookup_it
                         {"OPENAI_API_KEY": "k"}) == {"OPENAI_API_KEY": "k"}
 
 
-class _Registry:
+class _Registry(NoSessions):
     """Takes the start (so the check has passed) and answers that the pool is full."""
 
     def __init__(self) -> None:
@@ -256,11 +256,11 @@ class _Registry:
         raise PoolFull("stand-in")
 
 
-class RunningDaemon:
+class RunningDaemon(BareDaemon):
     """Just enough daemon for /bots/start to validate and hand a start to its registry;
     ``environ`` is the operator's environment it snapshotted."""
 
-    state = DaemonState.RUNNING
+    registry: _Registry
     profiles = parse_profiles(f'[profiles.voice_2024_10]\nkind = "pipecat"\nbot = "{VOICE}"\n'
                               '[profiles.openai_realtime_beta_2024_10]\nkind = "pipecat"\n'
                               'bot = "worker.daily_bots.realtime:bot"\n'
@@ -299,7 +299,7 @@ async def test_a_key_in_the_supervisors_environment_satisfies_the_check_and_trav
                                            "service_options": {"custom_llm": {"base_url": "http://h/v1"}}})
     assert status == 429 and len(daemon.registry.started) == 1
     (start,) = daemon.registry.started
-    assert start.secrets.provider_keys == {"OPENAI_API_KEY": KEY}  # openai_tts at its default URL; custom_llm keyless
+    assert start.provider_keys == {"OPENAI_API_KEY": KEY}  # openai_tts at its default URL; custom_llm keyless
 
 
 async def test_a_byo_key_satisfies_the_check_and_reaches_only_the_workers_keys() -> None:
@@ -310,13 +310,12 @@ async def test_a_byo_key_satisfies_the_check_and_reaches_only_the_workers_keys()
                                                "service_options": options})
     assert status == 429, reply  # past the check, into the (full) pool
     (start,) = daemon.registry.started
-    assert start.secrets.provider_keys == {"CUSTOM_LLM_API_KEY": BYO, "OPENAI_API_KEY": BYO}
-    body = start.runner_body("proxy-key", "http://proxy")
-    assert body["service_options"] == {
+    assert start.provider_keys == {"CUSTOM_LLM_API_KEY": BYO, "OPENAI_API_KEY": BYO}
+    assert start.runner_body is not None and start.runner_body["service_options"] == {
         "custom_llm": {"base_url": "http://h/v1"}, "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
-    assert BYO not in json.dumps(body) and BYO not in json.dumps(start.recorded())
-    assert start.recorded()["daily_bots"]["service_options"] == {
-        "custom_llm": {"base_url": "http://h/v1"}, "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
+    assert BYO not in json.dumps(start.runner_body) and BYO not in json.dumps(start.extra)
+    assert start.extra["daily_bots"]["service_options"] == {"custom_llm": {"base_url": "http://h/v1"},
+                                                           "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
     assert BYO not in repr(start)
 
 
@@ -360,8 +359,8 @@ async def test_a_users_own_pipecat_profile_needs_no_provider_keys_and_gets_the_b
     assert status == 429 and len(daemon.registry.started) == 1
     (start,) = daemon.registry.started
     # your own bot reads the Daily Bots fields itself; none of the operator's keys go with them
-    assert start.secrets.provider_keys == {}
-    assert start.runner_body("proxy-key", "http://proxy")["service_options"] == options
+    assert start.provider_keys == {} and start.runner_body is not None
+    assert start.runner_body["service_options"] == options
 
 
 # -- the record, on a real supervisor --------------------------------------------------------------

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from supervisor.http import dialin_signature, middlewares, node_auth, views
-from supervisor.http.keys import DAEMON
+from supervisor.http.keys import DAEMON, HttpDaemon
 
 MAX_BODY = 1024 * 1024
 
 
-def make_app(daemon: Any) -> web.Application:
+def make_app(daemon: HttpDaemon) -> web.Application:
+    """The HTTP API over ``daemon``: its routes, middlewares and keys."""
     app = web.Application(client_max_size=MAX_BODY,
                           # A request another node forwarded proves it before anything else runs; a
                           # signed dial-in webhook, before the bearer check, which then lets it through.
@@ -27,7 +26,9 @@ def make_app(daemon: Any) -> web.Application:
 
 
 class HttpServer:
-    def __init__(self, daemon: Any) -> None:
+    """The app, served on ``[supervisor] http_host:http_port`` inside the daemon's loop."""
+
+    def __init__(self, daemon: HttpDaemon) -> None:
         self.daemon = daemon
         self.runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
         self.url = ""

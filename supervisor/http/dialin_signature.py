@@ -23,7 +23,6 @@ import hmac
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -31,6 +30,7 @@ from aiohttp.typedefs import Middleware
 
 from supervisor.config import DialinSection
 from supervisor.http.errors import ApiError
+from supervisor.http.keys import HttpDaemon
 from supervisor.http.middlewares import AUTHENTICATED, Handler
 
 log = structlog.get_logger("supervisor.http.dialin")
@@ -118,7 +118,7 @@ class Verifier:
         return len(self._seen)
 
 
-def verify_webhook(daemon: Any, webhook: Handler) -> Middleware:
+def verify_webhook(daemon: HttpDaemon, webhook: Handler) -> Middleware:
     """The middleware that checks Daily's signature on requests routed to ``webhook`` (the
     ``/dialin`` view) when ``[dialin] hmac_secret_env`` is set, and marks them authenticated
     so the bearer check after it lets them through. A request another check already

@@ -15,7 +15,7 @@ In single-node mode (``daemon.cluster`` is None) none of this runs.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import structlog
@@ -24,6 +24,7 @@ from yarl import URL
 
 from supervisor.http import node_auth
 from supervisor.http.errors import ApiError
+from supervisor.http.keys import ClusterNode, HttpDaemon, Node
 
 log = structlog.get_logger("supervisor.http.forward")
 
@@ -41,16 +42,9 @@ LISTING_LIMIT = 200
 DIRECTORY_RETRY_AFTER_S = 2  # the Redis link reconnects with back-off capped at min(2 s, lease_s / 3)
 
 
-class Node(Protocol):
-    """What forwarding needs of a ``supervisor.cluster.NodeInfo``."""
-
-    node_id: str
-    advertise_url: str
-
-
-def cluster_of(daemon: Any) -> Any:
+def cluster_of(daemon: HttpDaemon) -> ClusterNode | None:
     """The daemon's Cluster, or None in single-node mode."""
-    return getattr(daemon, "cluster", None)
+    return daemon.cluster
 
 
 def is_forwarded(request: web.Request) -> bool:
@@ -59,16 +53,16 @@ def is_forwarded(request: web.Request) -> bool:
     return node_auth.forwarded_by(request) is not None
 
 
-def may_forward(daemon: Any, request: web.Request) -> Any:
+def may_forward(daemon: HttpDaemon, request: web.Request) -> ClusterNode | None:
     """The Cluster when this request may be sent to another node, else None."""
     cluster = cluster_of(daemon)
     return None if cluster is None or is_forwarded(request) else cluster
 
 
-def _headers(request: web.Request, cluster: Any, node: Node, body: bytes) -> dict[str, str]:
+def _headers(request: web.Request, cluster: ClusterNode | None, node: Node, body: bytes) -> dict[str, str]:
     """What goes to ``node``: the passed headers and this node's signed proof."""
     auth: node_auth.NodeAuth | None = request.app[node_auth.NODE_AUTH]
-    if auth is None:  # not reached by the daemon, which does not start a cluster node without its secret
+    if auth is None or cluster is None:  # not reached by the daemon, which does not start a cluster node without its secret
         raise ApiError(500, "server-error", "this node has no node secret; it cannot forward")
     headers = {name: request.headers[name] for name in PASSED_HEADERS if name in request.headers}
     headers.update(auth.sign(request.method, request.raw_path, body, cluster.node_id, node.node_id))
@@ -86,7 +80,7 @@ def unreachable(node: Node, exc: BaseException) -> ApiError:
                     f"node {node.node_id} ({node.advertise_url}) owns this session but did not answer: {detail}")
 
 
-async def remote_owner(daemon: Any, request: web.Request, session_id: str) -> Node | None:
+async def remote_owner(daemon: HttpDaemon, request: web.Request, session_id: str) -> Node | None:
     """The other node that owns ``session_id``, when this request should go there.
 
     None in single-node mode, for a forwarded request, for a session this node knows (live
@@ -102,7 +96,7 @@ async def remote_owner(daemon: Any, request: web.Request, session_id: str) -> No
     return owner
 
 
-async def directory_view(daemon: Any, request: web.Request, session_id: str) -> dict[str, Any] | None:
+async def directory_view(daemon: HttpDaemon, request: web.Request, session_id: str) -> dict[str, Any] | None:
     """The directory's copy of a session no node owns any more (finished elsewhere)."""
     cluster = may_forward(daemon, request)
     if cluster is None:
@@ -121,7 +115,7 @@ def directory_unreachable(session_id: str) -> ApiError:
                     "unreachable; try again", headers={"Retry-After": str(DIRECTORY_RETRY_AFTER_S)})
 
 
-def listing_note(daemon: Any, request: web.Request) -> dict[str, Any]:
+def listing_note(daemon: HttpDaemon, request: web.Request) -> dict[str, Any]:
     """What ``GET /sessions`` adds to its reply when the directory could not be read."""
     cluster = may_forward(daemon, request)
     if cluster is None or cluster.directory_whole:
@@ -130,7 +124,7 @@ def listing_note(daemon: Any, request: web.Request) -> dict[str, Any]:
                                      "sessions are listed"}
 
 
-async def relay(daemon: Any, request: web.Request, node: Node, timeout_s: float = REQUEST_TIMEOUT_S) -> web.Response:
+async def relay(daemon: HttpDaemon, request: web.Request, node: Node, timeout_s: float = REQUEST_TIMEOUT_S) -> web.Response:
     """Send this request to ``node`` and answer with its reply as it is (status, body, type).
 
     Raises a 502 ``node-unreachable`` ``ApiError`` when the node does not answer."""
@@ -179,7 +173,7 @@ def merge_listings(local: list[dict[str, Any]], directory: list[dict[str, Any]],
     return merged[:limit] if limit else merged
 
 
-async def list_everywhere(daemon: Any, request: web.Request, local: list[dict[str, Any]],
+async def list_everywhere(daemon: HttpDaemon, request: web.Request, local: list[dict[str, Any]],
                           state: str | None) -> list[dict[str, Any]]:
     """Every node's sessions (cluster mode) or this node's (single node, or a forwarded ask)."""
     cluster = may_forward(daemon, request)
@@ -201,7 +195,7 @@ def pool_full(info: str) -> ApiError:
 NO_ROOM = (429, 503)
 
 
-async def hand_off_start(daemon: Any, request: web.Request, local_full: str) -> web.Response:
+async def hand_off_start(daemon: HttpDaemon, request: web.Request, local_full: str) -> web.Response:
     """Give a start this node cannot place to the nodes with free capacity, most free first.
 
     The first 2xx is the reply, as the node gave it (Daily's or Pipecat Cloud's shape); a
@@ -211,7 +205,7 @@ async def hand_off_start(daemon: Any, request: web.Request, local_full: str) -> 
     cluster = may_forward(daemon, request)
     if cluster is None:
         raise pool_full(local_full)
-    nodes: list[Node] = await cluster.nodes_with_capacity()  # [] while Redis is down
+    nodes = await cluster.nodes_with_capacity()  # [] while Redis is down
     tried = []
     for node in nodes:
         if node.node_id == cluster.node_id:
@@ -231,7 +225,7 @@ async def hand_off_start(daemon: Any, request: web.Request, local_full: str) -> 
 # -- the stream WebSocket ------------------------------------------------------------------------
 
 
-async def relay_stream(daemon: Any, request: web.Request, node: Node) -> web.StreamResponse:
+async def relay_stream(daemon: HttpDaemon, request: web.Request, node: Node) -> web.StreamResponse:
     """Relay the stream WebSocket to its owner: text and binary both ways, closed together.
 
     The owner's refusal (401 bad token, 409 an engine attached, ...) is answered as the

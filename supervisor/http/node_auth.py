@@ -26,14 +26,13 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import structlog
 from aiohttp import web
 
 from supervisor.config import ClusterSection
 from supervisor.http.errors import ApiError
-from supervisor.http.keys import DAEMON
+from supervisor.http.keys import DAEMON, HttpDaemon
 from supervisor.http.middlewares import AUTHENTICATED, Handler
 
 log = structlog.get_logger("supervisor.http.node_auth")
@@ -132,7 +131,7 @@ class NodeAuth:
 NODE_AUTH: web.AppKey[NodeAuth | None] = web.AppKey("node_auth")
 
 
-def for_daemon(daemon: Any) -> NodeAuth | None:
+def for_daemon(daemon: HttpDaemon) -> NodeAuth | None:
     """This node's ``NodeAuth``; None outside a cluster (then every forwarded request is
     refused). Raises ``ValueError`` naming the config key when the secret is not usable
     (the daemon checks that at start-up, before the app is built)."""
@@ -158,7 +157,7 @@ async def verify_nodes(request: web.Request, handler: Handler) -> web.StreamResp
     if not claims_forwarded(request):
         return await handler(request)
     auth = request.app[NODE_AUTH]
-    cluster = getattr(request.app[DAEMON], "cluster", None)
+    cluster = request.app[DAEMON].cluster
     try:
         if auth is None or cluster is None:
             raise ProofError("this node is not in a cluster: it takes no forwarded requests")
