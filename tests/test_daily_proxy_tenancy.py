@@ -50,7 +50,7 @@ class StandInSession:
 
     def __post_init__(self) -> None:
         self.room = SimpleNamespace(name=self.room_name)
-        self.request = SimpleNamespace(extra={})
+        self.dialin = None  # no phone call to put through
         self.task = asyncio.get_running_loop().create_task(self.ended.wait())  # the actor, until it ends
 
 

@@ -299,7 +299,7 @@ async def test_a_key_in_the_supervisors_environment_satisfies_the_check_and_trav
                                            "service_options": {"custom_llm": {"base_url": "http://h/v1"}}})
     assert status == 429 and len(daemon.registry.started) == 1
     (start,) = daemon.registry.started
-    assert start.provider_keys == {"OPENAI_API_KEY": KEY}  # openai_tts at its default URL; custom_llm keyless
+    assert start.secrets.provider_keys == {"OPENAI_API_KEY": KEY}  # openai_tts at its default URL; custom_llm keyless
 
 
 async def test_a_byo_key_satisfies_the_check_and_reaches_only_the_workers_keys() -> None:
@@ -310,12 +310,13 @@ async def test_a_byo_key_satisfies_the_check_and_reaches_only_the_workers_keys()
                                                "service_options": options})
     assert status == 429, reply  # past the check, into the (full) pool
     (start,) = daemon.registry.started
-    assert start.provider_keys == {"CUSTOM_LLM_API_KEY": BYO, "OPENAI_API_KEY": BYO}
-    assert start.runner_body is not None and start.runner_body["service_options"] == {
+    assert start.secrets.provider_keys == {"CUSTOM_LLM_API_KEY": BYO, "OPENAI_API_KEY": BYO}
+    body = start.runner_body("proxy-key", "http://proxy")
+    assert body["service_options"] == {
         "custom_llm": {"base_url": "http://h/v1"}, "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
-    assert BYO not in json.dumps(start.runner_body) and BYO not in json.dumps(start.extra)
-    assert start.extra["daily_bots"]["service_options"] == {"custom_llm": {"base_url": "http://h/v1"},
-                                                           "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
+    assert BYO not in json.dumps(body) and BYO not in json.dumps(start.recorded())
+    assert start.recorded()["daily_bots"]["service_options"] == {
+        "custom_llm": {"base_url": "http://h/v1"}, "openai_tts": {"base_url": "http://h/v1", "voice": "nova"}}
     assert BYO not in repr(start)
 
 
@@ -359,8 +360,8 @@ async def test_a_users_own_pipecat_profile_needs_no_provider_keys_and_gets_the_b
     assert status == 429 and len(daemon.registry.started) == 1
     (start,) = daemon.registry.started
     # your own bot reads the Daily Bots fields itself; none of the operator's keys go with them
-    assert start.provider_keys == {} and start.runner_body is not None
-    assert start.runner_body["service_options"] == options
+    assert start.secrets.provider_keys == {}
+    assert start.runner_body("proxy-key", "http://proxy")["service_options"] == options
 
 
 # -- the record, on a real supervisor --------------------------------------------------------------
