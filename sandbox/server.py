@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 
 from callfleet import logs
+from sandbox import ai
 from sandbox.limits import Faults, TokenBuckets
 from sandbox.rest import keys, middlewares
 from sandbox.rest.routes import setup_routes
@@ -60,6 +61,7 @@ class Sandbox:
         self.signer = TokenSigner(clock=wall_clock)
         self.faults = Faults(rate_limits=rate_limits)
         self.rooms: RoomServer | None = None
+        self.ai: ai.StandIns | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -69,6 +71,11 @@ class Sandbox:
     @property
     def api_url(self) -> str:
         return f"{self.base_url}/v1"
+
+    @property
+    def ai_url(self) -> str:
+        """Where the stand-in AI services answer (``sandbox.ai``)."""
+        return f"{self.base_url}/ai"
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[middlewares.daily_errors, middlewares.auth_and_limits])
@@ -84,6 +91,7 @@ class Sandbox:
         app[keys.DIALIN_HMAC_SECRET] = self.dialin_hmac_secret
         app.cleanup_ctx.append(self._http_client)
         setup_routes(app)
+        self.ai = ai.setup(app, prefix="/ai")  # the stand-in AI services, beside Daily's
         return app
 
     async def _http_client(self, app: web.Application) -> Any:
