@@ -1,6 +1,7 @@
-"""Daily Bots' service tables (seed 003): which providers exist for each service type and
-which options each takes, the validation of a ``/bots/start`` body against them, and the
-provider keys a built-in pipeline's session is handed (``session_keys``).
+"""Daily Bots' service tables, as its API documents them: which providers exist for each
+service type and which options each takes, the validation of a ``/bots/start`` body
+against them, and the provider keys a built-in pipeline's session is handed
+(``session_keys``).
 
 An unknown service type, provider or option, a missing key, or a request-chosen URL that
 would receive the operator's key is a ``ServiceError`` whose message names the offending
@@ -34,7 +35,7 @@ TYPE_OPTIONS: dict[str, frozenset[str]] = {
                       "turn_detection", "modalities"}),
 }
 
-# Provider-specific initialisation options (seed 003's "Service Options" sections).
+# Provider-specific initialisation options (each provider's "Service Options" in Daily Bots' documentation).
 PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
     "aws_tts": frozenset({"aws_access_key_id", "region", "voice", "sample_rate", "engine", "language", "pitch",
                           "rate", "volume"}),

@@ -36,6 +36,8 @@ IDLE_CHECK_S = 60.0  # how often a full pool looks for rooms too old to serve
 
 @dataclass
 class ReadyRoom:
+    """A pre-created room with its two default tokens."""
+
     name: str
     url: str
     user_token: str
@@ -44,6 +46,8 @@ class ReadyRoom:
 
 
 class RoomPool:
+    """Rooms made ahead of demand, refilled in the background while the daemon runs."""
+
     def __init__(self, rest: DailyREST, store: Store, *, size: int, prefix: str, room_exp_s: int,
                  min_life_s: float, bot_name: str = "bot") -> None:
         self.rest = rest

@@ -126,7 +126,8 @@ class Actor:
             while not task.done():
                 if getter is None:
                     getter = asyncio.ensure_future(self.mailbox.get())
-                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                either: set[asyncio.Future[Any]] = {task, getter}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
                     msg, getter = getter.result(), None
                     if isinstance(msg, Stop):

@@ -15,6 +15,8 @@ from typing import Any
 
 @dataclass
 class Participant:
+    """A human in the call, as the call reported them."""
+
     id: str
     name: str
     raw: dict[str, Any]
@@ -24,6 +26,8 @@ class Participant:
 
 
 class Participants:
+    """The humans in one session's call, and the bot's own participant ids."""
+
     def __init__(self) -> None:
         self.humans: dict[str, Participant] = {}
         self.bot_id: str | None = None

@@ -9,6 +9,8 @@ from typing import Any
 
 
 class Timers:
+    """One session's timers by name; arming a name again restarts it."""
+
     def __init__(self) -> None:
         self._handles: dict[str, asyncio.TimerHandle] = {}
 
