@@ -139,21 +139,12 @@ class FakeREST:
         return True
 
 
-class FakeRouter:
-    def __init__(self) -> None:
-        self.accept = True  # False: every send fails, as on back-pressure
-
-    def send_audio(self, header: bytes, pcm: Any, worker: Any = None, *, to: bytes | None = None) -> bool:
-        return self.accept
-
-
 class FakePool:
     """The pool as a session uses it. Joins answer with the next of ``join_results`` (the
     call's participants); while ``hold_join`` is set a Join waits for it."""
 
     def __init__(self) -> None:
-        self.router = FakeRouter()
-        self.channel = self.router  # what the actor before 98f691a sent audio through
+        self.accept_audio = True  # False: every send fails, as on back-pressure
         self.requests: list[tuple[WorkerHandle, Command]] = []
         self.cancelled: list[Command] = []
         self.join_results: list[dict[str, Any]] = []
@@ -173,11 +164,8 @@ class FakePool:
     def mark_busy(self, worker: WorkerHandle) -> None:
         self.busy.append(worker)
 
-    def release(self, worker: WorkerHandle, calls_done: int | None = None) -> asyncio.Future[None]:
+    def release(self, worker: WorkerHandle, calls_done: int | None = None) -> None:
         self.released.append(worker)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done  # awaitable, as the actor before 98f691a awaited it
 
     async def request(self, worker: WorkerHandle, cmd: Command, timeout_s: float) -> Ok:
         self.requests.append((worker, cmd))
@@ -195,7 +183,7 @@ class FakePool:
         return Ok(cmd.id)
 
     def send_audio(self, worker: WorkerHandle, header: bytes, pcm: Any) -> bool:
-        return self.router.accept
+        return self.accept_audio
 
     def next_request_id(self) -> int:
         return next(self._ids)
@@ -522,7 +510,7 @@ async def test_dropped_frames_are_counted_and_the_count_stays_when_the_session_e
     h: Harness = start(Setup())
     await joined(h)
     ctx = h.bot.ctx
-    h.pool.router.accept = False  # back-pressure: the sends fail
+    h.pool.accept_audio = False  # back-pressure: the sends fail
     assert not ctx.send_audio(b"\0" * 640, 16000, 1)
     assert not ctx.send_audio(b"\0" * 640, 16000, 1)
     assert frames_dropped(h.metrics) == 2
