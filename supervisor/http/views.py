@@ -107,7 +107,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if owner is not None:
         return await forward.relay_stream(daemon, request, owner)
     session = await _live_session(request)
-    token = request.query.get("token") or request.headers.get("X-Stream-Token", "")
+    token = request.query.get("token") or request.headers.get("X-Stream-Token") or ""
     if not hmac.compare_digest(token.encode(), session.stream_token.encode()):
         raise ApiError(401, "authentication-error", "missing or invalid stream token")
     if session.request.kind != "stream":
