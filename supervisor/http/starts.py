@@ -19,7 +19,7 @@ from supervisor.daily_rest import DailyAPIError, get_name_from_url
 from supervisor.http import forward
 from supervisor.http.bodies import BotsStartBody, DialinWebhook, PipecatStartBody, decode_body, field_message, read_body
 from supervisor.http.errors import ApiError, invalid
-from supervisor.http.keys import DAEMON
+from supervisor.http.keys import DAEMON, HttpDaemon
 from supervisor.pool import PoolFull
 from supervisor.sessions.actor import SessionGone
 from supervisor.sessions.requests import (
@@ -36,7 +36,7 @@ from supervisor.sessions.requests import (
 START_REPLY_TIMEOUT_S = 60.0
 
 
-async def start_session(daemon: Any, start: StartRequest) -> Prepared:
+async def start_session(daemon: HttpDaemon, start: StartRequest) -> Prepared:
     """Start a session and wait until its room and tokens exist; map failures to statuses.
 
     Raises ``PoolFull`` when no worker here can be promised (``start_reply`` hands it on)."""
@@ -69,7 +69,7 @@ async def start_reply(request: web.Request, start: StartRequest,
     return web.json_response(shape(prepared))
 
 
-def _profile(daemon: Any, name: str) -> Any:
+def _profile(daemon: HttpDaemon, name: str) -> Any:
     profile = daemon.profiles.get(name)
     if profile is None:
         known = ", ".join(sorted(daemon.profiles.profiles))
@@ -87,14 +87,14 @@ def _check_room_url(url: str) -> None:
         raise invalid(f"room_url: not a Daily room URL: {url!r}")
 
 
-def _max_duration(daemon: Any, requested: int | None, profile: Any) -> int:
+def _max_duration(daemon: HttpDaemon, requested: int | None, profile: Any) -> int:
     value = requested or profile.max_duration_s or daemon.config.sessions.max_duration_s
     if not 60 <= value <= 14400:
         raise invalid(f"max_duration: expected int in 60..14400, got {value}")
     return int(value)
 
 
-def _provider_keys(daemon: Any, profile: Any, services: dict[str, str], config: list[Any],
+def _provider_keys(daemon: HttpDaemon, profile: Any, services: dict[str, str], config: list[Any],
                    service_options: dict[str, dict[str, Any]], where: str = "") -> dict[str, str]:
     """Validate the Daily Bots fields; returns, for a built-in pipeline, the keys its worker
     is handed (``RunBot.provider_keys``). Raises a 422 naming the option (prefixed by
@@ -110,7 +110,7 @@ def _provider_keys(daemon: Any, profile: Any, services: dict[str, str], config: 
         raise ApiError(422, "invalid-request-error", f"{where}{exc}") from None
 
 
-def _pipeline_start_body(daemon: Any, profile: Any, body: Any) -> tuple[dict[str, Any], dict[str, str]]:
+def _pipeline_start_body(daemon: HttpDaemon, profile: Any, body: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """A ``/start`` body for a built-in Daily Bots pipeline: its Daily Bots fields checked as
     ``/bots/start`` checks them; returns the body its bot gets (no keys: those travel in
     ``RunBot.provider_keys``, returned beside it). Raises a 400 or 422 naming the field."""

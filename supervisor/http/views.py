@@ -16,7 +16,7 @@ from supervisor.daemon_state import DaemonState
 from supervisor.http import daily_proxy, forward, middlewares
 from supervisor.http.bodies import AppMessageBody, read_body
 from supervisor.http.errors import ApiError, invalid, not_found
-from supervisor.http.keys import DAEMON
+from supervisor.http.keys import DAEMON, HttpDaemon
 from supervisor.http.openapi import document
 from supervisor.http.starts import bots_start, dialin, pipecat_start
 from supervisor.sessions.actor import SessionGone
@@ -24,7 +24,7 @@ from supervisor.sessions.session import CommandRefused
 from supervisor.sessions.state import SessionState
 
 
-def _daemon(request: web.Request) -> Any:
+def _daemon(request: web.Request) -> HttpDaemon:
     return request.app[DAEMON]
 
 
