@@ -1,4 +1,4 @@
-"""A bot is a tenant of the Daily proxy (``/daily/v1``, SPEC §11): its own request quota
+"""A bot is a tenant of the Daily proxy (``/daily/v1``): its own request quota
 inside the account's, tokens that end with its session and are never an owner's.
 
 The unit-level tests run the supervisor's HTTP app over a small stand-in daemon whose

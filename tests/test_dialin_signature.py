@@ -1,4 +1,4 @@
-"""Dial-in webhooks signed as Daily signs them (SPEC §11, issue 16 item 6).
+"""Dial-in webhooks signed as Daily signs them.
 
 With ``[dialin] hmac_secret_env``, ``POST /dialin`` takes only calls carrying Daily's
 pinless signature (``reference/daily.md``): ``X-Pinless-Timestamp`` and

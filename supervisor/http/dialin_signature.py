@@ -1,4 +1,4 @@
-"""Daily's pinless dial-in webhook signature, checked before the bearer key (SPEC §11).
+"""Daily's pinless dial-in webhook signature, checked before the bearer key.
 
 With ``[dialin] hmac_secret_env`` naming the variable that holds the secret given to Daily
 (the ``hmac`` of the domain's pinless dial-in config, base64), every request to the dial-in

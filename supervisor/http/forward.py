@@ -1,4 +1,4 @@
-"""Cluster mode (SPEC §10): answering on any node for a session another node owns.
+"""Cluster mode: answering on any node for a session another node owns.
 
 A request for a session this node does not have goes to the owner's ``advertise_url``
 (HTTP relayed as is, the stream WebSocket relayed both ways), and a start this node has

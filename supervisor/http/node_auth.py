@@ -1,4 +1,4 @@
-"""Trust between the nodes of a cluster (SPEC §11): a forwarded request proves the sender
+"""Trust between the nodes of a cluster: a forwarded request proves the sender
 knows the cluster's shared secret (``[cluster] node_secret_env``).
 
 A node that hands a request to another (``supervisor.http.forward``) signs it: the header
