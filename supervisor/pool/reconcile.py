@@ -95,6 +95,7 @@ Action = Spawn | Kill | Retire | RetireAfterSession
 
 
 def reconcile(desired: Desired, workers: list[WorkerView], boot: BootHistory, now: float) -> list[Action]:
+    """The actions that bring ``workers`` towards ``desired`` at ``now`` (monotonic)."""
     actions: list[Action] = []
     gone: set[str] = set()
 

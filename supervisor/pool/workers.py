@@ -29,6 +29,8 @@ class WorkerListener(Protocol):
 
 @dataclass(eq=False)
 class WorkerHandle:
+    """One worker process as the pool tracks it, from its spawn until it is reaped."""
+
     id: str
     process: Any
     started_at: float = field(default_factory=time.monotonic)
@@ -60,13 +62,16 @@ class WorkerHandle:
 
     @property
     def identity(self) -> bytes:
+        """The worker's routing id on the workers' socket: its id and its secret."""
         return f"{self.id}.{self.secret}".encode()
 
     def view(self) -> WorkerView:
+        """What ``reconcile`` judges of this worker."""
         return WorkerView(self.id, self.state, self.started_at, self.last_heard, self.booted, self.pss_mb,
                           self.retire_after_session)
 
     def describe(self, now: float) -> dict[str, Any]:
+        """This worker as ``ctl workers`` shows it (``now``: monotonic)."""
         return {
             "id": self.id,
             "pid": self.pid,
