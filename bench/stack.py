@@ -26,6 +26,9 @@ class Stack:
 
     def __init__(self, sessions: int, repo: Path = REPO, profiles: Path | None = None) -> None:
         self.repo = repo.resolve()
+        # The command line's module: cli/ since it left callfleet/ (an older checkout, for a
+        # before/after comparison, still has callfleet/cli.py).
+        self.entry = "cli" if (self.repo / "cli" / "__main__.py").exists() else "callfleet.cli"
         self.profiles = (profiles or self.repo / "configs" / "profiles.toml").resolve()
         self.tmp = Path(tempfile.mkdtemp(prefix="callfleet-bench-"))
         self.sandbox_port = free_port()
@@ -74,7 +77,7 @@ start = false
         # cwd and PYTHONPATH put the chosen checkout ahead of the installed (editable) one.
         env = {**os.environ, "CALLFLEET_LOG_LEVEL": "warning", "PYTHONPATH": str(self.repo)}
         self.sandbox = subprocess.Popen(
-            [sys.executable, "-m", "cli", "sandbox", "--port", str(self.sandbox_port), "--no-rate-limits",
+            [sys.executable, "-m", self.entry, "sandbox", "--port", str(self.sandbox_port), "--no-rate-limits",
              "--data-dir", str(self.tmp / "sandbox")],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=self.repo)
         assert self.sandbox.stdout is not None
@@ -85,7 +88,7 @@ start = false
         config.write_text(self.config())
         with open(self.tmp / "supervisor.log", "w") as log:
             self.supervisor = subprocess.Popen(
-                [sys.executable, "-m", "cli", "supervisor", "--config", str(config)],
+                [sys.executable, "-m", self.entry, "supervisor", "--config", str(config)],
                 stdout=subprocess.PIPE, stderr=log, env=env, cwd=self.repo)
         assert self.supervisor.stdout is not None
         line = self.supervisor.stdout.readline().decode()
