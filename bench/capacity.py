@@ -17,7 +17,8 @@ from typing import Any
 
 from bench.main import Profile, load_profile, measure_callfleet
 from bench.peer_host import measure_peer
-from bench.report import CAPACITY_RTT_P99_MS, Progress, holds
+from bench.progress import Progress
+from bench.report import CAPACITY_RTT_P99_MS, holds
 from bench.stack import REPO, Stack
 
 

@@ -63,7 +63,8 @@ import msgspec
 
 from bench.floor import ForwardMode, forward
 from bench.peer_host import measure_peer
-from bench.report import Progress, host_report, summary
+from bench.progress import Progress
+from bench.report import host_report, summary
 from bench.stack import REPO, Stack
 from bench.talk import SANDBOX_AUTH, ProcessTreeWindow, json_request, talk
 from callfleet.procfs import cmdline, cpu_seconds, descendants, memory_mb, thread_cpu_seconds

@@ -21,7 +21,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.report import Progress, host_report
+from bench.progress import Progress
+from bench.report import host_report
 from bench.stack import Stack, free_port
 from bench.talk import SANDBOX_AUTH, ProcessTreeWindow, json_request, talk
 from callfleet.procfs import descendants, memory_mb

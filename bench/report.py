@@ -1,10 +1,8 @@
-"""What ``callfleet bench`` prints: progress on stderr, the JSON report's percentiles, and
-the human summary."""
+"""What ``callfleet bench`` reports: the JSON report's percentiles and the human summary."""
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from sandbox.caller import percentile
@@ -13,24 +11,6 @@ if TYPE_CHECKING:
     from bench.talk import Talk
 
 CAPACITY_RTT_P99_MS = 50.0  # what "holds N sessions" allows, beside zero lost frames
-
-
-class Progress:
-    """One status line that rewrites itself on a terminal, plain lines otherwise."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, text: str) -> None:
-        if self.tty:
-            sys.stderr.write("\r\033[K" + text)
-        else:
-            sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
 
 
 def pcts(values: list[float]) -> dict[str, float]:

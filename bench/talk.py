@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.report import Progress
+from bench.progress import Progress
 from callfleet.procfs import cpu_seconds, descendants, memory_mb
 from sandbox.caller import FRAME_MS, Caller, CallerOptions
 

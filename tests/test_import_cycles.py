@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("supervisor", "worker", "protocol", "sandbox", "callfleet", "cli")
+PACKAGES = ("supervisor", "worker", "protocol", "sandbox", "callfleet", "cli", "bench")
 
 
 def _modules() -> dict[str, Path]:
