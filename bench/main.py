@@ -20,7 +20,7 @@ loopback ports with a temporary run_dir (so each one's CPU can be read from /pro
 The supervisor runs with ``room_pool = N``: rooms and default tokens are made ahead, as a
 production deployment would, so start latency measures the warm path.
 
-Two more figures, beside the keys of SPEC §9:
+Two more figures, beside the report's fixed keys (those of items 1-3):
 
 4. ``forwarding_floor_us_per_frame`` -- before the sessions, the bare ZeroMQ ROUTER floor
    (``bench.floor``, reader mode, one peer per session, 3 s): what forwarding alone costs
@@ -128,7 +128,7 @@ def load_profile(path: Path, name: str) -> Profile:
 
 async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Path = REPO,
                     profile_name: str = "echo", profiles: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The report (SPEC §9's keys, the forwarding floor and the loop stall; for a pipecat
+    """The report (its fixed keys, the forwarding floor and the loop stall; for a pipecat
     profile the peer's figures under ``"peer"``), and diagnostics for the human summary.
     Raises ``RuntimeError`` if the stack fails, ``KeyError`` for an unknown profile."""
     profiles = profiles or repo / "configs" / "profiles.toml"

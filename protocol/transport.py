@@ -160,8 +160,8 @@ class Channel(LoopSocket):
 class BadFrameLog:
     """Counts undecodable frames and says when a peer's next one deserves a log line.
 
-    A flood of garbage from one peer is logged once per ``interval_s`` (SPEC §7: once per
-    peer per minute) while every frame is counted.
+    A flood of garbage from one peer is logged once per ``interval_s`` (by default once per
+    peer per minute, so the log stays readable) while every frame is counted.
     """
 
     def __init__(self, interval_s: float = 60.0) -> None:

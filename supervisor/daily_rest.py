@@ -1,7 +1,8 @@
 """Daily's REST API, async, over one ``aiohttp.ClientSession``.
 
-The helper surface of Pipecat's ``DailyRESTHelper`` (seed 000) -- ``DailyRoomSipParams``,
-``DailyRoomProperties``, ``DailyRoomParams``, ``DailyRoomObject`` with the seed's defaults,
+The helper surface of Pipecat's ``DailyRESTHelper`` (``pipecat.transports.daily.utils``) --
+``DailyRoomSipParams``, ``DailyRoomProperties``, ``DailyRoomParams``, ``DailyRoomObject`` with
+Pipecat's defaults,
 ``create_room``, ``get_room_from_url``, ``get_token``, ``delete_room_by_url``,
 ``delete_room_by_name``, ``get_name_from_url`` -- plus listing (pagination), token
 validation, presence, ``pinless_call_update``, recordings, app messages and eject.
@@ -49,7 +50,7 @@ class DailyAPIError(Exception):
         return self.status == 0 and self.error == "timeout"
 
 
-# -- the seed's types -------------------------------------------------------------------
+# -- Pipecat's DailyRESTHelper types, field for field ----------------------------------
 
 
 class DailyRoomSipParams(msgspec.Struct, omit_defaults=False):

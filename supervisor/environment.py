@@ -16,7 +16,7 @@ from typing import Any
 
 from supervisor.config import ConfigError
 
-# What every worker starts with (SPEC: PATH, HOME, LANG, LC_*, TZ, TMPDIR): enough for a
+# What every worker starts with (PATH, HOME, LANG, LC_*, TZ, TMPDIR): enough for a
 # bot's libraries to find programs, locales and a temporary directory. PYTHONPATH too, so
 # a bot imports what the supervisor imports, and Python's and callfleet's own switches.
 ALLOWED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED",

@@ -1,4 +1,5 @@
-"""Cluster mode (SPEC §10): many supervisors sharing one Redis (or Valkey).
+"""Cluster mode (``[cluster] redis_url``): many supervisors sharing one Redis (or Valkey) and
+nothing else but Daily.
 
 ``Cluster`` is what the rest of the daemon sees: a session directory every node can read
 (``publish_session``, ``owner_of``, ``all_sessions``), placement (``set_capacity``,

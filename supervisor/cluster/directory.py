@@ -6,12 +6,12 @@ one pipeline (several changes of one session between two flushes cost one write)
 Redis is down the notes wait; on reconnect ``republish`` writes everything this node
 holds, since Redis may have come back empty.
 
-Keys (SPEC §10): ``cf:session:{sid}`` the JSON view (finished ones expire after
+Keys: ``cf:session:{sid}`` the JSON view (finished ones expire after
 ``FINISHED_TTL_S``), ``cf:sessions`` a sorted set of every session id by request time
 (newest first for ``GET /sessions``), ``cf:node:{id}:sessions`` the node's unfinished
 sessions, ``cf:node:{id}:rooms`` the node's room ledger.
 
-Fencing (SPEC §11): a view is written by one script that never lets an unfinished view
+Fencing (never two bots of one session): a view is written by one script that never lets an unfinished view
 replace a finished one, nor anything but another ``node_lost`` view replace a
 ``node_lost`` mark, so a node that comes back from a pause cannot bring its sessions back
 to life; when a live session of ours is refused that way, the node has been declared lost

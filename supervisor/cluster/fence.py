@@ -1,4 +1,5 @@
-"""What a node does once it has lost its lease (SPEC §11): never two bots of one session.
+"""What a node does once it has lost its lease, so that a room never holds two bots of one
+session (the lost node's, still in the call, and one started again once it was declared lost).
 
 A survivor that finds the lease gone declares the node lost: it marks the node's
 sessions ``node_lost``, deletes the rooms in its ledger and a client may start the session

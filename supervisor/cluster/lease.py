@@ -8,7 +8,7 @@ is there) or taken by another process under the same id; the last two fence the 
 Once ``lease_s`` has passed since the last renewal Redis confirmed (timed from when it was
 sent), a survivor may be declaring the node lost: the lease has lapsed and the node takes
 no work until the next renewal says whether anyone did; without Redis to ask, it fences
-itself (SPEC §11: never two bots of one session). A fenced node ends its sessions and
+itself (a session must never have two bots in its room). A fenced node ends its sessions and
 settles its rooms (``fence.py``) before it joins again.
 
 On the same tick a member looks for other nodes whose lease is gone -- but only once it

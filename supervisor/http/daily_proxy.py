@@ -16,8 +16,8 @@ same rate limits and retries -- and only when it concerns the session's own room
 
 Anything else is 403 ``forbidden-error``; a missing or unknown key is 401.
 
-A bot is a tenant, so the proxy also keeps it from spending what belongs to the account
-or outliving its session (SPEC §11):
+A bot is someone else's code, so the proxy also keeps it from spending what belongs to
+the account (Daily's rate limit is per account) or outliving its session:
 
 * **Its own quota.** Each session has a token bucket of ``[daily]
   proxy_requests_per_second`` with bursts of ``BURST`` requests (or one second's worth,
