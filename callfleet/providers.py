@@ -104,7 +104,9 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
        "azure-cognitiveservices-speech", "pipecat-ai[azure]", settings=("AZURE_SPEECH_REGION",)),
     _p("aws_tts", _T, f"{_SVC}.aws.tts.AWSPollyTTSService", "AWS_SECRET_ACCESS_KEY", "aiobotocore",
        "pipecat-ai[aws]", companions=("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"), settings=("AWS_REGION",)),
-    _p("google_tts", _T, f"{_SVC}.google.tts.GoogleTTSService", "GOOGLE_APPLICATION_CREDENTIALS",
+    # Google's HTTP service: it speaks every voice (Daily Bots' default en-US-Neural2-A among them) and
+    # takes the seed's SSML options (pitch, rate, volume, emphasis); the streaming one only Chirp 3 HD.
+    _p("google_tts", _T, f"{_SVC}.google.tts.GoogleHttpTTSService", "GOOGLE_APPLICATION_CREDENTIALS",
        "google-cloud-texttospeech", "pipecat-ai[google]", key_in_file=True),
     _p("openai_tts", _T, f"{_SVC}.openai.tts.OpenAITTSService", "OPENAI_API_KEY", "openai", "pipecat-ai[openai]",
        takes_base_url=True, default_url="https://api.openai.com/v1"),
