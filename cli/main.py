@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "ctl": ("supervisor.ctl", "main", "talk to a running daemon's control socket"),
     "sandbox": ("sandbox.server", "main", "run the local Daily stand-in on its own"),
     "caller": ("sandbox.caller", "main", "a synthetic human caller that joins a room"),
+    "phone": ("sandbox.telephony.command", "main", "a Twilio-like phone that calls a voice webhook"),
     "bench": ("bench.main", "main", "measure start latency, added latency, CPU, memory"),
     "worker": ("worker.__main__", "main", "run one worker process (the pool does this)"),
 }

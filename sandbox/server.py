@@ -7,6 +7,11 @@ HMAC secret (``dialin_hmac_secret``, base64; ``--dialin-hmac-secret-env NAME`` n
 variable holding it) signs every dial-in webhook it posts (``POST /v1/sandbox/dialin``) with
 Daily's ``X-Pinless-Timestamp`` and ``X-Pinless-Signature``. Without one it signs nothing,
 as Daily does for a config without ``hmac``.
+
+It also plays the phone network (``sandbox.telephony``): ``Sandbox.phones`` holds the calls
+of its phones, and Twilio's REST API for them is served at the root, so ``twilio_api_url``
+(the base URL itself) is what a Twilio client -- Pipecat's ``TwilioFrameSerializer(base_url=)``
+-- is given instead of ``https://api.twilio.com``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from sandbox.rest import keys, middlewares
 from sandbox.rest.routes import setup_routes
 from sandbox.rooms.server import RoomServer
 from sandbox.store import Store
+from sandbox.telephony import routes as telephony_routes
+from sandbox.telephony.network import PhoneNetwork
 from sandbox.tokens import TokenSigner
 
 log = structlog.get_logger("sandbox")
@@ -62,6 +69,7 @@ class Sandbox:
         self.faults = Faults(rate_limits=rate_limits)
         self.rooms: RoomServer | None = None
         self.ai: ai.StandIns | None = None
+        self.phones = PhoneNetwork(clock=wall_clock)  # any Twilio auth token unless one is set
         self._runner: web.AppRunner | None = None
 
     @property
@@ -76,6 +84,11 @@ class Sandbox:
     def ai_url(self) -> str:
         """Where the stand-in AI services answer (``sandbox.ai``)."""
         return f"{self.base_url}/ai"
+
+    @property
+    def twilio_api_url(self) -> str:
+        """Twilio's REST API for the sandbox's phones (``/2010-04-01/...`` under it)."""
+        return self.base_url
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[middlewares.daily_errors, middlewares.auth_and_limits])
@@ -92,6 +105,7 @@ class Sandbox:
         app.cleanup_ctx.append(self._http_client)
         setup_routes(app)
         self.ai = ai.setup(app, prefix="/ai")  # the stand-in AI services, beside Daily's
+        telephony_routes.setup(app, self.phones)  # Twilio's REST API and the phone lines
         return app
 
     async def _http_client(self, app: web.Application) -> Any:
@@ -165,7 +179,8 @@ async def serve(ns: argparse.Namespace, hmac_secret: bytes) -> None:
     sandbox = Sandbox(ns.host, ns.port, api_key=api_key, rate_limits=not ns.no_rate_limits, data_dir=ns.data_dir,
                       dialin_hmac_secret=hmac_secret)
     await sandbox.start()
-    print(f"sandbox: REST {sandbox.api_url}  rooms {sandbox.base_url}/ROOM", flush=True)
+    print(f"sandbox: REST {sandbox.api_url}  rooms {sandbox.base_url}/ROOM  twilio {sandbox.twilio_api_url}",
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,9 +21,11 @@ Fails when daily grows a name or changes a signature that sandbox.client does no
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib.util
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +35,7 @@ import daily
 import pytest
 
 import sandbox.client as sandbox_client
+from sandbox.rooms.participants import Dial
 
 # Deliberate differences: (class, member) -> why. Empty members are compared as usual.
 DELIBERATE: dict[tuple[str, str], str] = {
@@ -234,3 +237,219 @@ def test_the_real_daily_vad_runs_offline() -> None:
     assert out["rate"] == 16000
     assert max(out["silence"]) == 0.0
     assert max(out["speech"]) > 0.5
+
+
+# -- how many arguments each callback gets ---------------------------------------------------------
+
+# daily documents each completion in its method's docstring: "An optional completion callback
+# with two parameters: (session_id, :ref:`CallClientError`)".
+COMPLETION_DOC = re.compile(r"completion callback with (\w+) parameters?: \(([^)]*)\)")
+NUMBERS = {"one": 1, "two": 2, "three": 3}
+
+
+def _documented_completions() -> dict[tuple[str, str], int]:
+    """(class, method) -> how many arguments daily passes that method's completion."""
+    found: dict[tuple[str, str], int] = {}
+    for name in _daily_names():
+        cls = getattr(daily, name)
+        if not isinstance(cls, type):
+            continue
+        for member in dir(cls):
+            doc = getattr(getattr(cls, member), "__doc__", None) or ""
+            match = COMPLETION_DOC.search(doc) if not member.startswith("_") else None
+            if match:
+                count = NUMBERS[match.group(1)]
+                assert count == len(match.group(2).split(",")), f"{name}.{member}: {match.group(0)}"
+                found[(name, member)] = count
+    return found
+
+
+class Callers:
+    """What each completion-taking method is called with, in a call or out of one: enough to
+    reach its completion, whatever that completion then reports."""
+
+    def __init__(self, room_url: str, token: str | None) -> None:
+        self.room_url, self.token = room_url, token
+        self.audio_track = sandbox_client.CustomAudioTrack(sandbox_client.CustomAudioSource(16000, 1))
+        self.video_track = sandbox_client.CustomVideoTrack(sandbox_client.CustomVideoSource(16, 16))
+        self.source = sandbox_client.CustomAudioSource(16000, 1)
+        self.microphone = sandbox_client.Daily.create_microphone_device("arity-mic", 16000, 1, non_blocking=True)
+        self.speaker = sandbox_client.Daily.create_speaker_device("arity-speaker", 16000, 1, non_blocking=True)
+        # CallClient method -> its arguments before the completion
+        self.call_client: dict[str, tuple[Any, ...]] = {
+            "join": (room_url, token), "add_custom_audio_track": ("arity-audio", self.audio_track),
+            "update_custom_audio_track": ("arity-audio", self.audio_track), "remove_custom_audio_track": ("arity-audio",),
+            "add_custom_video_track": ("arity-video", self.video_track),
+            "update_custom_video_track": ("arity-video", self.video_track), "remove_custom_video_track": ("arity-video",),
+            "send_app_message": ({"arity": 1},), "send_prebuilt_chat_message": ("arity",),
+            "start_recording": (), "update_recording": ({},), "stop_recording": (),
+            "start_transcription": (), "update_transcription": (), "stop_transcription": (),
+            "start_live_stream_with_endpoints": (["arity"],), "start_live_stream_with_rtmp_urls": (["rtmp://arity"],),
+            "add_live_streaming_endpoints": (["arity"],), "remove_live_streaming_endpoints": (["arity"],),
+            "update_live_stream": ({},), "stop_live_stream": (),
+            "start_dialout": ({"phoneNumber": "+15550100"},), "send_dtmf": ({"sessionId": "nobody", "tones": "1"},),
+            "sip_call_transfer": ({"sessionId": "nobody", "toEndPoint": "sip:x"},),
+            "sip_refer": ({"sessionId": "nobody", "toEndPoint": "sip:x"},), "stop_dialout": ("nobody",),
+            "update_inputs": ({"camera": False},), "update_publishing": ({},), "update_subscriptions": ({},),
+            "update_subscription_profiles": ({},), "update_permissions": ({},),
+            "update_remote_participants": ({},), "eject_remote_participants": (["nobody"],),
+            "set_ice_config": (), "set_proxy_url": (),
+            "leave": (),  # last: the others are made in the call
+        }
+
+    def call(self, client: Any, cls: str, member: str, completion: Any) -> None:
+        if cls == "CallClient":
+            getattr(client, member)(*self.call_client[member], completion=completion)
+        elif (cls, member) == ("CustomAudioSource", "write_frames"):
+            self.source.write_frames(bytes(320), completion=completion)
+        elif (cls, member) == ("VirtualMicrophoneDevice", "write_frames"):
+            self.microphone.write_frames(bytes(320), completion=completion)
+        elif (cls, member) == ("VirtualSpeakerDevice", "read_frames"):
+            self.speaker.read_frames(160, completion=completion)
+        else:
+            pytest.fail(f"daily's {cls}.{member} takes a completion: say here how to call it")
+
+
+async def _completion_arity(call: Any) -> int:
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[int] = loop.create_future()
+
+    def completion(*args: Any) -> None:
+        loop.call_soon_threadsafe(lambda: got.done() or got.set_result(len(args)))
+
+    call(completion)
+    return await asyncio.wait_for(got, 10)
+
+
+def test_daily_documents_the_completions_it_calls_with_a_value_first() -> None:
+    documented = _documented_completions()
+    assert documented[("CallClient", "start_dialout")] == 2  # (session_id, error)
+    assert documented[("CallClient", "start_recording")] == 2  # (stream_id, error)
+    assert documented[("CallClient", "join")] == 2 and documented[("CallClient", "leave")] == 1
+
+
+@pytest.mark.parametrize("in_call", [False, True], ids=["out-of-a-call", "in-a-call"])
+async def test_every_completion_gets_as_many_arguments_as_daily_passes(in_call: bool, rest: Any) -> None:
+    """Success and error alike: Pipecat unpacks ``(session_id, error) = …`` from start_dialout."""
+    from tests.sdk_client import ensure_sdk
+
+    ensure_sdk()
+    room = await rest.ok("POST", "/rooms", json={"name": "arity", "properties": {
+        "enable_recording": "cloud", "enable_dialout": True}})
+    token = (await rest.ok("POST", "/meeting-tokens", json={"properties": {"room_name": "arity", "is_owner": True}}))["token"]
+    callers = Callers(room["url"], token)
+    client = sandbox_client.CallClient()
+    documented = _documented_completions()
+    assert {m for c, m in documented if c == "CallClient"} == set(callers.call_client)
+    if in_call:
+        data_and_error = await _completion_arity(lambda done: client.join(room["url"], token, completion=done))
+        assert data_and_error == 2
+    wrong = {}
+    for (cls, member), expected in sorted(documented.items(), key=lambda item: item[0][1] == "leave"):
+        got = await _completion_arity(lambda done, cls=cls, member=member: callers.call(client, cls, member, done))
+        if got != expected:
+            wrong[f"{cls}.{member}"] = f"{got} arguments, daily passes {expected}"
+    client.release()
+    assert wrong == {}
+
+
+@needs_pipecat
+async def test_pipecat_unpacks_what_dial_out_and_recording_complete_with(rest: Any) -> None:
+    """Pipecat's own completion plumbing, as its DailyTransportClient uses it: ``session_id,
+    error = await future`` raised TypeError while the sandbox passed the error alone."""
+    from pipecat.transports.daily.transport import completion_callback
+
+    from tests.sdk_client import ensure_sdk
+
+    ensure_sdk()
+    room = await rest.ok("POST", "/rooms", json={"name": "pipecat-ops", "properties": {
+        "enable_recording": "cloud", "enable_dialout": True}})
+    token = (await rest.ok("POST", "/meeting-tokens", json={"properties": {"room_name": "pipecat-ops",
+                                                                           "is_owner": True}}))["token"]
+    client = sandbox_client.CallClient()
+    loop = asyncio.get_running_loop()
+
+    async def pipecat_call(method: str, *args: Any) -> Any:
+        future: asyncio.Future[Any] = loop.create_future()
+        getattr(client, method)(*args, completion=completion_callback(future))
+        return await asyncio.wait_for(future, 10)
+
+    data, error = await pipecat_call("join", room["url"], token, None)
+    assert error is None
+    session_id, error = await pipecat_call("start_dialout", {"phoneNumber": "+15550100"})
+    assert error is None and isinstance(session_id, str) and session_id
+    stream_id, error = await pipecat_call("start_recording", None, "pipecat-stream", None)
+    assert (stream_id, error) == ("pipecat-stream", None)
+    session_id, error = await pipecat_call("start_dialout", {})
+    assert session_id is None and error
+    client.release()
+
+
+# Emitters of events, by the name of the function called: the event's name is the first
+# argument naming an event, and its arguments follow it. Events reach a CallClient through
+# these alone (the room server's ``event``/``broadcast``, the client's ``_emit``);
+# ``_settings_done(name, value, completion)`` emits ``name`` with ``value``.
+EMITTERS: dict[str, int | None] = {"_emit": None, "event": None, "broadcast": None, "_settings_done": 1}
+# An event named by an f-string: what its formatted part can be.
+FORMATTED = {"p.dial.value": [d.value for d in Dial]}
+
+
+def _event_names(arg: ast.expr, where: str) -> list[str] | None:
+    """The events ``arg`` names: a literal ``"on_…"``, or an f-string over ``FORMATTED``."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.startswith("on_"):
+        return [arg.value]
+    if not (isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant)
+            and str(arg.values[0].value).startswith("on_")):
+        return None
+    names = [""]
+    for part in arg.values:
+        if isinstance(part, ast.Constant):
+            names = [n + str(part.value) for n in names]
+        else:
+            assert isinstance(part, ast.FormattedValue)
+            expr = ast.unparse(part.value)
+            assert expr in FORMATTED, f"{where}: an event named by {expr}: add what it can be to FORMATTED"
+            names = [n + value for n in names for value in FORMATTED[expr]]
+    return names
+
+
+def _emissions() -> list[tuple[str, str, int]]:
+    """(where, event, arguments) of every event the sandbox's code names in a call."""
+    root = Path(__file__).parents[1]
+    found = []
+    for path in sorted((root / "sandbox").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            where = f"{path.relative_to(root)}:{node.lineno}"
+            named = [(i, names) for i, a in enumerate(node.args) if (names := _event_names(a, where))]
+            if not named:
+                continue
+            at, events = named[0]
+            # The emitter is the function called, or one handed to a scheduler (call_later(d, endpoint.event, …)).
+            callees = [c.attr if isinstance(c, ast.Attribute) else c.id for c in [node.func, *node.args[:at]]
+                       if isinstance(c, (ast.Attribute, ast.Name))]
+            emitter = next((c for c in callees if c in EMITTERS), None)
+            assert emitter is not None, f"{where} names {events} in a call the test does not know"
+            after = node.args[at + 1:]
+            assert not any(isinstance(a, ast.Starred) for a in after), f"{where}: arguments must be counted"
+            count = EMITTERS[emitter]
+            found += [(where, event, len(after) if count is None else count) for event in events]
+    return found
+
+
+def test_every_event_the_sandbox_emits_gets_as_many_arguments_as_daily_passes() -> None:
+    emissions = _emissions()
+    assert {e for _, e, _ in emissions} >= {"on_participant_left", "on_recording_error", "on_dialin_ready",
+                                            "on_transcription_stopped", "on_publishing_updated",
+                                            "on_dialin_stopped", "on_dialout_stopped"}
+    wrong = []
+    for where, event, count in emissions:
+        handler = getattr(daily.EventHandler, event, None)
+        if handler is None:
+            wrong.append(f"{where}: daily has no {event}")
+            continue
+        expected = len(_params(inspect.signature(handler)))
+        if count != expected:
+            wrong.append(f"{where}: {event} with {count} arguments, daily passes {expected}")
+    assert wrong == []

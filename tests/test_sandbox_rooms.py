@@ -105,7 +105,7 @@ async def test_recording_writes_a_wav_of_its_duration_holding_what_was_said(rest
     room = await _room(rest, "rec", enable_recording="cloud")
     bot = SdkTestClient()
     await bot.join(room["url"], await _owner_token(rest, "rec"))
-    (error,) = await bot.call("start_recording")
+    stream_id, error = await bot.call("start_recording")  # daily's (stream_id, error)
     assert error is None
     said = tone(440, 1.0, 16000)
     await bot.write(said)
@@ -113,7 +113,7 @@ async def test_recording_writes_a_wav_of_its_duration_holding_what_was_said(rest
     assert error is None
     await wait_for(lambda: bot.handler.of("on_recording_stopped"), what="recording stopped")
     status = bot.handler.of("on_recording_started")[0][0]
-    assert status["startedBy"] == bot.id
+    assert status["startedBy"] == bot.id and status["streamId"] == stream_id
     recordings = await rest.ok("GET", "/recordings", params={"room_name": "rec"})
     assert recordings["total_count"] == 1
     rec = recordings["data"][0]
@@ -140,8 +140,8 @@ async def test_recording_needs_the_room_feature_and_an_owner(rest: DailyRest) ->
     plain = await _room(rest, "plain")
     c = SdkTestClient()
     await c.join(plain["url"], await _owner_token(rest, "plain"))
-    (error,) = await c.call("start_recording")
-    assert error == "Recording is not enabled for this room"
+    stream_id, error = await c.call("start_recording")
+    assert (stream_id, error) == (None, "Recording is not enabled for this room")
     (error,) = await c.call("start_live_stream_with_rtmp_urls", ["rtmp://x"])
     assert error and "not enabled" in error
     await c.leave()
@@ -214,10 +214,10 @@ async def test_dial_out_and_dtmf_both_ways(rest: DailyRest, sandbox: Any) -> Non
     room = await _room(rest, "out", enable_dialout=True)
     bot = SdkTestClient()
     await bot.join(room["url"], await _owner_token(rest, "out"))
-    (error,) = await bot.call("start_dialout", {"phoneNumber": "+15551234"})
+    session, error = await bot.call("start_dialout", {"phoneNumber": "+15551234"})  # daily's (session_id, error)
     assert error is None
     await wait_for(lambda: bot.handler.of("on_dialout_answered"), what="answered")
-    session = bot.handler.of("on_dialout_connected")[0][0]["sessionId"]
+    assert bot.handler.of("on_dialout_connected")[0][0]["sessionId"] == session
     (error,) = await bot.call("send_dtmf", {"sessionId": session, "tones": "12#"})
     assert error is None
     await wait_for(lambda: len(bot.handler.of("on_dtmf_event")) == 3, what="dtmf echoed by the phone")
@@ -238,8 +238,8 @@ async def test_dial_out_needs_the_room_feature(rest: DailyRest) -> None:
     room = await _room(rest, "nodial")
     bot = SdkTestClient()
     await bot.join(room["url"], await _owner_token(rest, "nodial"))
-    (error,) = await bot.call("start_dialout", {"phoneNumber": "+1555"})
-    assert error == "Dial-out is not enabled for this room"
+    session, error = await bot.call("start_dialout", {"phoneNumber": "+1555"})
+    assert (session, error) == (None, "Dial-out is not enabled for this room")
     await bot.leave()
 
 

@@ -77,17 +77,25 @@ class CallCore:
     def _run(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._sdk.submit(coro)
 
-    async def _request(self, op: str, completion: Any, **args: Any) -> None:
-        """Ask the room for ``op``; the completion gets None or the room's error text."""
+    async def _ask(self, op: str, **args: Any) -> tuple[Any, str | None]:
+        """Ask the room for ``op``: (its answer, None) or (None, the error text)."""
         if self._conn is None or self._state is not CallState.JOINED:
-            self._complete(completion, NOT_JOINED)
-            return
+            return None, NOT_JOINED
         try:
-            await self._conn.request(op, **args)
+            return await self._conn.request(op, **args), None
         except (TimeoutError, RequestError) as exc:
-            self._complete(completion, str(exc) or "request timed out")
-            return
-        self._complete(completion, None)
+            return None, str(exc) or "request timed out"
+
+    async def _request(self, op: str, completion: Any, **args: Any) -> None:
+        """Ask the room for ``op``; the completion gets ``(error)``: None or the room's error text."""
+        _, error = await self._ask(op, **args)
+        self._complete(completion, error)
+
+    async def _request_value(self, op: str, completion: Any, value: Callable[[Any], Any], **args: Any) -> None:
+        """Ask the room for ``op``; the completion gets ``(value, error)`` as daily's two-argument
+        completions do: ``value`` of the room's answer and None, or None and the error text."""
+        answer, error = await self._ask(op, **args)
+        self._complete(completion, None if error else value(answer), error)
 
     async def _renderer_request(self, pid: str, source: str, rate: int) -> None:
         """Ask the room to route ``pid``'s ``source`` to this client at ``rate``."""

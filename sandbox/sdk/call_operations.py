@@ -4,6 +4,7 @@ it) and telephony (dial-out, DTMF, SIP transfer)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sandbox.sdk.call_core import CallCore
@@ -11,7 +12,8 @@ from sandbox.sdk.call_core import CallCore
 
 class CallOperations(CallCore):
     """The room operations of a ``CallClient``: each is one request, its completion gets
-    None or the room's error text."""
+    None or the room's error text -- but for ``start_dialout`` and ``start_recording``, whose
+    completions get a value first, as daily's do."""
 
     # -- messages --------------------------------------------------------------------------
 
@@ -24,7 +26,11 @@ class CallOperations(CallCore):
     # -- recording, transcription, streaming ---------------------------------------------------
 
     def start_recording(self, streaming_settings: Any = None, stream_id: Any = None, force_new: Any = None, completion: Any = None) -> None:
-        self._run(self._request("start_recording", completion, stream_id=stream_id, force_new=force_new))
+        """Start the room's recording; the completion gets ``(stream_id, error)``. Without a
+        ``stream_id`` one is made up, as Daily does, so that the completion can name it."""
+        stream = str(stream_id or uuid.uuid4())
+        self._run(self._request_value("start_recording", completion, lambda _: stream, stream_id=stream,
+                                      force_new=force_new))
 
     def stop_recording(self, stream_id: Any = None, completion: Any = None) -> None:
         self._run(self._request("stop_recording", completion, stream_id=stream_id))
@@ -62,7 +68,10 @@ class CallOperations(CallCore):
     # -- telephony -----------------------------------------------------------------------------
 
     def start_dialout(self, settings: Any, completion: Any = None) -> None:
-        self._run(self._request("start_dialout", completion, settings=settings))
+        """Dial out; the completion gets ``(session_id, error)``, the session id being the
+        phone participant's."""
+        self._run(self._request_value("start_dialout", completion, lambda answer: answer["sessionId"],
+                                      settings=settings))
 
     def stop_dialout(self, participant_id: str, completion: Any = None) -> None:
         self._run(self._request("stop_dialout", completion, participant_id=participant_id))
