@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import sandbox.client as sc
@@ -90,22 +89,3 @@ class SdkTestClient:
         assert error is None
         self.client.release()
 
-
-async def wait_for(predicate: Any, timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def wait_until(fetch: Any, predicate: Any, timeout: float = 15, what: str = "condition") -> Any:
-    """Await ``fetch()`` until ``predicate`` holds for its value; return that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if predicate(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value}")
-        await asyncio.sleep(0.1)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import aiohttp
 
 from callfleet.procfs import alive, descendants
 from tests.conftest import REPO, free_port
+from tests.waiting import wait_until
 
 __all__ = ["SupervisorProcess", "alive", "descendants"]
 
@@ -122,28 +122,17 @@ class SupervisorProcess:
         return dict(body)
 
     async def wait_session(self, sid: str, predicate: Any, timeout: float = 20, what: str = "session state") -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            detail = await self.session(sid)
-            if predicate(detail):
-                return detail
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {detail}")
-            await asyncio.sleep(0.1)
+        """The session's detail once ``predicate`` holds for it; ``AssertionError`` after ``timeout`` s."""
+        return await wait_until(lambda: self.session(sid), timeout, what, until=predicate, interval=0.1)
 
     async def workers(self, predicate: Any = None, timeout: float = 20) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
+        """``ctl workers``, once ``predicate`` holds for it (at once without one)."""
+        def listed() -> list[dict[str, Any]]:
             result = self.ctl("--json", "workers")
             assert result.returncode == 0, result.stderr
-            import json
+            return list(json.loads(result.stdout))
 
-            workers = json.loads(result.stdout)
-            if predicate is None or predicate(workers):
-                return list(workers)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting on workers: {workers}")
-            await asyncio.sleep(0.2)
+        return await wait_until(listed, timeout, "workers", until=predicate or (lambda _: True), interval=0.2)
 
     def descendants(self) -> list[int]:
         """Every live process below the supervisor (workers, forkserver, sandbox)."""

@@ -32,8 +32,8 @@ from supervisor.http.app import make_app
 from tests.conftest import DailyRest, SandboxProcess
 from tests.doubles.http_daemon import BareDaemon, NoSessions
 from tests.fakes.rest_witness import RestWitness
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 DAY_S = 24 * 3600
 
@@ -187,7 +187,7 @@ async def test_a_sessions_quota_goes_when_the_session_ends(proxy: Proxy) -> None
     for session in sessions:
         session.ended.set()
         await session.task
-    await wait_for(lambda: len(quotas) == 0, 5, "the ended sessions' buckets dropped")
+    await wait_until(lambda: len(quotas) == 0, 5, "the ended sessions' buckets dropped")
 
 
 # -- tokens end with the session and are never an owner's ---------------------------------------
@@ -293,7 +293,7 @@ async def test_a_bot_looping_on_the_proxy_gets_429s_while_other_sessions_start(
         sid = started["sessionId"]
         hammered = f"/v1/rooms/{started['dailyRoom'].rsplit('/', 1)[1]}/presence"
         joined = await sup.wait_session(sid, lambda d: d["state"] == "joined", timeout=30)
-        await wait_for(lambda: hammer_counts(sup.log_path.read_text(), sid)[1] > 0, 20,
+        await wait_until(lambda: hammer_counts(sup.log_path.read_text(), sid)[1] > 0, 20,
                        "the looping bot answered 429")
         # Others start while it loops: their rooms and tokens are not starved.
         others = [await sup.start_bot("echo") for _ in range(3)]
@@ -302,7 +302,7 @@ async def test_a_bot_looping_on_the_proxy_gets_429s_while_other_sessions_start(
                                           timeout=30)
             assert done["state"] == "joined", done
         # Its quota still refills at its rate: it is held to 2 a second, not shut out.
-        await wait_for(lambda: hammer_counts(sup.log_path.read_text(), sid)[0] >= 8, 20, "8 answers to the loop")
+        await wait_until(lambda: hammer_counts(sup.log_path.read_text(), sid)[0] >= 8, 20, "8 answers to the loop")
         log = sup.log_path.read_text()
         ok, limited, other_statuses = hammer_counts(log, sid)
         assert limited > ok > 0 and other_statuses == 0, (ok, limited, other_statuses)

@@ -19,7 +19,7 @@ from supervisor.daily_rest import (
     get_name_from_url,
 )
 from tests.conftest import DailyRest
-from tests.sdk_client import wait_for
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ async def test_stalls_time_out_and_fail_within_a_bounded_time(client: DailyREST,
 async def test_a_stalled_named_create_that_succeeded_is_found_not_duplicated(client: DailyREST, sandbox: Any, rest: DailyRest) -> None:
     sandbox.faults.latency_ms = 1500  # longer than the client's 1 s timeout: its create's reply is lost
     task = asyncio.ensure_future(client.create_room(DailyRoomParams(name="slow-one")))
-    await wait_for(lambda: client.retries >= 1, timeout=10, what="the client to give up on its first create")
+    await wait_until(lambda: client.retries >= 1, timeout=10, what="the client to give up on its first create")
     # The sandbox reads a body only after the injected latency, so a create whose client has
     # gone never lands there: the room is made here, as the lost create would have made it.
     landed = sandbox.store.add_room("slow-one", "public", {})

@@ -37,9 +37,9 @@ from supervisor.http.dialin_signature import SignatureError, Verifier, secret_fr
 from supervisor.profiles import parse as parse_profiles
 from tests.conftest import REPO, DailyRest, SandboxProcess, free_port
 from tests.doubles.http_daemon import BareDaemon
-from tests.sdk_client import wait_until
 from tests.supervisor_harness import SupervisorProcess
 from tests.test_deploy import rendered_config, resource, supervisor_container
+from tests.waiting import wait_until
 
 SECRET = base64.b64encode(secrets.token_bytes(32)).decode()  # as Daily's pinless `hmac`
 OTHER_SECRET = base64.b64encode(secrets.token_bytes(32)).decode()
@@ -229,7 +229,7 @@ class Capture:
 
     async def received(self) -> list[tuple[dict[str, str], bytes]]:
         """The webhooks posted so far, once at least one has arrived."""
-        return await wait_until(lambda: asyncio.sleep(0, list(self.hooks)), bool, what="the sandbox's webhook")
+        return await wait_until(lambda: list(self.hooks), what="the sandbox's webhook")
 
 
 @pytest.fixture
@@ -289,12 +289,12 @@ async def test_a_signed_sandbox_dialin_starts_the_session_and_the_phone_joins_wi
     fleet: Fleet,
 ) -> None:
     call = await fleet.ring(f"{fleet.sup.url}/dialin")  # the sandbox sends no Authorization header
-    sessions = await wait_until(fleet.sessions, lambda found: any(
+    sessions = await wait_until(fleet.sessions, until=lambda found: any(
         len(s["participants"]) >= 2 for s in found if s["profile"] == "echo"), what="the phone in the session")
     [session] = sessions
     room = session["room_url"].rsplit("/", 1)[1]
     people = await wait_until(lambda: fleet.sandbox.ok("GET", f"/sandbox/rooms/{room}/participants"),
-                              lambda got: any(p["kind"] == "dialin" and p["loud_frames_heard"] > 20
+                              until=lambda got: any(p["kind"] == "dialin" and p["loud_frames_heard"] > 20
                                               for p in got["data"]), what="the phone hearing the echo bot")
     phone = next(p for p in people["data"] if p["kind"] == "dialin")
     assert phone["number"] == "+15550100" and call["callId"]
@@ -303,7 +303,7 @@ async def test_a_signed_sandbox_dialin_starts_the_session_and_the_phone_joins_wi
     assert status == 401 and reply["error"] == "authentication-error"
     await fleet.sandbox.ok("POST", "/sandbox/hangup", json={"room": room, "participant_id": phone["id"]})
     done = await wait_until(lambda: fleet.http("GET", f"/sessions/{session['session_id']}"),
-                            lambda got: got[1]["state"] == "ended", what="the session's end")
+                            until=lambda got: got[1]["state"] == "ended", what="the session's end")
     assert done[1]["end_reason"] == "participant_left"
 
 

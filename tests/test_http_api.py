@@ -16,8 +16,8 @@ import pytest
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import REPO, SandboxProcess
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 SEED_BODIES = json.loads((REPO / "tests" / "data" / "seed_bots_start_bodies.json").read_text())
 
@@ -164,7 +164,7 @@ async def test_app_messages_both_ways_through_a_stream_engine(sup: SupervisorPro
         assert status == 200 and reply == {"sent": True}
         await ws.send_json({"type": "command", "id": 1, "command": "send_app_message", "args": {"message": {"from": "engine"}}})
         await collect(ws, until=lambda e: e.get("type") == "reply" and e["id"] == 1 and e["ok"], seconds=10)
-        await wait_for(lambda: [m for m, _ in caller.app_messages] == [{"from": "api"}, {"from": "engine"}], what="app messages")
+        await wait_until(lambda: [m for m, _ in caller.app_messages] == [{"from": "api"}, {"from": "engine"}], what="app messages")
         await caller.leave(0)
     await sup.wait_session(sid, lambda d: d["state"] == "ended")
 
@@ -216,7 +216,7 @@ async def test_stream_engine_hears_callers_and_speaks_back(sup: SupervisorProces
                     await ws.send_bytes(msg.data[1 + n :])
                     heard += 1
             await speaking
-            await wait_for(lambda: caller.echoes >= caller.frames_sent - 2, timeout=5, what="echo through the engine")
+            await wait_until(lambda: caller.echoes >= caller.frames_sent - 2, timeout=5, what="echo through the engine")
             # garbage gets a clear error and the socket stays usable
             await ws.send_str("this is not json")
             assert "not JSON" in (await collect(ws, lambda e: e.get("type") == "error", 5))[-1]["error"]

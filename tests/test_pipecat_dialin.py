@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 from tests.conftest import DailyRest, SandboxProcess, dropped
 from tests.fakes.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
@@ -48,27 +48,23 @@ class Dialin:
 
     async def session_for(self, profile: str, timeout: float = 15) -> dict[str, Any]:
         """The one session the call started (each test's supervisor takes one call)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        async def found() -> list[dict[str, Any]]:
             _, listing, _ = await self.sup.http("GET", "/sessions")
-            found = [s for s in listing["data"] if s["profile"] == profile and s["room_url"]]
-            if found:
-                assert len(found) == 1, found
-                return dict(found[0])
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"no {profile} session took the call")
+            return [s for s in listing["data"] if s["profile"] == profile and s["room_url"]]
+
+        sessions = await wait_until(found, timeout, f"a {profile} session to take the call", interval=0.1)
+        assert len(sessions) == 1, sessions
+        return dict(sessions[0])
 
     async def phone_in(self, room: str, timeout: float = 15) -> dict[str, Any]:
         """The room's phone participant once it has heard its own voice come back."""
-        deadline = time.monotonic() + timeout
-        phone: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
+        async def phone() -> dict[str, Any] | None:
             people = (await self.rest.ok("GET", f"/sandbox/rooms/{room}/participants"))["data"]
-            phone = next((p for p in people if p["kind"] == "dialin"), None)
-            if phone is not None and phone["loud_frames_heard"] > 20:
-                return phone
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"no phone that hears the bot in {room}: {phone}")
+            return next((p for p in people if p["kind"] == "dialin"), None)
+
+        heard = await wait_until(phone, timeout, f"a phone that hears the bot in {room}",
+                                 until=lambda p: p is not None and p["loud_frames_heard"] > 20, interval=0.1)
+        return dict(heard)
 
     def records(self, session_id: str, event: str) -> list[dict[str, Any]]:
         if not self.record.exists():

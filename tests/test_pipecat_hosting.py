@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ import pytest
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import REPO, SandboxProcess, dropped
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
@@ -82,7 +81,7 @@ class Fleet:
         return [r for r in found if r.get("session_id") == session_id and (event is None or r["event"] == event)]
 
     async def wait_record(self, session_id: str, event: str, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
-        await wait_for(lambda: len(self.records(session_id, event)) >= count, timeout, f"{count} {event!r} record(s)")
+        await wait_until(lambda: len(self.records(session_id, event)) >= count, timeout, f"{count} {event!r} record(s)")
         return self.records(session_id, event)
 
     async def start(self, profile: str, body: Any = None) -> dict[str, Any]:
@@ -142,7 +141,7 @@ async def hears_echo(caller: Caller, frames: int) -> None:
     # Pipecat's output transport writes 40 ms chunks (audio_out_10ms_chunks = 4): a last
     # lone 20 ms frame waits in its buffer for more audio, so one frame may stay unheard.
     try:
-        await wait_for(lambda: caller.echoes >= frames - 1, timeout=10, what=f"{frames} frames echoed")
+        await wait_until(lambda: caller.echoes >= frames - 1, timeout=10, what=f"{frames} frames echoed")
     except AssertionError:
         raise AssertionError(f"{caller.echoes} of {caller.frames_sent} frames echoed (heard {caller.frames_heard})") from None
 
@@ -362,14 +361,9 @@ async def test_pipecat_log_lines_join_the_supervisor_log_as_json_with_session_an
     sid = started["sessionId"]
     await fleet.wait_record(sid, "start")
     wanted = f"recording bot started for session {sid}"
-    deadline = time.monotonic() + 10
-    line: dict[str, Any] | None = None
-    while line is None and time.monotonic() < deadline:
-        for text in fleet.sup.log_path.read_text().splitlines():
-            if wanted in text:
-                line = json.loads(text)  # a JSON line, not loguru's own format
-        await asyncio.sleep(0.1)
-    assert line is not None, "the bot's loguru line is not in the supervisor log"
+    logged = await wait_until(lambda: [text for text in fleet.sup.log_path.read_text().splitlines() if wanted in text],
+                              10, "the bot's loguru line in the supervisor log")
+    line = json.loads(logged[-1])  # a JSON line, not loguru's own format
     assert line["event"] == wanted and line["session_id"] == sid
     detail = await fleet.sup.session(sid)
     assert line["worker_id"] == detail["worker_id"], (line, detail)

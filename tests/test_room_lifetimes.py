@@ -19,8 +19,8 @@ from typing import Any
 from supervisor.daily_rest import get_name_from_url
 from tests.conftest import DailyRest, SandboxProcess
 from tests.fakes.rest_witness import RestWitness
-from tests.sdk_client import wait_until
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 LONGEST_S = 14400  # the longest max_duration the API accepts
 ROOM_EXP_S = 10800  # 3 h, as both shipped configs have it: shorter than LONGEST_S
@@ -49,10 +49,7 @@ async def test_a_session_longer_than_the_pooled_rooms_gets_a_room_and_token_that
         def pool_status() -> Any:
             return json.loads(sup.ctl("--json", "status").stdout)["room_pool"]
 
-        async def pool() -> Any:
-            return pool_status()
-
-        await wait_until(pool, lambda p: p["ready"] == 2, what="two pooled rooms")
+        await wait_until(pool_status, until=lambda p: p["ready"] == 2, what="two pooled rooms")
         long = await sup.start_bot("echo", max_duration=LONGEST_S)
         joined = await sup.wait_session(long["session_id"], lambda d: d["state"] == "joined")
         must_live_until = joined["joined_at"] + LONGEST_S

@@ -22,7 +22,8 @@ from sandbox.caller import Caller, CallerOptions
 from sandbox.sdk import loop
 from sandbox.sdk.process import DEVICES
 from tests.conftest import DailyRest
-from tests.sdk_client import SdkTestClient, ensure_sdk, wait_for
+from tests.sdk_client import SdkTestClient, ensure_sdk
+from tests.waiting import wait_until as wait_for
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import aiohttp
 from sandbox.caller import Caller, CallerOptions
 from sandbox.connection import JoinError
 from tests.conftest import DailyRest
-from tests.sdk_client import wait_for
+from tests.waiting import wait_until as wait_for
 
 
 async def test_room_lifecycle_in_dailys_shapes(rest: DailyRest, sandbox: Any) -> None:

@@ -45,8 +45,8 @@ from supervisor.sessions.view import describe_record
 from supervisor.store import SessionRecord, Store
 from tests.conftest import REPO
 from tests.fakes.openai_server import FakeOpenAI
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 needs_pipecat = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                    reason="pipecat-ai is not installed (the pipecat extra)")
@@ -139,11 +139,11 @@ async def test_a_key_a_provider_quotes_back_reaches_no_log_record_view_event_or_
         caller = Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], tone_hz=None, markers=False))
         await caller.join()  # the bot greets its first participant: a chat completion, refused
         try:
-            await wait_for(lambda: key in provider.refused, 30, "the provider refusing the request's key")
-            await wait_for(lambda: "Incorrect API key provided" in sup.log_path.read_text(), 15,
+            await wait_until(lambda: key in provider.refused, 30, "the provider refusing the request's key")
+            await wait_until(lambda: "Incorrect API key provided" in sup.log_path.read_text(), 15,
                            "the provider's error in the log")
             # Pipecat tells the call's participants (a browser) about the error too: RTVI's "error"
-            await wait_for(lambda: rtvi_errors(caller), 15, "the RTVI error message")
+            await wait_until(lambda: rtvi_errors(caller), 15, "the RTVI error message")
             assert key not in json.dumps([m for m, _ in caller.app_messages])
             assert any("Incorrect API key provided: " + MARKER in e for e in rtvi_errors(caller))
         finally:

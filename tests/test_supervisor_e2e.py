@@ -12,8 +12,8 @@ from typing import Any
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import DailyRest, SandboxProcess
-from tests.sdk_client import wait_for, wait_until
 from tests.supervisor_harness import SupervisorProcess, alive
+from tests.waiting import wait_until
 
 
 def supervisor(tmp_path: Path, sandbox: SandboxProcess | None, **overrides: Any) -> SupervisorProcess:
@@ -41,7 +41,7 @@ async def test_sessions_start_echo_and_stop_with_ctl(tmp_path: Path, sandbox_pro
         assert detail["worker_pid"] and detail["joined_at"] >= detail["assigned_at"] >= detail["requested_at"]
         caller = await caller_in(bot)
         await caller.speak()
-        await wait_for(lambda: caller.echoes == 50, what="every frame echoed")
+        await wait_until(lambda: caller.echoes == 50, what="every frame echoed")
         assert caller.frames_sent == 50
         detail = await sup.session(bot["session_id"])
         assert [p["is_bot"] for p in detail["participants"]] == [True, False]
@@ -135,7 +135,7 @@ async def test_worker_sigkilled_mid_call_fails_over_to_a_new_worker(tmp_path: Pa
         before = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
         caller = await caller_in(bot, seconds=0.5)
         await caller.speak()
-        await wait_for(lambda: caller.echoes == 25, what="every frame echoed")
+        await wait_until(lambda: caller.echoes == 25, what="every frame echoed")
         killed_at = time.monotonic()
         os.kill(before["worker_pid"], signal.SIGKILL)
         after = await sup.wait_session(bot["session_id"], lambda d: d["failovers"] == 1 and d["state"] == "joined")
@@ -148,7 +148,7 @@ async def test_worker_sigkilled_mid_call_fails_over_to_a_new_worker(tmp_path: Pa
         caller.probe_echoed.clear()
         await caller.wait_for_echo()  # the new worker subscribes afresh
         await caller.speak()
-        await wait_for(lambda: caller.echoes == 25, what="the caller hears its echo again")
+        await wait_until(lambda: caller.echoes == 25, what="the caller hears its echo again")
         await caller.conn.leave()
     finally:
         sup.stop()
@@ -353,17 +353,17 @@ async def test_pooled_rooms_serve_starts_and_are_never_leaked(tmp_path: Path, sa
         async def pooled() -> list[str]:
             return [n for n in await rooms(sandbox_rest) if "-pool-" in n]
 
-        await wait_until(lambda: pooled(), lambda names: len(names) == 2)
+        await wait_until(pooled, until=lambda names: len(names) == 2, what="two pooled rooms")
         bot = await sup.start_bot("echo")
         assert "-pool-" in bot["room_url"]  # a ready room, no REST call on the request path
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
         caller = await caller_in(bot, seconds=0.4)
         await caller.speak()
-        await wait_for(lambda: caller.echoes == 20, what="echo in a pooled room")
+        await wait_until(lambda: caller.echoes == 20, what="echo in a pooled room")
         await caller.conn.leave()
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "ended")
         assert bot["room_url"].rsplit("/", 1)[1] not in await rooms(sandbox_rest)  # deleted with the session
-        await wait_until(lambda: pooled(), lambda names: len(names) == 2)  # refilled
+        await wait_until(pooled, until=lambda names: len(names) == 2, what="the pool refilled")
         status = json.loads(sup.ctl("--json", "status").stdout)
         assert status["room_pool"] == {"size": 2, "ready": 2, "taken": 1, "too_short": 0}
         # A crash leaves pooled rooms behind; the next start deletes them.
@@ -373,7 +373,7 @@ async def test_pooled_rooms_serve_starts_and_are_never_leaked(tmp_path: Path, sa
         assert len(leftover) == 2
         sup.start()
         assert not set(leftover) & set(await rooms(sandbox_rest))
-        await wait_until(lambda: pooled(), lambda names: len(names) == 2)  # a fresh pool
+        await wait_until(pooled, until=lambda names: len(names) == 2, what="a fresh pool")
     finally:
         sup.stop()
     assert await rooms(sandbox_rest) == []  # a clean stop deletes the rooms still waiting
@@ -388,7 +388,7 @@ async def test_a_drain_keeps_a_live_call_until_it_ends_by_itself(tmp_path: Path,
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
         caller = await caller_in(bot, seconds=0.4)
         await caller.speak()
-        await wait_for(lambda: caller.echoes == 20, what="echo before the drain")
+        await wait_until(lambda: caller.echoes == 20, what="echo before the drain")
         sup.signal(signal.SIGTERM)
         status, ready, _ = await sup.http("GET", "/readyz")
         for _ in range(50):
@@ -403,7 +403,7 @@ async def test_a_drain_keeps_a_live_call_until_it_ends_by_itself(tmp_path: Path,
         assert status == 503 and refused["error"] == "service-unavailable"
         before = caller.echoes
         await caller.speak()  # the call still works mid-drain
-        await wait_for(lambda: caller.echoes == before + 20, what="echo during the drain")
+        await wait_until(lambda: caller.echoes == before + 20, what="echo during the drain")
         assert (await sup.session(bot["session_id"]))["state"] == "joined"
         await caller.conn.leave()
         assert await asyncio.to_thread(sup.wait, 20) == 0  # long before the 60 s drain timeout

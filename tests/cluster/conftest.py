@@ -242,17 +242,3 @@ async def make_nodes(tmp_path: Path, sandbox_proc: SandboxProcess, witness: Rest
 
     return make
 
-
-async def wait_until(fetch: Callable[[], Any], timeout: float = 20.0, what: str = "condition",
-                     interval: float = 0.05) -> Any:
-    """Poll ``fetch`` (sync or async) until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)

@@ -14,10 +14,10 @@ import aiohttp
 from redis.asyncio import Redis
 
 from sandbox.caller import Caller, CallerOptions
-from tests.cluster.conftest import NodeFactory, RestWitness, wait_until
+from tests.cluster.conftest import NodeFactory, RestWitness
 from tests.conftest import SandboxProcess
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 
 async def listed(node: SupervisorProcess, **params: str) -> dict[str, dict[str, Any]]:
@@ -71,7 +71,7 @@ async def test_every_session_is_visible_and_stoppable_from_every_node(make_nodes
     await caller.speak()
     status, reply, _ = await n2.http("POST", f"/sessions/{echo['session_id']}/app-message", json={"message": {"via": "n2"}})
     assert status == 200 and reply == {"sent": True}
-    await wait_for(lambda: [m for m, _ in caller.app_messages] == [{"via": "n2"}], what="the app message via n2")
+    await wait_until(lambda: [m for m, _ in caller.app_messages] == [{"via": "n2"}], what="the app message via n2")
 
     # The stream WebSocket through a non-owner: config, then events, and audio both ways.
     url = f"{n3.url}/sessions/{stream['session_id']}/stream?token={stream['stream_token']}"
@@ -85,7 +85,7 @@ async def test_every_session_is_visible_and_stoppable_from_every_node(make_nodes
         speaking = asyncio.ensure_future(talker.speak())
         assert await engine_echo(ws, talker, speaking) >= 10
         await speaking
-        await wait_for(lambda: talker.echoes >= talker.frames_sent - 2, timeout=5, what="echo through a relayed engine")
+        await wait_until(lambda: talker.echoes >= talker.frames_sent - 2, timeout=5, what="echo through a relayed engine")
         await talker.leave(0)
     # A wrong token is refused as the owner refuses it.
     status, reply, _ = await n1.http("GET", f"/sessions/{stream['session_id']}/stream", params={"token": "wrong"})
@@ -136,7 +136,7 @@ async def test_a_start_on_a_full_node_lands_on_another_and_429_only_when_all_are
     caller = Caller(CallerOptions(room_url=moved["dailyRoom"], token=moved["dailyToken"], seconds=1.0, await_echo=True))
     await caller.join()
     await caller.speak()
-    await wait_for(lambda: caller.echoes == 50, what="echo from the node that took the start")
+    await wait_until(lambda: caller.echoes == 50, what="echo from the node that took the start")
     # Both full: 429 with Retry-After, from either node.
     for node in (n1, n2):
         status, body, headers = await node.http("POST", "/bots/start", json={"bot_profile": "echo"})

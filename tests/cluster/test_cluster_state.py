@@ -16,10 +16,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from sandbox.caller import Caller, CallerOptions
-from tests.cluster.conftest import LEASE_S, Node, NodesFactory, RedisServer, RestWitness, wait_until
+from tests.cluster.conftest import LEASE_S, Node, NodesFactory, RedisServer, RestWitness
 from tests.conftest import REPO, DailyRest
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import alive
+from tests.waiting import wait_until
 
 FINISHED = ("ended", "failed")
 
@@ -55,7 +55,7 @@ async def echoed(caller: Caller, what: str) -> None:
     caller.sent_at.clear()
     caller.echoes = caller.frames_sent = 0
     await caller.speak()
-    await wait_for(lambda: caller.echoes == caller.frames_sent > 0, timeout=10, what=what)
+    await wait_until(lambda: caller.echoes == caller.frames_sent > 0, timeout=10, what=what)
 
 
 async def test_every_session_is_in_the_directory_with_the_node_that_runs_it(

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from supervisor.cluster import Cluster
-from tests.cluster.conftest import RedisServer, wait_until
+from tests.cluster.conftest import RedisServer
+from tests.waiting import wait_until
 
 
 def view(sid: str, state: str = "joined") -> dict[str, Any]:

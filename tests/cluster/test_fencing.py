@@ -20,8 +20,9 @@ from structlog.testing import capture_logs
 from sandbox.caller import Caller, CallerOptions
 from supervisor.cluster import Cluster, LeaseState
 from supervisor.cluster.directory import fail_node_lost
-from tests.cluster.conftest import LEASE_S, Node, NodeFactory, NodesFactory, RedisServer, RestWitness, wait_until
+from tests.cluster.conftest import LEASE_S, Node, NodeFactory, NodesFactory, RedisServer, RestWitness
 from tests.conftest import DailyRest
+from tests.waiting import wait_until
 
 # The paused node's workers must not end the call on their own when the supervisor falls
 # silent (they would, after ping_timeout_s): a Redis-only partition or a pause shorter than

@@ -32,12 +32,12 @@ from tests.cluster.conftest import (
     NodesFactory,
     RedisServer,
     make_tls,
-    wait_until,
 )
 from tests.cluster.test_cluster_http import placeable
 from tests.conftest import REPO, SandboxProcess, free_port
 from tests.fakes.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 API_KEY_ENV = "CALLFLEET_API_KEY"
 API_KEY = "the-clients-bearer-key"

@@ -4,29 +4,22 @@ structlog's JSON when stderr is not a terminal."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import REPO, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 
 async def wait_log(sup: SupervisorProcess, *needles: str, timeout: float = 10) -> str:
     """The log once it contains any of ``needles``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = sup.log_path.read_text()
-        if any(n in text for n in needles):
-            return text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"none of {needles} logged within {timeout} s:\n{text[-3000:]}")
-        await asyncio.sleep(0.05)
+    return await wait_until(sup.log_path.read_text, timeout, f"any of {needles} logged",
+                            until=lambda text: any(n in text for n in needles))
 
 
 def ctl_by_socket(sup: SupervisorProcess, *args: str) -> subprocess.CompletedProcess[str]:

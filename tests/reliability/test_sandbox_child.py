@@ -15,8 +15,8 @@ from typing import Any
 from callfleet.procfs import cmdline
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import DailyRest
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 
 def sandbox_child(sup: SupervisorProcess) -> int:
@@ -33,14 +33,7 @@ def status(sup: SupervisorProcess) -> dict[str, Any]:
 
 
 async def wait_status(sup: SupervisorProcess, predicate: Any, what: str, timeout: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        current = status(sup)
-        if predicate(current):
-            return current
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: {current}")
-        await asyncio.sleep(0.1)
+    return await wait_until(lambda: status(sup), timeout, what, until=predicate, interval=0.1)
 
 
 def log_events(sup: SupervisorProcess) -> list[dict[str, Any]]:
@@ -93,7 +86,7 @@ async def test_sandbox_child_sigkilled_is_reported_down_restarted_and_serves_rea
         caller = Caller(CallerOptions(room_url=bot["room_url"], token=bot["token"], seconds=0.4, await_echo=True))
         await caller.join()
         await caller.speak()
-        await wait_for(lambda: caller.echoes == 20, what="echo in the room made after the restart")
+        await wait_until(lambda: caller.echoes == 20, what="echo in the room made after the restart")
         await caller.conn.leave()
     finally:
         await rest.close()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from callfleet.procfs import alive, cmdline
 from tests.conftest import REPO, DailyRest, SandboxProcess
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 DRAIN_TIMEOUT_S = 3
 STOP_MARGIN_S = 5  # what the contract allows past drain_timeout_s
@@ -66,7 +66,7 @@ async def test_stop_is_bounded_when_daily_is_unreachable_and_the_next_start_dele
         bot = await sup.start_bot("echo", max_duration=300)
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
         # The session's room and a full pool of four, all made by this supervisor.
-        await wait_for(lambda: json.loads(sup.ctl("--json", "status").stdout)["room_pool"]["ready"] == 4,
+        await wait_until(lambda: json.loads(sup.ctl("--json", "status").stdout)["room_pool"]["ready"] == 4,
                        timeout=15, what="a full room pool")
         created = await rooms(sandbox_rest)
         assert len(created) == 5 and bot["room_url"].rsplit("/", 1)[1] in created, created
@@ -142,7 +142,7 @@ async def test_forkserver_and_resource_tracker_exit_before_the_daemon(tmp_path: 
     with adopting_orphans():
         sup.start()
         try:
-            await wait_for(lambda: any("resource_tracker" in cmdline(p) for p in sup.descendants()),
+            await wait_until(lambda: any("resource_tracker" in cmdline(p) for p in sup.descendants()),
                            timeout=10, what="the resource tracker")
             # The daemon's own children; the workers are the forkserver's.
             assert sup.proc is not None
