@@ -28,8 +28,8 @@ from sandbox.caller import Caller, CallerOptions, percentile
 from sandbox.wire import AudioHead
 from tests.conftest import REPO
 from tests.fakes.openai_server import FakeOpenAI, text_of
-from tests.sdk_client import wait_for
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until as wait_for
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")

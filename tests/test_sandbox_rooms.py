@@ -12,7 +12,8 @@ from aiohttp import web
 
 from callfleet.audio import tone
 from tests.conftest import DailyRest
-from tests.sdk_client import SdkTestClient, wait_for
+from tests.sdk_client import SdkTestClient
+from tests.waiting import wait_until as wait_for
 
 
 async def _room(rest: DailyRest, name: str, **props: Any) -> dict[str, Any]:
