@@ -30,6 +30,7 @@ from protocol.messages import (
     Shutdown,
 )
 from tests.conftest import REPO, FakeSupervisor, wait_exit
+from tests.waiting import wait_until
 from worker.call import DEFAULT_TIMEOUT_S
 
 DOUBLE = "tests.doubles.threaded_client"
@@ -115,10 +116,7 @@ async def test_worker_exits_when_its_parent_is_sigkilled(fake_supervisor: FakeSu
     parent.wait()
     exiting = await fake_supervisor.expect(Exiting, timeout=30)
     assert "no message from the supervisor" not in exiting.message.reason, exiting.message
-    deadline = time.monotonic() + 30  # liveness only
-    while _alive(child_pid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert not _alive(child_pid), "worker outlived its parent"
+    await wait_until(lambda: not _alive(child_pid), 30, "the worker to exit after its parent", interval=0.1)
 
 
 def _alive(pid: int) -> bool:
@@ -165,9 +163,10 @@ async def test_join_whose_completion_never_fires_fails_after_its_own_timeout(
 
 
 async def test_events_come_from_sdk_threads_in_order_and_audio_flows_both_ways(
-    fake_supervisor: FakeSupervisor,
+    fake_supervisor: FakeSupervisor, tmp_path: Path,
 ) -> None:
-    proc = fake_supervisor.spawn(backend=DOUBLE)
+    playing = tmp_path / "play"  # the device plays nothing until this file exists
+    proc = fake_supervisor.spawn(backend=DOUBLE, env={"CALLFLEET_DOUBLE": f"play_after={playing}"})
     peer = await fake_supervisor.welcome()
     await fake_supervisor.send(peer, Join(id=1, meeting_url="http://sandbox/r1", timeout_s=5))
     states: list[str] = []
@@ -183,21 +182,23 @@ async def test_events_come_from_sdk_threads_in_order_and_audio_flows_both_ways(
     assert states[:2] == ["joining", "joined"]
     assert [a.seq for a in audio] == list(range(len(audio)))  # numbered, none lost
     assert all(a.participant_id == "remote-1" for a in audio)
-    # Audio out: a burst of 25 frames (500 ms, written in real time) does not block the
-    # socket: the ping sent after it is answered while the burst is still being played.
+    # Audio out: a burst of 25 frames (500 ms) does not block the socket: with the device
+    # holding the first frame, the ping sent after the burst is answered before any is played.
     for seq in range(25):
         assert fake_supervisor.channel.send_audio(encode(AudioOut(seq, 16000, 1)), b"\0" * 640, to=peer)
     await fake_supervisor.send(peer, Ping(seq=5, sent_at=time.time()))
     pong = await fake_supervisor.expect(Pong)
     assert pong.message.seq == 5
-    assert pong.message.frames_out < 25
-    deadline = time.monotonic() + 10  # liveness only
-    while pong.message.frames_out < 25 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+    assert pong.message.frames_out == 0
+    playing.touch()
+
+    async def ping_pong() -> Pong:
         await fake_supervisor.send(peer, Ping(seq=6, sent_at=time.time()))
-        pong = await fake_supervisor.expect(Pong)
-    assert pong.message.frames_out == 25 and pong.message.frames_dropped == 0  # every frame written
-    assert pong.message.frames_in >= 10
+        return (await fake_supervisor.expect(Pong)).message
+
+    played = await wait_until(ping_pong, 10, "the whole burst played", until=lambda p: p.frames_out == 25, interval=0.1)
+    assert played.frames_dropped == 0  # every frame written
+    assert played.frames_in >= 10
     await fake_supervisor.send(peer, Shutdown(reason="done"))
     assert await asyncio.to_thread(wait_exit, proc, 10) == 0
 

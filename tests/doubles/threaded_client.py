@@ -5,6 +5,8 @@ renderers are called from another thread every ``callback_interval_ms``; ``write
 blocks for the audio's duration. What misbehaves is chosen by the environment variable
 ``CALLFLEET_DOUBLE`` (comma-separated), e.g. ``join=never`` or ``send_app_message=never``:
 that method's completion is then never called, as happens with the real SDK.
+``play_after=PATH`` holds the first ``write_frames`` until a file exists at ``PATH``, so a
+test can tell "answered while the audio was still being played" from a race.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ class CustomAudioSource:
         self.written: list[bytes] = []
 
     def write_frames(self, frames: bytes, completion: Any = None) -> int:
+        gate = _RULES.get("play_after")
+        while gate is not None and not os.path.exists(gate):
+            time.sleep(0.005)
         time.sleep(len(frames) / (2 * self.channels * self.sample_rate))
         self.written.append(frames)
         return len(frames) // (2 * self.channels)
