@@ -33,8 +33,9 @@ TRACEBACK = "Traceback (most recent call last):"
 MAX_FOUND = 64
 
 # Names whose values are secrets (a body's ``api_key``, an event's ``token``, an env var's
-# ``OPENAI_API_KEY``); ``*_env`` names a variable, not its value.
-_SECRET_NAME = re.compile(r"(token|api_?key|authorization|secret|password|passwd|credentials|key)$", re.I)
+# ``OPENAI_API_KEY``, Daily Bots' ``api_keys`` of keys by provider); ``*_env`` names a
+# variable, not its value.
+_SECRET_NAME = re.compile(r"(token|api_?keys?|authorization|secret|password|passwd|credentials|key)$", re.I)
 
 # Credentials by shape, for what no registry knows (a key a library read by itself): each
 # pattern with the substrings one of which a text must hold for it to match. Group 1, where
@@ -197,6 +198,8 @@ def _collect(value: Any, found: list[str]) -> None:
             return
         if is_secret_name(name) and isinstance(v, str):
             found.append(v)
+        elif is_secret_name(name) and isinstance(v, dict):  # {"openai": "sk-…"}: keys by provider
+            found.extend(key for key in v.values() if isinstance(key, str))
         else:
             _collect(v, found)
 

@@ -37,6 +37,9 @@ class CallerOptions:
     tone_hz: float | None = 440.0
     wav: Path | None = None
     say: str | None = None
+    # How long ``say`` waits for the room's transcription to run (a bot starts it a moment
+    # after it joins, which may be after this caller): said before that, it is heard by nobody.
+    say_timeout_s: float = 15.0
     seconds: float = 5.0
     record: Path | None = None
     sample_rate: int = 16000
@@ -70,6 +73,7 @@ class Caller:
         self.participant_id: str | None = None
         self.joined_at = 0.0
         self.probe_echoed = asyncio.Event()
+        self.said: bool | None = None  # whether ``say`` was transcribed (None: nothing to say)
 
     # -- callbacks ---------------------------------------------------------------------------
 
@@ -115,13 +119,25 @@ class Caller:
             return resample(pcm, wav_rate, rate)
         return tone(self.opts.tone_hz or 440.0, self.opts.seconds, rate)
 
+    async def declare(self, text: str) -> bool:
+        """Declare the text this caller is saying once the room transcribes it (waiting up to
+        ``say_timeout_s`` for its transcription to start); whether it was transcribed."""
+        deadline = time.monotonic() + self.opts.say_timeout_s
+        while True:
+            try:
+                reply = await self.conn.request("say", text=text, is_final=True)
+            except RequestError:
+                return False
+            if not isinstance(reply, dict) or reply.get("heard", True):
+                return True
+            if time.monotonic() > deadline or self.conn.closed:
+                return False
+            await asyncio.sleep(0.1)
+
     async def speak(self) -> None:
         """Speak for ``seconds`` (or the WAV's length), paced in real time."""
         if self.opts.say:
-            try:
-                await self.conn.request("say", text=self.opts.say, is_final=True)
-            except RequestError:
-                pass
+            self.said = await self.declare(self.opts.say)
         for message in self.opts.app_messages:
             await self.conn.request("app_message", message=message, recipient=None)
         if self.opts.echo:
@@ -173,6 +189,13 @@ class Caller:
         if self.opts.record is not None:
             write_wav(self.opts.record, b"".join(self.heard), self.opts.sample_rate)
 
+    def bot_said(self) -> list[str]:
+        """What a Daily Bots pipeline in the room said, as its RTVI messages report each
+        spoken sentence (``bot-tts-text``)."""
+        return [str(m["data"].get("text", "")) for m, _ in self.app_messages
+                if isinstance(m, dict) and m.get("label") == "rtvi-ai" and m.get("type") == "bot-tts-text"
+                and isinstance(m.get("data"), dict)]
+
     def summary(self) -> dict[str, Any]:
         rtts = sorted(self.rtts_ms)
         return {
@@ -187,6 +210,8 @@ class Caller:
                 "mean": round(statistics.fmean(rtts), 3),
             } if rtts else None,
             "app_messages": [m for m, _ in self.app_messages],
+            "said": self.said,
+            "bot_said": self.bot_said(),
             "left_reason": self.left_reason,
             "recorded": str(self.opts.record) if self.opts.record else None,
         }
@@ -254,4 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             rtt = s["rtt_ms"]
             echo = f", echo rtt p50 {rtt['p50']} ms p99 {rtt['p99']} ms" if rtt else ", no echo heard"
             print(f"{s['participant_id']}: sent {s['frames_sent']} frames, heard {s['frames_heard']}{echo}")
+            if s["said"] is False:
+                print(f"  --say was not transcribed: nothing in the room ran transcription within "
+                      f"{options[0].say_timeout_s:g}s")
+            for text in s["bot_said"]:
+                print(f"  bot said: {text}")
     return 0

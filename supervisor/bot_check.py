@@ -51,21 +51,19 @@ def _as_workers(user: WorkerUser | None) -> dict[str, str]:
     return env
 
 
-BUILT_IN = "worker.daily_bots."  # callfleet's own Daily Bots pipelines: tested with the package
-
-
 async def check_bots_async(bots: dict[str, str], backend: str, user: WorkerUser | None = None) -> None:
     """Raises ``ConfigError`` naming the first profile whose bot does not import.
 
     The check runs as the workers' ``user`` when they have one of their own, so a bot file
     that user cannot read is named here, not found missing by the first session.
 
-    callfleet's built-in pipelines are not imported here (they import every installed
-    provider's SDK, seconds of start-up); Pipecat itself always is, so a missing pipecat
-    extra is still caught."""
+    Every profile's spec is checked, callfleet's built-in pipelines too: those are located
+    without being imported (``worker.bot_check``: they import every installed provider's
+    SDK, seconds of start-up), so a typo in their path or function is refused all the same.
+    Pipecat itself is always imported, so a missing pipecat extra is caught."""
     if not bots:
         return
-    specs = [spec for spec in bots.values() if not spec.startswith(BUILT_IN)]
+    specs = list(dict.fromkeys(bots.values()))
     proc = await asyncio.create_subprocess_exec(*_command(backend, specs), stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, env=_as_workers(user))
     try:

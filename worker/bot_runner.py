@@ -56,8 +56,8 @@ class BotRunner:
         preloaded = is_loaded(cmd.bot)  # the forkserver imported it: this worker imports nothing
         try:
             fn = load_bot(cmd.bot)
-        except BotLoadError as exc:
-            return Err(cmd.id, ErrCode.BAD_REQUEST, str(exc))
+        except BotLoadError as exc:  # the bot's fault, as a bot that raises is: the session ends bot_error
+            return Err(cmd.id, ErrCode.BOT_ERROR, f"the bot could not be loaded: {scrub.one_line(str(exc))}")
         from pipecat.runner.types import DailyRunnerArguments
 
         # The bot's environment for this session: its profile's secrets and env, and the

@@ -45,10 +45,11 @@ class Transcription:
             raise RoomError("transcription is not running")
         self.endpoint.broadcast(live, "on_transcription_updated", {"participants": args.get("participants")})
 
-    def op_say(self, p: Participant, live: LiveRoom, args: dict[str, Any]) -> None:
-        """A synthetic caller declares the text of what it is saying."""
+    def op_say(self, p: Participant, live: LiveRoom, args: dict[str, Any]) -> dict[str, bool]:
+        """A synthetic caller declares the text of what it is saying; ``heard``: whether the
+        room's transcription was running to take it (else it is gone, as speech is)."""
         if live.transcription_by is None:
-            return
+            return {"heard": False}
         final = bool(args.get("is_final", True))
         message = {
             "participantId": p.id,
@@ -58,3 +59,4 @@ class Transcription:
             "rawResponse": {"is_final": final},
         }
         self.endpoint.broadcast(live, "on_transcription_message", message)
+        return {"heard": True}

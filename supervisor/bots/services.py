@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from callfleet import providers as provider_table
+from callfleet import vad
 
 PROVIDERS: dict[str, tuple[str, ...]] = {
     "stt": ("deepgram", "assemblyai", "gladia", "daily"),  # "daily": callfleet's, the room's own transcription
@@ -87,6 +88,12 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
     Raises ``ServiceError`` naming the first offending path."""
     allowed = PROFILE_SERVICES.get(profile, tuple(PROVIDERS))
     for kind, provider in services.items():
+        if kind == vad.VAD_SERVICE:  # what Daily's RTVI clients may name beside stt, llm and tts
+            try:
+                vad.check_provider(provider, has_vad=profile not in provider_table.S2S_PROFILES)
+            except ValueError as exc:
+                raise ServiceError(str(exc)) from None
+            continue
         if kind not in PROVIDERS:
             raise ServiceError(f"services.{kind}: unknown service type (known: {', '.join(PROVIDERS)})")
         if kind not in allowed:
@@ -97,6 +104,16 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
             raise ServiceError(f"services.{kind}: unknown provider {provider!r} (known: {', '.join(PROVIDERS[kind])})")
     for i, entry in enumerate(config):
         kind = entry.get("service")
+        if kind == vad.VAD_SERVICE:  # Daily's RTVI clients send one: Pipecat's VADParams
+            if profile in provider_table.S2S_PROFILES:
+                raise ServiceError(f"config[{i}].service: profile {profile} has no VAD of its own (the "
+                                   f"speech-to-speech service takes turns); leave the vad entry out and set "
+                                   f"turn_detection in config llm")
+            try:
+                vad.entry_params(entry, f"config[{i}]")
+            except ValueError as exc:
+                raise ServiceError(str(exc)) from None
+            continue
         if kind not in TYPE_OPTIONS:
             raise ServiceError(f"config[{i}].service: unknown service type {kind!r}")
         options = entry.get("options", [])
@@ -137,18 +154,20 @@ def runs_pipeline(kind: str, config: Mapping[str, Any]) -> bool:
 def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any],
                  service_options: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str],
                  allowed_base_urls: Sequence[str] = (),
-                 is_installed: Callable[[str], bool] = provider_table.installed) -> dict[str, str]:
+                 is_installed: Callable[[str], bool] = provider_table.installed,
+                 api_keys: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Check every provider the profile's pipeline will run (defaults included) and return
     what its worker is handed in memory (``RunBot.provider_keys``): each key, and each
     setting its services read, by the provider's usual variable name.
 
-    A service's key is the request's own (``service_options.<provider>.api_key``), else the
+    A service's key is the request's own (``service_options.<provider>.api_key``, or the
+    top-level ``api_keys.<provider>``, Daily Bots' other way to bring one), else the
     operator's from ``environ`` (the supervisor's snapshot, never ``os.environ``); the
     operator's only where the service connects to its provider's default URL or below an
     ``allowed_base_urls`` entry. A request's key serves every service of the session that
-    reads the same variable (``openai`` and ``openai_tts``). Raises ``ServiceError`` naming
-    the missing variable, extra or option, or the request-chosen URL that would have got
-    the operator's key."""
+    reads the same variable (``openai`` and ``openai_tts``). Raises one ``ServiceError``
+    naming every missing variable and extra, and every request-chosen URL that would have
+    got the operator's key, each with what to do."""
     kinds = PROFILE_SERVICES.get(profile, ("stt", "llm", "tts"))
     try:
         chosen = provider_table.resolve(profile, services, kinds)
@@ -156,6 +175,7 @@ def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any
         raise ServiceError(f"services: unknown provider {exc.args[0]!r}") from None
     keys: dict[str, str] = {}
     owners: dict[str, str] = {}  # variable -> the option whose request key went under it
+    problems: list[str] = []  # everything missing, reported together: one 422 to fix them all
     for service_type, name in chosen.items():
         entry = provider_table.PROVIDERS[name]
         if entry.kind != service_type:
@@ -164,31 +184,42 @@ def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any
         try:
             provider_table.check(entry, is_installed)
         except provider_table.ProviderUnavailable as exc:
-            raise ServiceError(str(exc)) from None
-        url = _chosen_url(entry, service_type, config, service_options)
-        own = _own_key(entry, service_options.get(name) or {})
-        if entry.key_env is None:
-            pass
-        elif own is not None:
-            option = f"service_options.{name}.api_key"
-            earlier = owners.setdefault(entry.key_env, option)
-            if earlier != option and keys[entry.key_env] != own:
-                raise ServiceError(f"{option}: differs from {earlier}; both providers read {entry.key_env}, "
-                                   f"so one session gives them one key")
-            keys[entry.key_env] = own  # over an operator's key another service of the session had
-        elif url is not None and not provider_table.operator_may_use(entry, url.value, allowed_base_urls):
-            if entry.key_required:
-                default = f"{entry.default_url} or " if entry.default_url else ""
-                raise ServiceError(f"{url.option}: a request-chosen URL needs the request's own key "
-                                   f"(service_options.{name}.api_key); the operator's key only goes to "
-                                   f"{default}[providers] allowed_base_urls")
-            # A key-optional endpoint (custom_llm) runs without one rather than with the operator's.
-        elif entry.key_env not in keys:
-            keys.update(_operator_key(entry, environ))
-        if entry.key_required and entry.key_env and entry.key_env not in keys:
-            raise ServiceError(f"{name}: no API key; set {entry.key_env} in the supervisor's environment or "
-                               f"service_options.{name}.api_key")
+            problems.append(str(exc))
+            if entry.module is None and not entry.in_transport:
+                continue  # nothing runs it, so neither its key nor its URL matters
+        try:
+            url = _chosen_url(entry, service_type, config, service_options)
+            own = _own_key(entry, service_options.get(name) or {}, api_keys or {})
+            if entry.key_env is None:
+                pass
+            elif own is not None:
+                option, key = own
+                earlier = owners.setdefault(entry.key_env, option)
+                if earlier != option and keys[entry.key_env] != key:
+                    raise ServiceError(f"{option}: differs from {earlier}; both providers read {entry.key_env}, "
+                                       f"so one session gives them one key")
+                keys[entry.key_env] = key  # over an operator's key another service of the session had
+            elif url is not None and not provider_table.operator_may_use(entry, url.value, allowed_base_urls):
+                if entry.key_required:
+                    default = f"{entry.default_url} or " if entry.default_url else ""
+                    raise ServiceError(f"{url.option}: a request-chosen URL needs the request's own key "
+                                       f"(api_keys.{name} or service_options.{name}.api_key); the operator's key "
+                                       f"only goes to {default}[providers] allowed_base_urls")
+                # A key-optional endpoint (custom_llm) runs without one rather than with the operator's.
+            elif entry.key_env not in keys:
+                keys.update(_operator_key(entry, environ))
+            if entry.key_required and entry.key_env and entry.key_env not in keys:
+                raise ServiceError(f"{name}: no API key; set {entry.key_env} in the supervisor's environment, or "
+                                   f"give api_keys.{name} (or service_options.{name}.api_key)")
+        except ServiceError as exc:
+            problems.append(str(exc))
+            continue
         keys.update({setting: environ[setting] for setting in entry.settings if environ.get(setting)})
+    if len(problems) == 1:
+        raise ServiceError(problems[0])
+    if problems:
+        listed = " ".join(f"({n}) {problem}" for n, problem in enumerate(problems, start=1))
+        raise ServiceError(f"{profile} cannot run this request; {len(problems)} things to fix: {listed}")
     return keys
 
 
@@ -210,14 +241,35 @@ def _chosen_url(entry: provider_table.Provider, service_type: provider_table.Ser
     return url
 
 
-def _own_key(entry: provider_table.Provider, options: Mapping[str, Any]) -> str | None:
-    """The request's own key for a provider; raises ``ServiceError`` for a malformed one."""
-    own = options.get("api_key")
-    if own is None:
-        return None
-    if not isinstance(own, str) or not own:
-        raise ServiceError(f"service_options.{entry.name}.api_key: expected a non-empty string")
-    return own  # (a key kept in a file is a JSON document: validate() checked it)
+def _own_key(entry: provider_table.Provider, options: Mapping[str, Any],
+             api_keys: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The request's own key for a provider and the option it came in: its
+    ``service_options.<provider>.api_key``, else ``api_keys.<provider>``. Raises
+    ``ServiceError`` for a malformed one, or for two that differ."""
+    given = [(f"service_options.{entry.name}.api_key", options.get("api_key")),
+             (f"api_keys.{entry.name}", api_keys.get(entry.name))]
+    found = [(option, key) for option, key in given if key is not None]
+    for option, key in found:
+        if not isinstance(key, str) or not key:
+            raise ServiceError(f"{option}: expected a non-empty string")
+    if len(found) == 2 and found[0][1] != found[1][1]:
+        raise ServiceError(f"{found[1][0]}: differs from {found[0][0]}; give the provider one key")
+    return found[0] if found else None  # (a key kept in a file is a JSON document: checked before)
+
+
+def check_api_keys(api_keys: Mapping[str, Any]) -> None:
+    """Check a request's top-level ``api_keys`` (Daily Bots' ``{"<provider>": "<key>"}``):
+    every name a provider of the tables, every key a non-empty string, and a key kept in a
+    file (``google_tts``) the credentials document itself, never a path. Raises
+    ``ServiceError`` naming the first offending entry."""
+    for provider, key in api_keys.items():
+        if provider not in _TYPE_OF:
+            raise ServiceError(f"api_keys.{provider}: unknown provider (known: {', '.join(sorted(_TYPE_OF))})")
+        if not isinstance(key, str) or not key:
+            raise ServiceError(f"api_keys.{provider}: expected a non-empty string")
+        entry = provider_table.PROVIDERS.get(provider)
+        if entry is not None and entry.key_in_file and not _json_object(key):
+            raise ServiceError(f"api_keys.{provider}: expected the service account's JSON key")
 
 
 def _operator_key(entry: provider_table.Provider, environ: Mapping[str, str]) -> dict[str, str]:

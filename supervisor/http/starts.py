@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from supervisor.bots.services import ServiceError, redact_keys, runs_pipeline, session_keys, validate
+from supervisor.bots.services import (
+    ServiceError,
+    check_api_keys,
+    redact_keys,
+    runs_pipeline,
+    session_keys,
+    validate,
+)
 from supervisor.daemon_state import DaemonState
 from supervisor.daily_rest import DailyAPIError, get_name_from_url
 from supervisor.http import forward
@@ -95,40 +102,47 @@ def _max_duration(daemon: HttpDaemon, requested: int | None, profile: Any) -> in
 
 
 def _provider_keys(daemon: HttpDaemon, profile: Any, services: dict[str, str], config: list[Any],
-                   service_options: dict[str, dict[str, Any]], where: str = "") -> dict[str, str]:
+                   service_options: dict[str, dict[str, Any]], where: str = "",
+                   api_keys: dict[str, str] | None = None) -> dict[str, str]:
     """Validate the Daily Bots fields; returns, for a built-in pipeline, the keys its worker
-    is handed (``RunBot.provider_keys``). Raises a 422 naming the option (prefixed by
-    ``where``): unknown, missing a key, or a request-chosen URL that would get the
-    operator's key."""
+    is handed (``RunBot.provider_keys``). ``api_keys`` (Daily Bots' top-level
+    ``{"<provider>": "<key>"}``) are the request's own keys, as ``service_options.<provider>.api_key``
+    is. Raises a 422 naming the option (prefixed by ``where``): unknown, or, all in one,
+    every missing key and extra and request-chosen URL that would get the operator's key."""
     try:
         validate(profile.name, services, config, service_options)
+        check_api_keys(api_keys or {})
         if not runs_pipeline(profile.kind, profile.config):
             return {}
         return session_keys(profile.name, services, config, service_options, daemon.environ,
-                            daemon.config.providers.allowed_base_urls)
+                            daemon.config.providers.allowed_base_urls, api_keys=api_keys or {})
     except ServiceError as exc:
         raise ApiError(422, "invalid-request-error", f"{where}{exc}") from None
 
 
-def _pipeline_start_body(daemon: HttpDaemon, profile: Any, body: Any) -> tuple[dict[str, Any], dict[str, str]]:
+def _pipeline_start_body(daemon: HttpDaemon, profile: Any,
+                         body: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """A ``/start`` body for a built-in Daily Bots pipeline: its Daily Bots fields checked as
     ``/bots/start`` checks them; returns the body its bot gets (no keys: those travel in
-    ``RunBot.provider_keys``, returned beside it). Raises a 400 or 422 naming the field."""
+    ``RunBot.provider_keys``, returned beside it) and the request's own ``api_keys`` (for the
+    scrubber). Raises a 400 or 422 naming the field."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
         raise invalid(f"body: profile {profile.name} runs a Daily Bots pipeline; expected an object of "
                       f"services, config and service_options")
-    fields = {"bot_profile": profile.name, **{k: body[k] for k in ("services", "config", "service_options") if k in body}}
+    fields = {"bot_profile": profile.name,
+              **{k: body[k] for k in ("services", "config", "service_options", "api_keys") if k in body}}
     try:
         given = msgspec.convert(fields, BotsStartBody)
     except msgspec.ValidationError as exc:
         raise invalid(f"body.{field_message(str(exc))}") from None
     config = msgspec.to_builtins(given.config)
-    keys = _provider_keys(daemon, profile, given.services, config, given.service_options, "body.")
+    keys = _provider_keys(daemon, profile, given.services, config, given.service_options, "body.", given.api_keys)
     # the bot builds the profile it runs: bot_profile is the profile's, whatever the body said
-    return {**body, "bot_profile": profile.name, "services": given.services, "config": config,
-            "service_options": redact_keys(given.service_options)}, keys
+    runner = {k: v for k, v in body.items() if k != "api_keys"}
+    return {**runner, "bot_profile": profile.name, "services": given.services, "config": config,
+            "service_options": redact_keys(given.service_options)}, keys, dict(given.api_keys)
 
 
 async def bots_start(request: web.Request) -> web.Response:
@@ -140,13 +154,13 @@ async def bots_start(request: web.Request) -> web.Response:
     if body.room_url is not None:
         _check_room_url(body.room_url)
     config = msgspec.to_builtins(body.config)
-    keys = _provider_keys(daemon, profile, body.services, config, body.service_options)
+    keys = _provider_keys(daemon, profile, body.services, config, body.service_options, api_keys=body.api_keys)
     start = BotsStart(profile=profile.name, kind=profile.kind, profile_config=dict(profile.config),
                       max_duration_s=_max_duration(daemon, body.max_duration, profile),
                       end_on_last_leave=profile.end_on_last_leave, services=dict(body.services), config=config,
                       room_url=body.room_url, pipeline=runs_pipeline(profile.kind, profile.config))
-    start.holding(RequestSecrets(body=body.body, service_options=dict(body.service_options), provider_keys=keys,
-                                 bot_token=body.token))
+    start.holding(RequestSecrets(body=body.body, service_options=dict(body.service_options),
+                                 api_keys=dict(body.api_keys), provider_keys=keys, bot_token=body.token))
     return await start_reply(request, start, lambda p: {"room_url": p.room_url, "token": p.user_token,
                                                          "session_id": p.session_id, "stream_token": p.stream_token})
 
@@ -159,14 +173,14 @@ async def pipecat_start(request: web.Request) -> web.Response:
     profile = _profile(daemon, body.profile)
     token_props = dict(body.dailyMeetingTokenProperties)
     token_props.pop("room_name", None)  # the token is for the session's room
-    runner, keys = body.body, dict[str, str]()
+    runner, keys, own = body.body, dict[str, str](), dict[str, str]()
     if runs_pipeline(profile.kind, profile.config):
-        runner, keys = _pipeline_start_body(daemon, profile, body.body)
+        runner, keys, own = _pipeline_start_body(daemon, profile, body.body)
     start = PipecatStart(profile=profile.name, kind=profile.kind, profile_config=dict(profile.config),
                          max_duration_s=_max_duration(daemon, None, profile),
                          end_on_last_leave=profile.end_on_last_leave,
                          room_properties=dict(body.dailyRoomProperties), user_token_properties=token_props)
-    start.holding(RequestSecrets(body=runner, provider_keys=keys))
+    start.holding(RequestSecrets(body=runner, api_keys=own, provider_keys=keys))
     return await start_reply(request, start, lambda p: {"dailyRoom": p.room_url, "dailyToken": p.user_token,
                                                          "sessionId": p.session_id, "streamToken": p.stream_token})
 

@@ -48,12 +48,15 @@ class RequestSecrets:
     to the session's bot, and registered with the scrubber while the session lives. Not a
     Struct, so nothing encodes it; its repr names no value."""
 
-    __slots__ = ("body", "bot_token", "provider_keys", "service_options")
+    __slots__ = ("api_keys", "body", "bot_token", "provider_keys", "service_options")
 
     def __init__(self, *, body: Any = None, service_options: dict[str, dict[str, Any]] | None = None,
-                 provider_keys: dict[str, str] | None = None, bot_token: str | None = None) -> None:
+                 api_keys: dict[str, str] | None = None, provider_keys: dict[str, str] | None = None,
+                 bot_token: str | None = None) -> None:
         self.body = body  # the caller's body as given: it may name its own keys
-        self.service_options = service_options or {}  # Daily Bots' service_options, api_keys included
+        self.service_options = service_options or {}  # Daily Bots' service_options, their api_keys included
+        # Daily Bots' top-level api_keys, provider -> the caller's own key (as service_options.<p>.api_key is)
+        self.api_keys = api_keys or {}
         # A built-in Daily Bots pipeline's keys and settings (variable name -> value), for its
         # worker's RunBot.provider_keys; never in runner_args.body.
         self.provider_keys = provider_keys or {}
@@ -90,7 +93,7 @@ class StartRequest(msgspec.Struct, kw_only=True, dict=True, tag_field="origin"):
         its token, and the values under secret-named fields of what the caller gave."""
         s = self.secrets
         given = scrub.secrets_in([s.service_options, s.body, self.bot_config(), msgspec.to_builtins(self)])
-        return [*s.provider_keys.values(), *([s.bot_token] if s.bot_token else []), *given]
+        return [*s.provider_keys.values(), *([s.bot_token] if s.bot_token else []), *s.api_keys.values(), *given]
 
     def room_request(self) -> RoomRequest:
         """What the start says about the session's room."""
@@ -139,8 +142,8 @@ class StartRequest(msgspec.Struct, kw_only=True, dict=True, tag_field="origin"):
 
 class BotsStart(StartRequest, kw_only=True, tag="bots_start"):
     """``POST /bots/start``: Daily Bots' fields (``services``, ``config``, and in the secrets
-    ``service_options``, whose ``api_key``s are the caller's own), an optional room of the
-    caller's own, and the free-form ``body`` (secret: as given)."""
+    ``service_options`` and ``api_keys``, whose keys are the caller's own), an optional room
+    of the caller's own, and the free-form ``body`` (secret: as given)."""
 
     services: dict[str, str] = {}
     config: list[dict[str, Any]] = []
@@ -149,10 +152,13 @@ class BotsStart(StartRequest, kw_only=True, tag="bots_start"):
 
     def daily_bots(self, *, keys: bool) -> dict[str, Any]:
         """The Daily Bots fields as the request gave them; ``keys=False``: without any
-        ``api_key`` (what a record keeps and a built-in pipeline reads)."""
+        ``api_key`` or ``api_keys`` (what a record keeps and a built-in pipeline reads)."""
         options = self.secrets.service_options
-        return {"bot_profile": self.profile, "services": self.services, "config": self.config,
-                "service_options": options if keys else redact_keys(options)}
+        fields = {"bot_profile": self.profile, "services": self.services, "config": self.config,
+                  "service_options": options if keys else redact_keys(options)}
+        if keys and self.secrets.api_keys:
+            fields["api_keys"] = self.secrets.api_keys
+        return fields
 
     def room_request(self) -> RoomRequest:
         return RoomRequest(room_url=self.room_url, bot_token=self.secrets.bot_token)
@@ -164,6 +170,12 @@ class BotsStart(StartRequest, kw_only=True, tag="bots_start"):
     def runner_body(self, daily_key: str, daily_proxy_url: str) -> Any:
         # your own bot reads its keys here; a built-in pipeline gets them in provider_keys
         return self.daily_bots(keys=not self.pipeline)
+
+    def stream_config(self, session_id: str, room_url: str | None, audio: AudioSettings) -> dict[str, Any]:
+        config = super().stream_config(session_id, room_url, audio)
+        if self.secrets.api_keys:  # the engine runs the services: the caller's own keys are its to use
+            config["api_keys"] = self.secrets.api_keys
+        return config
 
     def recorded(self) -> dict[str, Any]:
         return scrub.masked({"body": self.secrets.body, "daily_bots": self.daily_bots(keys=False)})

@@ -119,11 +119,13 @@ def conversation(request: BotRequest, *, turn: TurnTaking | None) -> tuple[LLMCo
 
     ``turn`` None: the LLM service takes turns itself (speech-to-speech)."""
     from pipecat.audio.vad.silero import SileroVADAnalyzer
+    from pipecat.audio.vad.vad_analyzer import VADParams
 
     context = LLMContext(messages=[dict(m) for m in request.initial_messages])  # type: ignore[misc]
     if turn is None:
         return context, LLMContextAggregatorPair(context)
-    user = LLMUserAggregatorParams(vad_analyzer=SileroVADAnalyzer(), user_turn_strategies=turn_strategies(turn))
+    vad = SileroVADAnalyzer(params=VADParams(**request.vad))  # the RTVI client's vad params; Pipecat's defaults
+    user = LLMUserAggregatorParams(vad_analyzer=vad, user_turn_strategies=turn_strategies(turn))
     return context, LLMContextAggregatorPair(context, user_params=user)
 
 

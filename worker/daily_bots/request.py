@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from callfleet.providers import PROVIDERS, S2S_PROFILES, Provider, ServiceType, resolve
+from callfleet.vad import VAD_SERVICE, vad_params
 
 # What every profile but the speech-to-speech one configures (seed 003's profile table).
 VOICE_SERVICES: tuple[str, ...] = ("stt", "llm", "tts")
@@ -52,6 +53,7 @@ class BotRequest(msgspec.Struct, frozen=True, kw_only=True):
     services: dict[ServiceType, ServiceRequest]
     initial_messages: list[dict[str, Any]] = msgspec.field(default_factory=list)
     run_on_config: bool = False
+    vad: dict[str, float] = msgspec.field(default_factory=dict)  # Pipecat's VADParams the RTVI client set
 
     def service(self, kind: ServiceType) -> ServiceRequest | None:
         return self.services.get(kind)
@@ -70,6 +72,8 @@ def config_options(config: Any) -> dict[ServiceType, dict[str, Any]]:
     for i, entry in enumerate(config):
         if not isinstance(entry, Mapping):
             raise RequestError(f"config[{i}]: expected {{service, options}}")
+        if entry.get("service") == VAD_SERVICE:
+            continue  # the VAD's, not a service's (vad_params)
         try:
             kind = ServiceType(entry.get("service"))
         except ValueError:
@@ -116,6 +120,10 @@ def parse_request(body: Mapping[str, Any] | None, keys: Mapping[str, str]) -> Bo
         raise RequestError("service_options: expected an object of provider: options")
     config = config_options(body.get("config"))
     try:
+        vad = vad_params(body.get("config"))
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    try:
         chosen = resolve(profile, services, ("llm",) if profile in S2S_PROFILES else VOICE_SERVICES)
     except KeyError as exc:
         raise RequestError(f"services: unknown provider {exc.args[0]!r}") from None
@@ -144,4 +152,5 @@ def parse_request(body: Mapping[str, Any] | None, keys: Mapping[str, str]) -> Bo
         run_on_config = bool(conversation.options.get("run_on_config", False))
         trimmed = {k: v for k, v in conversation.options.items() if k not in CONVERSATION_OPTIONS}
         parsed[conversation.kind] = msgspec.structs.replace(conversation, options=trimmed)
-    return BotRequest(profile=profile, services=parsed, initial_messages=initial, run_on_config=run_on_config)
+    return BotRequest(profile=profile, services=parsed, initial_messages=initial, run_on_config=run_on_config,
+                      vad=vad)
