@@ -142,6 +142,11 @@ class RunBot(_Msg):
     # Provider keys for the built-in Daily Bots pipelines (env var name -> key), held in
     # memory only: never put in the environment, where the bot's libraries could read them.
     provider_keys: dict[str, str] = {}
+    # A built-in Daily Bots pipeline's server-side function handlers, from its profile
+    # (function name -> "package.module:function"), and how long a call waits for the RTVI
+    # client's result (None: the pipeline's default).
+    functions: dict[str, str] = {}
+    client_function_timeout_s: float | None = None
 
 
 class BotFinished(_Msg):

@@ -23,13 +23,12 @@ from typing import Any
 
 import pytest
 
-from callfleet.audio import rms
-from sandbox.caller import Caller, CallerOptions, percentile
-from sandbox.wire import AudioHead
+from sandbox.caller import CallerOptions, percentile
 from tests.conftest import REPO
 from tests.fakes.openai_server import FakeOpenAI, text_of
+from tests.rtvi_client import RTVIClient
 from tests.supervisor_harness import SupervisorProcess
-from tests.waiting import wait_until as wait_for
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
@@ -40,32 +39,6 @@ INITIAL_MESSAGES = [{"role": "user", "content": [{"type": "text", "text": INSTRU
 TURNS = ["What is the capital of France?", "How tall is the Eiffel Tower?", "Tell me a short joke.",
          "What day is it today?", "Which river runs through Paris?", "How far away is the moon?",
          "Can you spell your name?", "Thank you very much."]
-LOUD = 500.0  # RMS of a frame that carries the bot's voice (the fake TTS tone is ~7000; silence is 0)
-RTVI_CLIENT_READY = {"label": "rtvi-ai", "type": "client-ready", "id": "ready-1",
-                     "data": {"version": "1.0.0", "about": {"library": "callfleet-test"}}}
-
-
-class Listener(Caller):
-    """A synthetic caller that notes when each frame it hears arrives and whether it is loud."""
-
-    def __init__(self, opts: CallerOptions) -> None:
-        super().__init__(opts)
-        self.loud_at: list[float] = []
-
-    def _on_audio(self, head: AudioHead, pcm: bytes) -> None:
-        super()._on_audio(head, pcm)
-        if rms(pcm) > LOUD:
-            self.loud_at.append(time.monotonic())
-
-    def first_loud_after(self, t: float) -> float | None:
-        return next((at for at in self.loud_at if at > t), None)
-
-    def quiet_for(self, seconds: float) -> bool:
-        return not self.loud_at or time.monotonic() - self.loud_at[-1] > seconds
-
-    def rtvi(self, kind: str) -> list[Any]:
-        return [m for m, _ in self.app_messages if isinstance(m, dict) and m.get("label") == "rtvi-ai"
-                and m.get("type") == kind]
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +74,9 @@ def request_body(base_url: str, run_on_config: bool = False) -> dict[str, Any]:
     }
 
 
-async def start_and_join(sup: SupervisorProcess, body: dict[str, Any]) -> tuple[dict[str, Any], Listener]:
+async def start_and_join(sup: SupervisorProcess, body: dict[str, Any]) -> tuple[dict[str, Any], RTVIClient]:
     bot = await sup.start_bot("voice_2024_10", **body)
-    caller = Listener(CallerOptions(room_url=bot["room_url"], token=bot["token"], tone_hz=None, markers=False))
+    caller = RTVIClient(CallerOptions(room_url=bot["room_url"], token=bot["token"], tone_hz=None, markers=False))
     await caller.join()
     return bot, caller
 
@@ -121,32 +94,32 @@ async def test_voice_bot_greets_hears_the_caller_and_speaks_the_llms_words_offli
     bot, caller = await start_and_join(sup, request_body(openai.base_url))
     try:
         # The greeting: without run_on_config the LLM runs on initial_messages once the caller joins.
-        await wait_for(lambda: openai.chats, 20, "the greeting's chat completion")
+        await wait_until(lambda: openai.chats, 20, "the greeting's chat completion")
         greeting = openai.chats[0]
         assert greeting.model == "local-model" and greeting.body.get("temperature") == 0.2
         assert [m["role"] for m in greeting.messages] == ["user"]
         assert text_of(greeting.messages[0]) == INSTRUCTIONS
-        await wait_for(lambda: spoken(openai) == openai.replies[0], 10, "the greeting's words at the TTS")
+        await wait_until(lambda: spoken(openai) == openai.replies[0], 10, "the greeting's words at the TTS")
         assert {s.voice for s in openai.speeches} == {"nova"}
-        await wait_for(lambda: caller.loud_at, 10, "the bot's voice")
+        await wait_until(lambda: caller.loud_at, 10, "the bot's voice")
 
         said_to_voice_ms: list[float] = []
         said_to_llm_ms: list[float] = []
         for n, sentence in enumerate(TURNS, start=1):
-            await wait_for(lambda: caller.quiet_for(0.5), 15, "the bot to finish speaking")
+            await wait_until(lambda: caller.quiet_for(0.5), 15, "the bot to finish speaking")
             said_at = time.monotonic()
             await caller.conn.request("say", text=sentence, is_final=True)  # what `callfleet caller --say` does
-            await wait_for(lambda n=n: len(openai.chats) > n, 10, f"turn {n}'s chat completion")
+            await wait_until(lambda n=n: len(openai.chats) > n, 10, f"turn {n}'s chat completion")
             chat = openai.chats[n]
             assert user_texts(chat.messages)[-1] == sentence  # the LLM received what the caller said
             assert [m["role"] for m in chat.messages][-2:] == ["assistant", "user"]  # after its own words
-            await wait_for(lambda t=said_at: caller.first_loud_after(t) is not None, 10, f"turn {n}'s voice")
+            await wait_until(lambda t=said_at: caller.first_loud_after(t) is not None, 10, f"turn {n}'s voice")
             heard_at = caller.first_loud_after(said_at)
             assert heard_at is not None
             said_to_voice_ms.append((heard_at - said_at) * 1000)
             said_to_llm_ms.append((chat.at - said_at) * 1000)
             reply = openai.replies[n]
-            await wait_for(lambda r=reply: r in spoken(openai), 10, f"turn {n}'s words at the TTS")
+            await wait_until(lambda r=reply: r in spoken(openai), 10, f"turn {n}'s words at the TTS")
     finally:
         await caller.conn.leave()
     ended = await sup.wait_session(bot["session_id"], lambda d: d["state"] in ("ended", "failed"))
@@ -166,17 +139,16 @@ async def test_with_run_on_config_the_bot_speaks_first_when_the_rtvi_client_is_r
         sup: SupervisorProcess, openai: FakeOpenAI) -> None:
     bot, caller = await start_and_join(sup, request_body(openai.base_url, run_on_config=True))
     try:
+        await wait_until(lambda: ("on_participant_joined" in (e for e, _ in caller.events)), 20, "the bot to join")
         await asyncio.sleep(1.5)  # long enough for a greeting on join, which run_on_config must not make
         assert openai.chats == []
-        await caller.conn.request("app_message", message=RTVI_CLIENT_READY, recipient=None)
-        await wait_for(lambda: caller.rtvi("bot-ready"), 10, "RTVI bot-ready")
-        [ready] = caller.rtvi("bot-ready")
-        assert ready["id"] == RTVI_CLIENT_READY["id"]
-        await wait_for(lambda: openai.chats, 10, "the greeting's chat completion")
+        ready_id = await caller.client_ready()
+        assert [m["id"] for m in caller.rtvi("bot-ready")][0] == ready_id
+        await wait_until(lambda: openai.chats, 10, "the greeting's chat completion")
         assert user_texts(openai.chats[0].messages) == [INSTRUCTIONS]
-        await wait_for(lambda: caller.loud_at, 10, "the bot's voice")
+        await wait_until(lambda: caller.loud_at, 10, "the bot's voice")
         # RTVI reports the bot's side of the conversation to the client as it happens.
-        await wait_for(lambda: caller.rtvi("bot-started-speaking"), 10, "RTVI bot-started-speaking")
+        await wait_until(lambda: caller.rtvi("bot-started-speaking"), 10, "RTVI bot-started-speaking")
     finally:
         await caller.conn.leave()
     await sup.wait_session(bot["session_id"], lambda d: d["state"] in ("ended", "failed"))

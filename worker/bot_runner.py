@@ -26,7 +26,7 @@ from callfleet import scrub
 from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot
 from worker.bot_loader import BotLoadError, is_loaded, load_bot
 from worker.call import CallHost, CommandFailed
-from worker.daily_bots import keys
+from worker.daily_bots import handlers, keys
 
 log = structlog.get_logger("worker.bot")
 
@@ -73,8 +73,11 @@ class BotRunner:
         structlog.contextvars.bind_contextvars(session_id=cmd.session_id)  # the bot's task inherits it
         joined = self.host.expect_bot_join()
         self._cancelled = False
-        self.task = asyncio.get_running_loop().create_task(  # a Daily Bots pipeline's keys: in its task's context only
-            self._call(fn, args), name=f"bot-{cmd.session_id}", context=keys.session_context(cmd.provider_keys))
+        # A Daily Bots pipeline's keys and function handlers: in its task's context only.
+        context = handlers.session_context(keys.session_context(cmd.provider_keys), cmd.functions,
+                                           cmd.client_function_timeout_s)
+        self.task = asyncio.get_running_loop().create_task(self._call(fn, args), name=f"bot-{cmd.session_id}",
+                                                           context=context)
         self.task.add_done_callback(self._clear_env)
         log.info("bot started", bot=cmd.bot, preloaded=preloaded)
         try:

@@ -1,6 +1,7 @@
 """What every Daily Bots profile shares: the transport's parameters, the conversation (an
-``LLMContext`` holding ``initial_messages`` and its aggregator pair), RTVI, who speaks
-first, and running the pipeline until the call ends.
+``LLMContext`` holding ``initial_messages``, the request's ``tools`` and its aggregator
+pair), RTVI (with the client's side of function calls, ``worker.daily_bots.functions``), who
+speaks first, and running the pipeline until the call ends.
 
 A profile module (``voice``, ``vision``, ``realtime``) assembles its processors from these
 and from the builders of ``worker.daily_bots.services``; its ``bot(runner_args)`` is what
@@ -25,12 +26,13 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.processors.frame_processor import FrameProcessor
-from pipecat.processors.frameworks.rtvi import RTVIProcessor
+from pipecat.processors.frameworks.rtvi import RTVIObserverParams, RTVIProcessor
 from pipecat.transports.daily.transport import DailyParams, DailyTranscriptionSettings
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from callfleet.providers import PROVIDERS, ServiceType, installed
+from worker.daily_bots.functions import Functions
 from worker.daily_bots.request import BotRequest
 
 BOT_NAME = "Daily Bot"
@@ -114,14 +116,19 @@ def turn_strategies(turn: TurnTaking) -> UserTurnStrategies:
     return UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy()])
 
 
-def conversation(request: BotRequest, *, turn: TurnTaking | None) -> tuple[LLMContext, LLMContextAggregatorPair]:
-    """The LLM context seeded with ``initial_messages``, and its user/assistant aggregators.
+def conversation(request: BotRequest, *, turn: TurnTaking | None,
+                 functions: Functions | None = None) -> tuple[LLMContext, LLMContextAggregatorPair]:
+    """The LLM context seeded with ``initial_messages`` and advertising ``functions``' tools,
+    and its user/assistant aggregators.
 
     ``turn`` None: the LLM service takes turns itself (speech-to-speech)."""
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
+    from pipecat.utils.types import NOT_GIVEN
 
-    context = LLMContext(messages=[dict(m) for m in request.initial_messages])  # type: ignore[misc]
+    schema = functions.schema if functions is not None else None
+    context = LLMContext(messages=[dict(m) for m in request.initial_messages],  # type: ignore[misc]
+                         tools=schema if schema is not None else NOT_GIVEN)
     if turn is None:
         return context, LLMContextAggregatorPair(context)
     vad = SileroVADAnalyzer(params=VADParams(**request.vad))  # the RTVI client's vad params; Pipecat's defaults
@@ -140,26 +147,33 @@ class BotPipeline:
     context: LLMContext
     request: BotRequest
     services: dict[ServiceType, Any] = field(default_factory=dict)
+    functions: Functions | None = None
 
 
 def assemble(request: BotRequest, transport: Any, middle: Sequence[FrameProcessor | None], *,
              context: LLMContext, pair: LLMContextAggregatorPair, audio_out_rate: int,
-             services: dict[ServiceType, Any], idle_timeout_secs: float | None = None) -> BotPipeline:
-    """``transport.input() → RTVI → middle (user aggregator … TTS) → transport.output() →
-    assistant aggregator``, in a PipelineWorker whose RTVI observer reports to the client."""
+             services: dict[ServiceType, Any], idle_timeout_secs: float | None = None,
+             functions: Functions | None = None) -> BotPipeline:
+    """``transport.input() → RTVI → [client functions] → middle (user aggregator … TTS) →
+    transport.output() → assistant aggregator``, in a PipelineWorker whose RTVI observer
+    reports to the client (the calls of ``functions`` the client runs, with their arguments).
+    ``functions`` must already be registered with the LLM service."""
     rtvi = RTVIProcessor()
-    processors = [transport.input(), rtvi, *(p for p in middle if p is not None), transport.output(),
-                  pair.assistant()]
+    observer_params = RTVIObserverParams()
+    if functions is not None:
+        observer_params.function_call_report_level = functions.report_levels()
+    processors = [transport.input(), rtvi, *(functions.processors() if functions is not None else []),
+                  *(p for p in middle if p is not None), transport.output(), pair.assistant()]
     pipeline = Pipeline(processors)
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(audio_in_sample_rate=AUDIO_IN_RATE, audio_out_sample_rate=audio_out_rate,
                               enable_metrics=True),
-        observers=[rtvi.create_rtvi_observer()],
+        observers=[rtvi.create_rtvi_observer(params=observer_params)],
         idle_timeout_secs=idle_timeout_secs,
     )
     return BotPipeline(processors=processors, pipeline=pipeline, worker=worker, rtvi=rtvi, context=context,
-                       request=request, services=services)
+                       request=request, services=services, functions=functions)
 
 
 def wire_greeting(bot: BotPipeline, transport: Any) -> None:

@@ -5,7 +5,8 @@ Pipecat's OpenAI Realtime service.
 
 The service hears the user's audio, takes turns itself (server-side VAD) and speaks at
 24 kHz; the aggregator pair (in Pipecat's realtime mode) keeps the context holding
-``initial_messages``.
+``initial_messages`` and advertises the request's ``tools``, run as the voice profiles run
+them (``worker.daily_bots.functions``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 from typing import Any
 
 from callfleet.providers import ServiceType
-from worker.daily_bots import keys, services
+from worker.daily_bots import functions, keys, services
 from worker.daily_bots.pipeline import (
     BOT_NAME,
     BotPipeline,
@@ -39,9 +40,11 @@ def build(request: BotRequest, transport: Any, *, idle_timeout_secs: float | Non
     if s2s_req is None:
         raise RequestError(f"{request.profile}: needs a speech-to-speech service (services.llm)")
     s2s = services.build_s2s(s2s_req.provider, s2s_req.options, s2s_req.api_key)
-    context, pair = conversation(request, turn=None)
+    calls = functions.prepare(request.tools)
+    calls.register(s2s)
+    context, pair = conversation(request, turn=None, functions=calls)
     return assemble(request, transport, [pair.user(), s2s], context=context, pair=pair, audio_out_rate=REALTIME_RATE,
-                    services={ServiceType.S2S: s2s}, idle_timeout_secs=idle_timeout_secs)
+                    services={ServiceType.S2S: s2s}, idle_timeout_secs=idle_timeout_secs, functions=calls)
 
 
 async def bot(runner_args: Any) -> None:

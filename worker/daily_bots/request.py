@@ -1,6 +1,6 @@
 """A Daily Bots ``/bots/start`` body, as a bot receives it in ``runner_args.body``, parsed
 into what the pipeline builders need: per service type, the provider, its merged options and
-its key; plus the conversation options (``initial_messages``, ``run_on_config``).
+its key; plus the conversation options (``initial_messages``, ``run_on_config``, ``tools``).
 
 Options merge the way Daily Bots applies them: ``service_options.<provider>`` (set at
 initialisation) under the ``config`` options of that service type (``config`` wins). The
@@ -18,6 +18,7 @@ import msgspec
 
 from callfleet.providers import PROVIDERS, S2S_PROFILES, Provider, ServiceType, resolve
 from callfleet.vad import VAD_SERVICE, vad_params
+from worker.daily_bots.tools import Tool, parse_tools
 
 # What every profile but the speech-to-speech one configures (seed 003's profile table).
 VOICE_SERVICES: tuple[str, ...] = ("stt", "llm", "tts")
@@ -53,6 +54,7 @@ class BotRequest(msgspec.Struct, frozen=True, kw_only=True):
     services: dict[ServiceType, ServiceRequest]
     initial_messages: list[dict[str, Any]] = msgspec.field(default_factory=list)
     run_on_config: bool = False
+    tools: list[Tool] = msgspec.field(default_factory=list)  # the functions the LLM may call
     vad: dict[str, float] = msgspec.field(default_factory=dict)  # Pipecat's VADParams the RTVI client set
 
     def service(self, kind: ServiceType) -> ServiceRequest | None:
@@ -147,10 +149,15 @@ def parse_request(body: Mapping[str, Any] | None, keys: Mapping[str, str]) -> Bo
     conversation = parsed.get(ServiceType.LLM) or parsed.get(ServiceType.S2S)
     initial: list[dict[str, Any]] = []
     run_on_config = False
+    tools: list[Tool] = []
     if conversation is not None:
         initial = _initial_messages(conversation.options)
         run_on_config = bool(conversation.options.get("run_on_config", False))
+        try:
+            tools = parse_tools(conversation.options.get("tools"), "config.llm.tools")
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
         trimmed = {k: v for k, v in conversation.options.items() if k not in CONVERSATION_OPTIONS}
         parsed[conversation.kind] = msgspec.structs.replace(conversation, options=trimmed)
     return BotRequest(profile=profile, services=parsed, initial_messages=initial, run_on_config=run_on_config,
-                      vad=vad)
+                      tools=tools, vad=vad)

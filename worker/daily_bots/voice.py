@@ -1,7 +1,8 @@
 """Daily Bots' voice profiles as Pipecat bots: ``voice_2024_10``, ``voice_2024_08`` and
 ``natural_conversation_2024_11``.
 
-    transport.input() → RTVI → STT → user aggregator → LLM → TTS → transport.output() → assistant aggregator
+    transport.input() → RTVI → [client functions] → STT → user aggregator → LLM → TTS → transport.output()
+        → assistant aggregator
 
 ``"stt": "daily"`` has no STT processor: the transport's own transcription (Daily's, the
 sandbox's offline) turns the user's speech into the transcripts the user aggregator takes.
@@ -15,7 +16,7 @@ import asyncio
 from typing import Any
 
 from callfleet.providers import ServiceType
-from worker.daily_bots import keys, services
+from worker.daily_bots import functions, keys, services
 from worker.daily_bots.pipeline import (
     AUDIO_IN_RATE,
     BOT_NAME,
@@ -47,11 +48,12 @@ def uses_daily_stt(request: BotRequest) -> bool:
 
 def build(request: BotRequest, transport: Any, *, idle_timeout_secs: float | None = None,
           middle_extra: Any = None) -> BotPipeline:
-    """The STT → LLM → TTS pipeline the request names, over ``transport``.
+    """The STT → LLM → TTS pipeline the request names, over ``transport``, with the
+    request's ``tools`` run by the session profile's handlers or the RTVI client.
 
     ``middle_extra`` (the vision profiles' camera processor) goes between the user
     aggregator and the LLM. Raises ``RequestError`` for a profile missing a service and
-    ``ValueError`` (from the builders) naming a bad option."""
+    ``ValueError`` (from the builders) naming a bad option or a handler that cannot load."""
     stt_req, llm_req, tts_req = (request.service(k) for k in (ServiceType.STT, ServiceType.LLM, ServiceType.TTS))
     if stt_req is None or llm_req is None or tts_req is None:
         raise RequestError(f"{request.profile}: needs an stt, an llm and a tts service")
@@ -60,11 +62,13 @@ def build(request: BotRequest, transport: Any, *, idle_timeout_secs: float | Non
     llm = services.build_llm(llm_req.provider, llm_req.options, llm_req.api_key)
     tts = services.build_tts(tts_req.provider, tts_req.options, tts_req.api_key, sample_rate=rate,
                              settings=tts_req.settings)
-    context, pair = conversation(request, turn=turn_taking(request.profile))
+    calls = functions.prepare(request.tools)
+    calls.register(llm)
+    context, pair = conversation(request, turn=turn_taking(request.profile), functions=calls)
     middle = [stt, pair.user(), middle_extra, llm, tts]
     return assemble(request, transport, middle, context=context, pair=pair, audio_out_rate=rate,
                     services={ServiceType.STT: stt, ServiceType.LLM: llm, ServiceType.TTS: tts},
-                    idle_timeout_secs=idle_timeout_secs)
+                    idle_timeout_secs=idle_timeout_secs, functions=calls)
 
 
 async def bot(runner_args: Any) -> None:
