@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Union
 
 import msgspec
 
-PROTOCOL_VERSION = 2  # 2: RunBot and BotFinished (hosted Pipecat bots)
+PROTOCOL_VERSION = 3  # 2: RunBot and BotFinished (hosted Pipecat bots); 3: phone calls' WebSockets relayed
 
 
 class Completion(enum.Enum):
@@ -147,6 +147,9 @@ class RunBot(_Msg):
     # client's result (None: the pipeline's default).
     functions: dict[str, str] = {}
     client_function_timeout_s: float | None = None
+    # A phone call over a WebSocket instead of a Daily room (room_url and token are empty):
+    # the bot gets Pipecat's WebSocketRunnerArguments, its socket relayed by the supervisor.
+    websocket: WebSocketCall | None = None
 
 
 class BotFinished(_Msg):
@@ -641,6 +644,58 @@ class TranscriptionUpdated(Event):
     callback: ClassVar[str] = "on_transcription_updated"
 
 
+# -- phone calls over WebSockets ---------------------------------------------------------
+#
+# The supervisor terminates a phone call's WebSocket (Twilio, Telnyx, Plivo, Exotel Media
+# Streams) and relays every message, in order, between it and the one worker that runs the
+# call's bot. A relayed message names its socket (the RunBot's id), so what is left of one
+# call can never reach the next call a worker hosts.
+
+
+class WebSocketCall(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The phone call's WebSocket as the bot sees it (``RunBot.websocket``): the handshake
+    the provider made (its credentials taken out), and what the worker needs to relay it."""
+
+    socket: int  # the id every SocketText/SocketBytes/SocketClose of this call carries
+    path: str = "/ws"
+    query: str = ""  # the query string, without the session's token
+    headers: list[tuple[str, str]] = []  # lower-case names, as ASGI gives them
+    client: tuple[str, int] | None = None  # the provider's address
+    max_queued: int = 500  # messages for the bot it has not read yet; past that its call is closed
+    max_message_bytes: int = 65536
+    # Where the bot's serializer hangs the call up (a provider's REST API base URL, by provider):
+    # Twilio's is api.twilio.com, or the sandbox's phone network.
+    api_urls: dict[str, str] = {}
+
+
+class SocketText(_Msg):
+    """A text message of a phone call's WebSocket: supervisor -> worker what the phone
+    sent, worker -> supervisor what the bot sends."""
+
+    socket: int
+    text: str
+
+
+class SocketBytes(_Msg):
+    """A binary message of a phone call's WebSocket, either way (as ``SocketText``)."""
+
+    socket: int
+    data: bytes
+
+
+class SocketClose(_Msg):
+    """The WebSocket closed: supervisor -> worker, the phone hung up (or the supervisor
+    closed it); worker -> supervisor, the bot closed it, or the worker did for the bot (its
+    queue overflowed, its bot ended). Nothing of the socket follows it either way."""
+
+    socket: int
+    code: int = 1000
+    reason: str = ""
+
+
+SOCKET_MESSAGES: tuple[type[_Msg], ...] = (SocketText, SocketBytes, SocketClose)
+
+
 COMMANDS: tuple[type[Command], ...] = tuple(Command.__subclasses__())
 EVENTS: tuple[type[Event], ...] = tuple(Event.__subclasses__())
 EVENT_BY_CALLBACK: dict[str, type[Event]] = {e.callback: e for e in EVENTS}
@@ -655,6 +710,7 @@ CONTROL_TYPES: tuple[type[_Msg], ...] = (
     Exiting,
     RunBot,
     BotFinished,
+    *SOCKET_MESSAGES,
     Ok,
     Err,
     *COMMANDS,

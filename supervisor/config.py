@@ -118,6 +118,33 @@ class DialinSection(_Section):
     max_skew_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 300  # how old a signed timestamp may be
 
 
+class TelephonySection(_Section):
+    """Phone calls over WebSockets (SPEC §12): ``WS /ws/{profile}`` and Twilio's voice webhook."""
+
+    # The profile POST /telephony/twilio starts for an inbound call (a kind = "pipecat" one).
+    twilio_profile: str | None = None
+    # The ws:// or wss:// base the provider reaches this server at (wsUrl, TwiML's <Stream url>);
+    # default: this server as the request reached it, with ws://.
+    public_url: str | None = None
+    # The env var holding Twilio's auth token. Set: POST /telephony/twilio takes only requests
+    # carrying Twilio's X-Twilio-Signature, and needs no bearer key; unset variable: start-up fails.
+    auth_token_env: str | None = None
+    # The webhook's URL exactly as Twilio requests it (what it signs); default: public_url's
+    # host with https:// (http:// for ws://) and /telephony/twilio.
+    webhook_url: str | None = None
+    ws_url_ttl_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 120  # a WebSocket URL is usable once, until then
+    handshake_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0  # for the stream's start message
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 64 * 1024  # per WebSocket message
+    # Messages a call may have waiting, each way (for its bot, for its phone); past that the
+    # call is closed with a reason rather than anything waiting on it.
+    max_queued_messages: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 500
+    # Browser Origins a /ws handshake may carry (providers send none); any other is refused.
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    # Twilio's REST API, where a bot's TwilioFrameSerializer hangs calls up; default Twilio's
+    # own, or in sandbox mode the sandbox's phone network.
+    twilio_api_url: str | None = None
+
+
 class Config(_Section):
     supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
     pool: PoolSection = msgspec.field(default_factory=PoolSection)
@@ -128,6 +155,7 @@ class Config(_Section):
     cluster: ClusterSection = msgspec.field(default_factory=ClusterSection)
     providers: ProvidersSection = msgspec.field(default_factory=ProvidersSection)
     dialin: DialinSection = msgspec.field(default_factory=DialinSection)
+    telephony: TelephonySection = msgspec.field(default_factory=TelephonySection)
 
     @property
     def run_dir(self) -> Path:
@@ -146,6 +174,15 @@ class Config(_Section):
         if self.daily.mode == "sandbox":
             return f"http://{self.sandbox.host}:{self.sandbox.port}/v1"
         return "https://api.daily.co/v1"
+
+    @property
+    def twilio_api_url(self) -> str | None:
+        """Where hosted bots hang Twilio calls up, when not Twilio's own API (None: theirs)."""
+        if self.telephony.twilio_api_url:
+            return self.telephony.twilio_api_url.rstrip("/")
+        if self.daily.mode == "sandbox":
+            return f"http://{self.sandbox.host}:{self.sandbox.port}"  # the sandbox plays the phone network
+        return None
 
 
 class ConfigError(Exception):
@@ -213,6 +250,17 @@ def _check(config: Config) -> None:
     for i, url in enumerate(config.providers.allowed_base_urls):
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"providers.allowed_base_urls[{i}]: expected an http(s) URL, got {url!r}")
+    tel = config.telephony
+    if tel.public_url and not tel.public_url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"telephony.public_url: expected a ws:// or wss:// URL, got {tel.public_url!r}")
+    for key in ("webhook_url", "twilio_api_url"):
+        url = getattr(tel, key)
+        if url and not url.startswith(("https://", "http://")):
+            raise ConfigError(f"telephony.{key}: expected an http(s) URL, got {url!r}")
+    for i, origin in enumerate(tel.allowed_origins):
+        if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+            raise ConfigError(f"telephony.allowed_origins[{i}]: expected an origin such as https://app.example.com, "
+                              f"got {origin!r}")
     if config.daily.mode == "cloud" and config.backend == "sandbox":
         raise ConfigError("pool.backend: the sandbox client cannot join Daily's cloud (daily.mode = \"cloud\")")
 

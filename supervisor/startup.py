@@ -23,6 +23,7 @@ from supervisor.daily_rest import DailyREST
 from supervisor.environment import OperatorEnvironment, check_secrets
 from supervisor.http import node_auth
 from supervisor.http.dialin_signature import secret_from
+from supervisor.http.twilio_signature import auth_token_from
 from supervisor.profiles import Profile
 from supervisor.sandbox_child import SandboxChild, SandboxStartError, wait_answering
 from supervisor.store import Store
@@ -37,14 +38,15 @@ class StartupError(Exception):
 
 
 def check_keys(config: Config, environ: Mapping[str, str]) -> None:
-    """The API key, the node secret and the dial-in secret the configuration names are
-    usable. Raises ``StartupError`` naming the config key."""
+    """The API key, the node secret, the dial-in secret and Twilio's auth token the
+    configuration names are usable. Raises ``StartupError`` naming the config key."""
     env = config.supervisor.api_key_env
     if env and not environ.get(env) and not config.supervisor.http_host.startswith(config_mod.LOOPBACK):
         raise StartupError(f"supervisor.api_key_env: ${env} is not set, and http_host is not loopback")
     try:
         node_auth.node_secret(config.cluster, environ)
         secret_from(config.dialin, environ)
+        auth_token_from(config.telephony, environ)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
 

@@ -4,7 +4,9 @@
 token, the request ``body`` and the ``session_id``) and a ``DAILY_API_KEY`` /
 ``DAILY_API_URL`` that point at the supervisor's per-session Daily proxy, never at the
 account. The reply waits for the bot's transport to join (it reports the join's data, as
-a ``Join`` does) or for the bot to end first. When ``bot()`` returns or raises later, a
+a ``Join`` does) or for the bot to end first. A phone call (``RunBot.websocket``) gives it
+``WebSocketRunnerArguments`` instead, over the call's relayed WebSocket
+(``worker.phone_socket``), and its "join" is the bot's transport reading the call. When ``bot()`` returns or raises later, a
 ``BotFinished`` says so. A stop from the supervisor cancels the bot's task -- what Pipecat
 Cloud does at its session limit -- and Pipecat's transport leaves on its way out.
 
@@ -20,13 +22,16 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import structlog
 
 from callfleet import scrub
-from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot
+from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot, SocketBytes, SocketClose, SocketText, WebSocketCall
+from worker import telephony_api
 from worker.bot_loader import BotLoadError, is_loaded, load_bot
 from worker.call import CallHost, CommandFailed
 from worker.daily_bots import handlers, keys
+from worker.phone_socket import RelayedSocket, SocketUnavailable
 
 log = structlog.get_logger("worker.bot")
 
@@ -36,10 +41,13 @@ _LOGURU_LEVELS = {"TRACE": "debug", "DEBUG": "debug", "INFO": "info", "SUCCESS":
 
 
 class BotRunner:
-    def __init__(self, host: CallHost, emit: Callable[[BotFinished], None]) -> None:
+    def __init__(self, host: CallHost, emit: Callable[[msgspec.Struct], None]) -> None:
         self.host = host
         self.emit = emit
         self.task: asyncio.Task[None] | None = None
+        self.socket: RelayedSocket | None = None  # a phone call's WebSocket, while its bot runs
+        self._taken: RelayedSocket | None = None  # a phone call the bot took, until the supervisor's Leave
+        self._socket_error: str | None = None
         self._cancelled = False
         self._outcome: str | None = None  # how a bot that raised failed: one line, scrubbed
         self._secrets: tuple[str, ...] = ()  # what this session was given: scrubbed from logs and errors
@@ -48,6 +56,25 @@ class BotRunner:
     @property
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
+
+    def open_socket(self, call: WebSocketCall) -> None:
+        """A RunBot for a phone call arrived: its socket exists from now on, since the call's
+        first messages follow the RunBot at once (on the loop, synchronously)."""
+        if self.running:
+            return  # run() refuses the second call
+        self._socket_error = None
+        try:
+            self.socket = RelayedSocket(call, self.emit)
+        except SocketUnavailable as exc:
+            self.socket, self._socket_error = None, str(exc)
+            self.emit(SocketClose(socket=call.socket, code=1011, reason="the bot cannot take phone calls here"))
+
+    def socket_message(self, msg: SocketText | SocketBytes | SocketClose) -> None:
+        """One relayed message of the phone call; one for another socket (a call this worker
+        hosted before) is dropped."""
+        socket = self.socket
+        if socket is not None and msg.socket == socket.id:
+            socket.feed(msg)
 
     async def run(self, cmd: RunBot) -> Ok | Err:
         """Start the bot; answer once its transport joined, or it ended before that."""
@@ -58,7 +85,9 @@ class BotRunner:
             fn = load_bot(cmd.bot)
         except BotLoadError as exc:  # the bot's fault, as a bot that raises is: the session ends bot_error
             return Err(cmd.id, ErrCode.BOT_ERROR, f"the bot could not be loaded: {scrub.one_line(str(exc))}")
-        from pipecat.runner.types import DailyRunnerArguments
+        if cmd.websocket is not None and (self.socket is None or self.socket.id != cmd.websocket.socket):
+            return Err(cmd.id, ErrCode.BOT_ERROR, self._socket_error or "the phone call's socket is not open")
+        from pipecat.runner.types import DailyRunnerArguments, WebSocketRunnerArguments
 
         # The bot's environment for this session: its profile's secrets and env, and the
         # session's key for the supervisor's Daily proxy. Taken away when the bot ends, so a
@@ -68,17 +97,29 @@ class BotRunner:
         scrub.forget(self._secrets)  # the previous session's (a worker hosts one at a time)
         self._secrets = scrub.register(cmd.token, cmd.api_key, *cmd.env.values(), *cmd.provider_keys.values(),
                                        *scrub.secrets_in(cmd.body))
-        args = DailyRunnerArguments(room_url=cmd.room_url, token=cmd.token, body=cmd.body, session_id=cmd.session_id)
+        args: Any
+        socket = self.socket if cmd.websocket is not None else None
+        if socket is not None:
+            await socket.accept()  # as a FastAPI endpoint does before it hands the socket on
+            args = WebSocketRunnerArguments(websocket=socket.websocket, body=cmd.body, session_id=cmd.session_id)
+            joined: asyncio.Future[Any] = socket.first_read
+        else:
+            args = DailyRunnerArguments(room_url=cmd.room_url, token=cmd.token, body=cmd.body,
+                                        session_id=cmd.session_id)
+            joined = self.host.expect_bot_join()
         route_loguru()
         structlog.contextvars.bind_contextvars(session_id=cmd.session_id)  # the bot's task inherits it
-        joined = self.host.expect_bot_join()
         self._cancelled = False
         # A Daily Bots pipeline's keys and function handlers: in its task's context only.
         context = handlers.session_context(keys.session_context(cmd.provider_keys), cmd.functions,
                                            cmd.client_function_timeout_s)
+        if cmd.websocket is not None:
+            telephony_api.set_for_session(context, cmd.websocket.api_urls)
         self.task = asyncio.get_running_loop().create_task(self._call(fn, args), name=f"bot-{cmd.session_id}",
                                                            context=context)
         self.task.add_done_callback(self._clear_env)
+        if socket is not None:
+            self.task.add_done_callback(lambda _t: self._phone_call_over(socket))
         log.info("bot started", bot=cmd.bot, preloaded=preloaded)
         try:
             await asyncio.wait({joined, self.task}, timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED)
@@ -87,6 +128,9 @@ class BotRunner:
             raise
         if joined.done():
             try:
+                if socket is not None:
+                    self._taken = socket
+                    return Ok(cmd.id, {})
                 return Ok(cmd.id, joined.result())
             except CommandFailed as exc:
                 return Err(cmd.id, exc.code, f"the bot's transport could not join: {exc.message}")
@@ -115,6 +159,20 @@ class BotRunner:
             return
         log.info("bot returned")
         self._report(None)
+
+    def _phone_call_over(self, socket: RelayedSocket) -> None:
+        # The bot is done with its call: the socket closes if it left it open.
+        socket.finish()
+        if self.socket is socket:
+            self.socket = None
+
+    def call_left(self) -> None:
+        """The supervisor's Leave, once the bot is cancelled: a phone call the bot took
+        counts towards ``sessions_per_worker`` now, as a Daily call does once left (so the
+        worker answers the Leave before it retires)."""
+        if self._taken is not None:
+            self._taken = None
+            self.host.phone_call_over()
 
     def _clear_env(self, _task: object) -> None:
         for name in self._env:

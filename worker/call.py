@@ -394,6 +394,13 @@ class CallHost:
             self._call_over()
         return None
 
+    def phone_call_over(self) -> None:
+        """A hosted bot's phone call (``worker.phone_socket``) is over: the client took no
+        part in it, but it counts towards ``sessions_per_worker`` as a call it joined does."""
+        self.calls_finished += 1
+        if self.on_call_ended is not None:
+            self.on_call_ended()
+
     def _call_over(self) -> None:
         if not self.joined:
             return

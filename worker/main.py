@@ -42,6 +42,9 @@ from protocol.messages import (
     Reject,
     RunBot,
     Shutdown,
+    SocketBytes,
+    SocketClose,
+    SocketText,
     Welcome,
 )
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, connect_dealer
@@ -208,7 +211,11 @@ class Worker:
         elif isinstance(msg, Command):
             self._spawn(self._run_command(msg))
         elif isinstance(msg, RunBot):
+            if msg.websocket is not None:
+                self.bots.open_socket(msg.websocket)  # the call's messages follow at once
             self._spawn(self._run_bot(msg))
+        elif isinstance(msg, (SocketText, SocketBytes, SocketClose)):
+            self.bots.socket_message(msg)
         elif isinstance(msg, Shutdown):
             self.stop(ExitCode.OK, f"shutdown: {msg.reason}")
         else:
@@ -229,6 +236,7 @@ class Worker:
         try:
             if isinstance(cmd, Leave):
                 await self.bots.cancel()  # a hosted bot is cancelled first; its transport leaves
+                self.bots.call_left()
             reply: Ok | Err = await self.host.execute(cmd)
         except asyncio.CancelledError:
             # Every request gets exactly one reply, even when the worker exits under it.

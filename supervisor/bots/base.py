@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from protocol.audio import AudioIn
-from protocol.messages import AudioSettings, Command, Err, Event, Join, Ok, RunBot
+from protocol.messages import AudioSettings, Command, Err, Event, Join, Ok, RunBot, WebSocketCall
 
 
 class BotContext(Protocol):
@@ -47,6 +47,9 @@ class Seat:
     user_name: str
     audio: AudioSettings
     timeout_s: float
+    # A phone call over a WebSocket instead of a room (room_url and token are empty): only a
+    # bot the worker hosts can take one (RunBot.websocket).
+    websocket: WebSocketCall | None = None
 
 
 @dataclass(frozen=True)

@@ -76,4 +76,5 @@ class PipecatBot(Bot):
                       session_id=seat.session_id, body=given.body, api_url=given.api_url, api_key=given.api_key,
                       timeout_s=seat.timeout_s, env=given.env, provider_keys=given.provider_keys,
                       functions=dict(self.config.get("functions", {})),
-                      client_function_timeout_s=self.config.get("client_function_timeout_s"))
+                      client_function_timeout_s=self.config.get("client_function_timeout_s"),
+                      websocket=seat.websocket)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from supervisor.http import dialin_signature, middlewares, node_auth, views
+from supervisor.http import dialin_signature, middlewares, node_auth, phone, twilio_signature, views
 from supervisor.http.keys import DAEMON, HttpDaemon
 
 MAX_BODY = 1024 * 1024
@@ -14,9 +14,11 @@ def make_app(daemon: HttpDaemon) -> web.Application:
     """The HTTP API over ``daemon``: its routes, middlewares and keys."""
     app = web.Application(client_max_size=MAX_BODY,
                           # A request another node forwarded proves it before anything else runs; a
-                          # signed dial-in webhook, before the bearer check, which then lets it through.
+                          # signed dial-in or Twilio webhook, before the bearer check, which then lets it through.
                           middlewares=[middlewares.bind_request, middlewares.daily_errors, node_auth.verify_nodes,
-                                       dialin_signature.verify_webhook(daemon, views.dialin), middlewares.bearer_auth])
+                                       dialin_signature.verify_webhook(daemon, views.dialin),
+                                       twilio_signature.verify_webhook(daemon, phone.twilio_webhook),
+                                       middlewares.bearer_auth])
     app[DAEMON] = daemon
     app[node_auth.NODE_AUTH] = node_auth.for_daemon(daemon)
     env = daemon.config.supervisor.api_key_env

@@ -47,6 +47,8 @@ class PipecatStartBody(msgspec.Struct, forbid_unknown_fields=True):
     dailyMeetingTokenProperties: dict[str, Any] = {}
     body: Any = None
     profile: str = "stream"
+    # Pipecat Cloud's: "daily" (the default) or "websocket", a phone call (supervisor.http.phone)
+    transport: str | None = None
 
 
 class DialinWebhook(msgspec.Struct):

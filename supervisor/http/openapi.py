@@ -25,6 +25,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "malformed or invalid body (invalid-request-error, the field path in info)",
             401: "missing or wrong bearer key", 403: "outside the session's own room and call (forbidden-error)",
             404: "unknown session", 409: "the session cannot do that now",
+            410: "a WebSocket URL already used, expired, or whose session has ended",
             413: "body over 1 MB", 422: "unknown profile, service, provider or option",
             429: "every worker busy and max_workers reached (Retry-After)", 502: "Daily REST failed after retries",
             503: "the supervisor is draining, or (cluster) fenced or unable to read the cluster directory "
@@ -70,6 +71,16 @@ _DAILY_PROXY: dict[str, Any] = {
     "responses": {"200": {"description": "Daily's reply", **_json({})}, **_errors(401, 403, 502, 504)},
 }
 SESSION_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+PROFILE = {"name": "profile", "in": "path", "required": True, "schema": {"type": "string"}}
+_PHONE_SOCKET: dict[str, Any] = {
+    "summary": "A phone call's Media Stream (Twilio, Telnyx, Plivo, Exotel) on its session's one-time URL",
+    "description": "The token is the session's (wsUrl, or the TwiML's <Stream url>): in the path, or ?token=. "
+                   "Good for one call until ws_url_ttl_s; a browser Origin is refused unless allowed.",
+    "security": [],
+    "parameters": [PROFILE, {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}}],
+    "responses": {"101": {"description": "switching to WebSocket"}, **_errors(401, 403, 410, 503)} | {"403": {
+        "description": "a browser Origin not in telephony.allowed_origins", **_json(ERROR)}},
+}
 
 
 def document() -> dict[str, Any]:
@@ -89,6 +100,8 @@ def document() -> dict[str, Any]:
                            # With [dialin] hmac_secret_env: Daily's pinless signature over
                            # "{X-Pinless-Timestamp}.{raw body}" replaces the bearer key on /dialin.
                            "pinlessSignature": {"type": "apiKey", "in": "header", "name": "X-Pinless-Signature"},
+                           # With [telephony] auth_token_env: Twilio's signature replaces it on /telephony/twilio.
+                           "twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature"},
                        }},
         "security": [{"bearer": []}],
         "paths": {
@@ -100,12 +113,28 @@ def document() -> dict[str, Any]:
                     "room_url": {"type": "string"}, "token": {"type": "string"}, "session_id": {"type": "string"},
                     "stream_token": {"type": "string"}}})}, **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
             "/start": {"post": {
-                "summary": "Start a bot the Pipecat Cloud way",
+                "summary": "Start a bot the Pipecat Cloud way (transport \"websocket\": a phone call)",
                 "requestBody": {"required": True, **_json({"$ref": ref("PipecatStartBody")})},
-                "responses": {"200": {"description": "started", **_json({"type": "object", "required": [
-                    "dailyRoom", "dailyToken", "sessionId", "streamToken"], "properties": {
-                    "dailyRoom": {"type": "string"}, "dailyToken": {"type": "string"}, "sessionId": {"type": "string"},
-                    "streamToken": {"type": "string"}}})}, **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
+                "responses": {"200": {"description": "started", **_json({"oneOf": [
+                    {"type": "object", "required": ["dailyRoom", "dailyToken", "sessionId", "streamToken"],
+                     "properties": {"dailyRoom": {"type": "string"}, "dailyToken": {"type": "string"},
+                                    "sessionId": {"type": "string"}, "streamToken": {"type": "string"}}},
+                    {"type": "object", "required": ["wsUrl", "sessionId"], "description": "transport websocket: "
+                     "the call's one-time WebSocket URL", "properties": {"wsUrl": {"type": "string"},
+                                                                         "sessionId": {"type": "string"}}}]})},
+                    **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
+            "/telephony/twilio": {"post": {
+                "summary": "Twilio's voice webhook: TwiML connecting the call to a new session of "
+                           "[telephony] twilio_profile (<Reject reason=\"busy\"/> when no worker is free)",
+                "security": [{"bearer": []}, {"twilioSignature": []}],
+                "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "required": ["CallSid"], "properties": {
+                        "CallSid": {"type": "string"}, "From": {"type": "string"}, "To": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "TwiML", "content": {"application/xml": {
+                    "schema": {"type": "string"}}}}, **_errors(400, 401, 413, 422, 502, 504)}}},
+            "/ws/{profile}": {"get": _PHONE_SOCKET},
+            "/ws/{profile}/{token}": {"get": {**_PHONE_SOCKET, "parameters": [
+                PROFILE, {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]}},
             "/dialin": {"post": {
                 "summary": "Daily's dial-in webhook ({\"test\": ...} is answered {\"status\": \"OK\"})",
                 "security": [{"bearer": []}, {"pinlessSignature": []}],

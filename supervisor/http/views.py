@@ -13,12 +13,12 @@ from aiohttp import web
 
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.daemon_state import DaemonState
-from supervisor.http import daily_proxy, forward, middlewares
+from supervisor.http import daily_proxy, forward, middlewares, phone
 from supervisor.http.bodies import AppMessageBody, read_body
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON, HttpDaemon
 from supervisor.http.openapi import document
-from supervisor.http.starts import bots_start, dialin, pipecat_start
+from supervisor.http.starts import bots_start, dialin
 from supervisor.sessions.actor import SessionGone
 from supervisor.sessions.session import CommandRefused
 from supervisor.sessions.state import SessionState
@@ -190,8 +190,11 @@ def _dumps(obj: Any) -> str:
 
 ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/bots/start", bots_start),
-    ("POST", "/start", pipecat_start),
+    ("POST", "/start", phone.start),  # Pipecat Cloud's; its "daily" transport is starts.pipecat_start
     ("POST", "/dialin", dialin),
+    ("POST", "/telephony/twilio", phone.twilio_webhook),
+    ("GET", "/ws/{profile}", phone.phone_socket),
+    ("GET", "/ws/{profile}/{token}", phone.phone_socket),
     ("GET", "/sessions", list_sessions),
     ("GET", "/sessions/{id}", get_session),
     ("DELETE", "/sessions/{id}", delete_session),
@@ -207,7 +210,9 @@ ROUTES: list[tuple[str, str, Any]] = [
 
 
 # What answers without the bearer key (middlewares.bearer_auth).
-OPEN_HANDLERS = {healthz, readyz, livez, metrics, openapi, stream, daily_proxy.daily_proxy}
+# A phone's WebSocket checks its one-time token; Twilio's webhook needs the bearer key unless
+# [telephony] auth_token_env makes it check Twilio's signature instead.
+OPEN_HANDLERS = {healthz, readyz, livez, metrics, openapi, stream, daily_proxy.daily_proxy, phone.phone_socket}
 
 
 def setup_routes(app: web.Application) -> None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import structlog
 import zmq
 
@@ -223,10 +224,18 @@ class Pool:
         self.publish("worker", {"worker_id": handle.id, "state": handle.state.value})
         self.wake()
 
-    async def request(self, handle: WorkerHandle, cmd: Request, timeout_s: float) -> Ok | Err:
+    async def request(self, handle: WorkerHandle, cmd: Request, timeout_s: float,
+                      on_sent: Callable[[], None] | None = None) -> Ok | Err:
         """Send a command to a worker and wait for its one reply (an Err when the worker
-        dies, the send fails or no reply comes within ``timeout_s``)."""
-        return await self.router.request(handle, cmd, timeout_s)
+        dies, the send fails or no reply comes within ``timeout_s``); ``on_sent`` runs as
+        soon as it is on its way."""
+        return await self.router.request(handle, cmd, timeout_s, on_sent)
+
+    async def relay(self, handle: WorkerHandle, msg: msgspec.Struct) -> None:
+        """Send a worker one message of its phone call's WebSocket, in order, waiting
+        (bounded) while its queue is full: a slow worker slows its own call only. Raises
+        ``PeerUnreachable`` when the worker is gone or stays full."""
+        await self.router.send(handle, msg)
 
     def send_audio(self, handle: WorkerHandle, header: bytes, pcm: Any) -> bool:
         """Queue one frame of a session's audio for its worker without blocking; False when

@@ -2,8 +2,8 @@
 sends a worker leaves through it, and every command gets its one reply.
 
 Messages are handled synchronously as the channel drains the socket: a worker's audio goes
-straight to its session's listener without a task or a copy, events go to the listener's
-mailbox, replies to the request awaiting them, Hellos and Exitings to the pool. A frame
+straight to its session's listener without a task or a copy, and so does what a hosted bot
+sends on its phone call's WebSocket; events go to the listener's mailbox, replies to the request awaiting them, Hellos and Exitings to the pool. A frame
 that does not decode -- from a worker or a rogue process -- is counted, logged once per
 peer per minute, and dropped.
 """
@@ -22,7 +22,22 @@ import structlog
 import zmq
 
 from protocol.audio import AudioIn
-from protocol.messages import BotFinished, Command, Err, ErrCode, Event, Exiting, Hello, Ok, Pong, Reject, RunBot
+from protocol.messages import (
+    BotFinished,
+    Command,
+    Err,
+    ErrCode,
+    Event,
+    Exiting,
+    Hello,
+    Ok,
+    Pong,
+    Reject,
+    RunBot,
+    SocketBytes,
+    SocketClose,
+    SocketText,
+)
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, bind_router
 from supervisor.pool.reconcile import WorkerState
 from supervisor.pool.workers import WorkerHandle
@@ -62,14 +77,18 @@ class WorkerRouter:
         """A request id no other command of this supervisor carries."""
         return next(self._req_ids)
 
-    async def request(self, handle: WorkerHandle, cmd: Request, timeout_s: float) -> Ok | Err:
+    async def request(self, handle: WorkerHandle, cmd: Request, timeout_s: float,
+                      on_sent: Callable[[], None] | None = None) -> Ok | Err:
         """Send a command and wait for its one reply (an Err when the worker dies, the send
-        fails or no reply comes within ``timeout_s``)."""
+        fails or no reply comes within ``timeout_s``). ``on_sent`` runs once it is on its way,
+        before the reply: what is sent to the worker after it arrives after it."""
         if handle.state == WorkerState.DEAD:
             return Err(cmd.id, ErrCode.EXITING, "worker is gone")
         fut = handle.pending.expect(cmd.id)
         try:
             await self.channel.send_control(cmd, to=handle.identity)
+            if on_sent is not None:
+                on_sent()
             return await asyncio.wait_for(fut, timeout_s)
         except PeerUnreachable as exc:
             return Err(cmd.id, ErrCode.EXITING, str(exc))
@@ -77,6 +96,14 @@ class WorkerRouter:
             return Err(cmd.id, ErrCode.TIMEOUT, f"worker did not answer {type(cmd).__name__} within {timeout_s:g}s")
         finally:
             handle.pending.forget(cmd.id)
+
+    async def send(self, handle: WorkerHandle, msg: msgspec.Struct) -> None:
+        """Send a control message that expects no reply, in order with everything else sent
+        to the worker; waits (bounded) while its queue is full. Raises ``PeerUnreachable``
+        when the worker is gone or stays full."""
+        if handle.state == WorkerState.DEAD:
+            raise PeerUnreachable("worker is gone")
+        await self.channel.send_control(msg, to=handle.identity)
 
     def tell(self, handle: WorkerHandle, msg: msgspec.Struct) -> bool:
         """Send a control message that expects no reply (a Welcome, a Ping, a Shutdown)
@@ -116,7 +143,10 @@ class WorkerRouter:
                 self.frames_routed += 1
                 listener.on_worker_audio(msg, got.pcm)
             return
-        if isinstance(msg, (Ok, Err)):
+        if isinstance(msg, (SocketText, SocketBytes, SocketClose)):
+            if handle.listener is not None:
+                handle.listener.on_worker_socket(msg)
+        elif isinstance(msg, (Ok, Err)):
             handle.pending.resolve(msg)
         elif isinstance(msg, (Event, BotFinished)):
             if handle.listener is not None:

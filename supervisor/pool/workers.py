@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocol.audio import AudioIn
-from protocol.messages import BotFinished, Event
+from protocol.messages import BotFinished, Event, SocketBytes, SocketClose, SocketText
 from supervisor.pool.pending import PendingRequests
 from supervisor.pool.reconcile import WorkerState, WorkerView
 
@@ -25,6 +25,7 @@ class WorkerListener(Protocol):
     def on_worker_event(self, event: Event | BotFinished) -> None: ...
     def on_worker_audio(self, header: AudioIn, pcm: Any) -> None: ...
     def on_worker_gone(self, reason: str) -> None: ...
+    def on_worker_socket(self, msg: SocketText | SocketBytes | SocketClose) -> None: ...
 
 
 @dataclass(eq=False)

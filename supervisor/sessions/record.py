@@ -24,6 +24,7 @@ class RecordKeeper:
         self.link = link
         self.participants = participants
         self.log = log
+        self.phone: Any = None  # a phone call's line (supervisor.sessions.phone): its media are the frames
 
     def set_state(self, state: SessionState, **stamps: Any) -> None:
         """Move the record to ``state`` (with timestamps such as ``joined_at``), write it,
@@ -55,6 +56,9 @@ class RecordKeeper:
         r.worker_frames_out, r.worker_frames_dropped = self.link.worker_frames()
         r.frames_out = self.link.frames_out_sent
         r.frames_dropped = self.link.frames_out_dropped
+        if self.phone is not None:  # the call's audio messages, as the supervisor relayed them
+            r.frames_in, r.frames_out, r.frames_dropped = self.phone.media_in, self.phone.media_out, \
+                self.phone.dropped_out
 
     def describe(self) -> dict[str, Any]:
         """The live session as the API shows it."""

@@ -5,7 +5,10 @@ Each origin of a start is its own Struct, tagged by ``origin``:
 - ``BotsStart``: ``POST /bots/start``, Daily Bots' API (your own bot, or a built-in
   Daily Bots pipeline with its services);
 - ``PipecatStart``: ``POST /start``, Pipecat Cloud's API;
-- ``DialinStart``: ``POST /dialin``, Daily's webhook for a phone call to one of its numbers.
+- ``DialinStart``: ``POST /dialin``, Daily's webhook for a phone call to one of its numbers;
+- ``PhoneStart``: a phone call over a WebSocket instead of a Daily room -- ``POST /start``
+  with ``transport: "websocket"`` (Pipecat Cloud's), ``POST /telephony/twilio`` (Twilio's
+  voice webhook), or a Daily Bots profile whose transport is the phone's.
 
 A new origin (a phone call the bot places) is one more Struct here. Each one knows what its
 session's room is, what its bot is given (its configuration, a hosted bot's
@@ -20,6 +23,7 @@ session's worker, and the session registers them with the scrubber while it live
 
 from __future__ import annotations
 
+import enum
 from typing import Any, Self
 
 import msgspec
@@ -35,12 +39,14 @@ class InvalidStart(Exception):
 
 
 class Prepared(msgspec.Struct):
-    """What the start call answers with once the room and tokens exist."""
+    """What the start call answers with once the room and tokens exist (for a phone call:
+    no room, and the one-time token of its WebSocket URL)."""
 
     session_id: str
     room_url: str
     user_token: str
     stream_token: str
+    ws_token: str = ""
 
 
 class RequestSecrets:
@@ -229,3 +235,32 @@ class DialinStart(StartRequest, kw_only=True, tag="dialin_start"):
 
     def recorded(self) -> dict[str, Any]:
         return scrub.masked({"dialin_settings": msgspec.to_builtins(self.settings), "body": self.stream_body()})
+
+
+class PhoneVia(enum.StrEnum):
+    """Which endpoint started a phone call's session."""
+
+    START = "start"  # POST /start with transport "websocket" (Pipecat Cloud's)
+    TWILIO = "twilio"  # POST /telephony/twilio, Twilio's voice webhook
+    BOTS_START = "bots_start"  # POST /bots/start with a Daily Bots profile whose transport is the phone's
+
+
+class PhoneStart(StartRequest, kw_only=True, tag="phone_start"):
+    """A phone call whose audio comes over a WebSocket (Twilio, Telnyx, Plivo, Exotel Media
+    Streams): no Daily room. The start answers a one-time WebSocket URL; the call's stream
+    opening on it is the session's join, and the bot is handed Pipecat's
+    ``WebSocketRunnerArguments`` with ``body`` (secret: as given) as its ``runner_args.body``.
+
+    ``provider`` and ``call_id``, when set (a voice webhook announced the call), are what the
+    stream must say it is: any other call's stream is refused."""
+
+    via: PhoneVia
+    provider: str | None = None  # the stream must come from it ("twilio"); None: any Pipecat detects
+    call_id: str | None = None  # the stream must be this call's (the webhook's CallSid)
+    from_number: str = ""
+    to_number: str = ""
+
+    def recorded(self) -> dict[str, Any]:
+        call = {"via": self.via.value, "provider": self.provider, "call_id": self.call_id, "from": self.from_number,
+                "to": self.to_number}
+        return scrub.masked({"body": self.secrets.body, "phone": call})
