@@ -134,6 +134,23 @@ class SupervisorProcess:
 
         return await wait_until(listed, timeout, "workers", until=predicate or (lambda _: True), interval=0.2)
 
+    def event_followers(self) -> int:
+        """How many sockets are connected to the event feed (``events.sock``) now.
+
+        A PUB socket says nothing of its subscribers, but the kernel lists every connection
+        to a unix socket with the socket's path: once a follower is connected, its
+        subscription is the first thing it sends, ahead of any event a test then causes.
+        """
+        path = str(self.run_dir / "events.sock")
+        with open("/proc/net/unix") as table:
+            rows = [line.split() for line in table]
+        return sum(1 for row in rows if len(row) == 8 and row[7] == path and row[5] == "03")  # 03: connected
+
+    async def followed(self, followers: int = 1) -> None:
+        """Wait until ``followers`` sockets follow the event feed."""
+        await wait_until(self.event_followers, 20, f"{followers} follower(s) of the event feed",
+                         until=lambda n: n >= followers)
+
     def descendants(self) -> list[int]:
         """Every live process below the supervisor (workers, forkserver, sandbox)."""
         assert self.proc is not None

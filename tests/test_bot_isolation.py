@@ -12,7 +12,6 @@ by starting the supervisor itself as ``nobody``.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import os
@@ -38,6 +37,7 @@ from supervisor.environment import OperatorEnvironment, allowed, bot_env, check_
 from supervisor.profiles import parse as parse_profiles
 from tests.conftest import REPO, dropped
 from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
 
 pipecat = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                              reason="pipecat-ai is not installed (the pipecat extra)")
@@ -162,12 +162,14 @@ async def _snoop(sup: SupervisorProcess, drop_dir: Path, profile: str, **body: A
         "report": str(report), "run_dir": str(sup.run_dir), "http": sup.url, "supervisor_pid": sup.proc.pid,
         **body}})
     assert status == 200, started
-    deadline = time.monotonic() + 60
-    while not report.exists() or not report.read_text():
-        assert time.monotonic() < deadline, f"the snoop bot wrote no report: {sup.log_path.read_text()[-3000:]}"
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.2)  # the write is one call; let it finish
-    return dict(json.loads(report.read_text()))
+
+    def written() -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(report.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None  # not there yet, or not all written yet
+
+    return await wait_until(written, 60, "the snoop bot's report", interval=0.1)
 
 
 def _assert_found_nothing_of_the_operators(report: dict[str, Any], supervisor_pid: int) -> None:
@@ -329,10 +331,11 @@ async def test_the_images_way_a_supervisor_of_its_own_user_keeps_three_capabilit
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = _entrypoint(sup, env)
     try:
-        deadline = time.monotonic() + 60
-        while (await _status(sup)) is None:
-            assert proc.poll() is None and time.monotonic() < deadline, sup.log_path.read_text()[-3000:]
-            await asyncio.sleep(0.2)
+        async def live() -> Any:
+            assert proc.poll() is None, sup.log_path.read_text()[-3000:]
+            return await _status(sup)
+
+        await wait_until(live, 60, "the supervisor answering /livez", interval=0.2)
         status = _proc_status(proc.pid)
         assert f"Uid:\t{NOBODY.pw_uid}\t" in status
         assert "CapEff:\t00000000000000e0" in status  # kill, setgid, setuid: nothing else

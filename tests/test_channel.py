@@ -20,6 +20,7 @@ from protocol.audio import AudioIn
 from protocol.framing import encode
 from protocol.messages import Ping, Pong
 from protocol.transport import BadFrame, Channel, PeerUnreachable, Received, bind_router, connect_dealer
+from tests.waiting import wait_until
 
 
 class Pair:
@@ -44,12 +45,6 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         p.close()
 
 
-async def _until(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-
 async def test_a_drain_delivers_every_ready_message_in_order_past_one_batch(pair: Pair) -> None:
     n = LoopSocket.MAX_BATCH * 3 + 7
     for seq in range(n):
@@ -59,7 +54,7 @@ async def test_a_drain_delivers_every_ready_message_in_order_past_one_batch(pair
     await asyncio.sleep(0.2)  # all of them queued before anyone reads
     got: list[Received] = []
     pair.router.handle(got.append, lambda exc: pytest.fail(str(exc)))
-    await _until(lambda: len(got) == n)
+    await wait_until(lambda: len(got) == n, 10, f"all {n} messages")
     assert [g.message.seq for g in got] == list(range(n))
     assert all(g.peer == b"w1" and isinstance(g.pcm, zmq.Frame) for g in got)
     assert got[-1].pcm.bytes[:2] == (n - 1).to_bytes(2, "little")
@@ -74,7 +69,7 @@ async def test_bad_frames_go_to_on_bad_and_the_drain_goes_on(pair: Pair) -> None
     raw.send_multipart([b"a", b"b", b"c"])
     raw.send_multipart([encode(AudioIn("p", 1, 16000, 1)), b"odd"])
     await pair.dealer.send_control(Ping(seq=9, sent_at=0.0))
-    await _until(lambda: len(good) == 1)
+    await wait_until(lambda: len(good) == 1, 10, "the good message")
     assert len(bad) == 3 and all(b.peer == b"w1" for b in bad)
     assert good[0].message == Ping(seq=9, sent_at=0.0)
 
@@ -93,7 +88,7 @@ async def test_a_handler_that_raises_does_not_stall_the_socket(pair: Pair) -> No
     pair.router.handle(handler, lambda exc: None)
     for seq in range(5):
         await pair.dealer.send_control(Ping(seq=seq, sent_at=0.0))
-    await _until(lambda: len(seen) == 5)
+    await wait_until(lambda: len(seen) == 5, 10, "5 messages")
     assert seen == [0, 1, 2, 3, 4]
     assert len(reported) == 1 and isinstance(reported[0]["exception"], RuntimeError)
     loop.set_exception_handler(None)

@@ -22,6 +22,7 @@ from supervisor.pool import PoolFull
 from supervisor.profiles import parse as parse_profiles
 from tests.conftest import free_port
 from tests.doubles.http_daemon import BareDaemon, NoSessions
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -397,13 +398,7 @@ async def test_the_engine_closing_closes_the_owners_side(node: Any, peers: Any) 
     client = await node(FakeCluster(owners={"s1": owner.info}))
     ws = await client.ws_connect("/sessions/s1/stream?token=good")
     await ws.close(code=4001)
-    for _ in range(50):
-        if closed:
-            break
-        import asyncio
-
-        await asyncio.sleep(0.05)
-    assert closed == [4001]
+    assert await wait_until(lambda: closed, 5, "the owner's side closed") == [4001]
 
 
 async def test_the_owners_refusal_of_a_stream_comes_back_with_its_status_and_body(node: Any, peers: Any) -> None:

@@ -239,24 +239,24 @@ async def test_dialin_from_a_simulated_phone_call_to_a_talking_bot(sup: Supervis
     assert status == 400 and "missing required field" in reply["info"]
     call = await sandbox_call(sandbox, "POST", "/sandbox/dialin",
                               json={"webhook_url": f"{sup.url}/dialin", "From": "+15550100", "To": "+15550199"})
-    sid = None
-    deadline = time.monotonic() + 15
-    while sid is None and time.monotonic() < deadline:
+    async def with_the_phone() -> list[str]:
         _, listing, _ = await sup.http("GET", "/sessions", params={"state": "joined"})
-        for s in listing["data"]:
-            if s["profile"] == "echo" and s["room_url"] and len(s["participants"]) >= 2:
-                sid = s["session_id"]
-        await asyncio.sleep(0.2)
-    assert sid, "the dial-in session never had the phone in it"
+        return [s["session_id"] for s in listing["data"]
+                if s["profile"] == "echo" and s["room_url"] and len(s["participants"]) >= 2]
+
+    [sid] = await wait_until(with_the_phone, 15, "the dial-in session with the phone in it", interval=0.2)
     detail = await sup.session(sid)
     room = detail["room_url"].rsplit("/", 1)[1]
+
     # The phone speaks a tone; the echo bot plays it back; the phone hears it.
-    await asyncio.sleep(1.0)
-    people = (await sandbox_call(sandbox, "GET", f"/sandbox/rooms/{room}/participants"))["data"]
-    phone = next(p for p in people if p["kind"] == "dialin")
-    assert phone["loud_frames_heard"] > 20 and phone["number"] == "+15550100"
+    async def phone() -> dict[str, Any]:
+        people = (await sandbox_call(sandbox, "GET", f"/sandbox/rooms/{room}/participants"))["data"]
+        return dict(next(p for p in people if p["kind"] == "dialin"))
+
+    heard = await wait_until(phone, 15, "the phone hearing its echo", until=lambda p: p["loud_frames_heard"] > 20)
+    assert heard["number"] == "+15550100"
     assert call["callId"]
-    await sandbox_call(sandbox, "POST", "/sandbox/hangup", json={"room": room, "participant_id": phone["id"]})
+    await sandbox_call(sandbox, "POST", "/sandbox/hangup", json={"room": room, "participant_id": heard["id"]})
     done = await sup.wait_session(sid, lambda d: d["state"] == "ended")
     assert done["end_reason"] == "participant_left"
 
@@ -309,10 +309,8 @@ async def test_recorder_files_match_what_callers_said(sup: SupervisorProcess, sa
         people = (await sandbox_call(sandbox, "GET", f"/sandbox/rooms/{room}/participants"))["data"]
         return any(f"{caller.participant_id}/microphone" in p["renders"] for p in people)
 
-    deadline = time.monotonic() + 10
-    while not await bot_renders_caller():  # audio before the bot subscribes is rightly never heard
-        assert time.monotonic() < deadline, "the bot never subscribed to the caller"
-        await asyncio.sleep(0.05)
+    # Audio before the bot subscribes is rightly never heard.
+    await wait_until(bot_renders_caller, 10, "the bot subscribed to the caller")
     await caller.speak()
     await caller.leave(0.3)
     await sup.wait_session(sid, lambda d: d["state"] == "ended")
@@ -381,7 +379,8 @@ async def test_bearer_key_is_required_when_configured(tmp_path: Path, sandbox: S
         del os.environ["CALLFLEET_TEST_KEY"]
 
 
-async def test_echo_is_heard_back_by_several_concurrent_callers(sup: SupervisorProcess, tmp_path: Path) -> None:
+async def test_echo_is_heard_back_by_several_concurrent_callers(sup: SupervisorProcess, sandbox: SandboxProcess,
+                                                                tmp_path: Path) -> None:
     """Two people talk at once: each hears the bot's echo of both (mixed into one voice)."""
     import numpy as np
 
@@ -394,7 +393,14 @@ async def test_echo_is_heard_back_by_several_concurrent_callers(sup: SupervisorP
                for hz in (300, 700)]
     for caller in callers:
         await caller.join()
-    await asyncio.sleep(0.5)  # the bot subscribes to both
+    room = bot["room_url"].rsplit("/", 1)[1]
+    microphones = {f"{c.participant_id}/microphone" for c in callers}
+
+    async def the_bot_renders() -> set[str]:
+        people = (await sandbox_call(sandbox, "GET", f"/sandbox/rooms/{room}/participants"))["data"]
+        return {r for p in people if f"{p['id']}/microphone" not in microphones for r in p["renders"]}
+
+    await wait_until(the_bot_renders, 10, "the bot subscribed to both callers", until=microphones.issubset)
     await asyncio.gather(*(c.speak() for c in callers))
     await asyncio.gather(*(c.leave(0.5) for c in callers))
     for caller, own in zip(callers, (300, 700), strict=True):

@@ -22,6 +22,7 @@ import pytest
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import DailyRest
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
@@ -91,15 +92,13 @@ async def _run_bot(room_url: str, mode: str) -> asyncio.subprocess.Process:
 async def _wait_for_bot(rest: DailyRest, room: str, bot: asyncio.subprocess.Process) -> None:
     """Until the bot is in the room (Pipecat listens to those who join after it, as bots
     that join first do); fails if the bot exits first."""
-    for _ in range(300):
+    async def present() -> int:
         if bot.returncode is not None:
             _, err = await bot.communicate()
             pytest.fail(f"the bot exited before joining: {err.decode()[-3000:]}")
-        presence = await rest.ok("GET", f"/rooms/{room}/presence")
-        if presence["total_count"]:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("the bot did not join within 15 s")
+        return int((await rest.ok("GET", f"/rooms/{room}/presence"))["total_count"])
+
+    await wait_until(present, 15, "the bot in the room")
 
 
 @pytest.mark.parametrize("mode", ["user-tracks", "speaker"])

@@ -101,7 +101,7 @@ async def events(sup: SupervisorProcess) -> AsyncIterator[subprocess.Popen[str]]
     """``callfleet ctl events`` following the supervisor's PUB feed."""
     follower = subprocess.Popen([sys.executable, "-m", "cli", "ctl", "--config", str(sup.config_path),
                                  "events"], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    await asyncio.sleep(1.0)  # the subscription reaches the publisher
+    await sup.followed()
     yield follower
     if follower.poll() is None:
         follower.terminate()

@@ -28,6 +28,7 @@ from supervisor.sessions.services import Services
 from supervisor.sessions.session import Session
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.store import SessionRecord, Store
+from tests.waiting import wait_until
 
 T = TypeVar("T")
 
@@ -293,15 +294,6 @@ async def start(tmp_path: Path, recording_bot: None) -> AsyncIterator[Callable[[
             await asyncio.wait({session.task}, timeout=GUARD_S)
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for ``condition``; fail with ``what`` if it does not come about."""
-    deadline = asyncio.get_running_loop().time() + GUARD_S
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(what)
-        await asyncio.sleep(0.005)
-
-
 async def promptly(work: Awaitable[T], what: str) -> T:
     try:
         return await asyncio.wait_for(work, GUARD_S)
@@ -318,7 +310,7 @@ async def ended(h: Harness, when: str) -> SessionRecord:
 
 
 async def joined(h: Harness) -> None:
-    await until(lambda: h.session.record.state == SessionState.JOINED, "the session did not join")
+    await wait_until(lambda: h.session.record.state == SessionState.JOINED, GUARD_S, "the session to join")
     await promptly(h.session.ask(lambda: None), "the joined actor did not answer an ask")  # announcements done
 
 
@@ -335,7 +327,7 @@ def frames_dropped(metrics: Metrics) -> float | None:
 
 async def test_a_stop_while_the_room_is_being_created_cancels_the_create_and_deletes_the_room(start: Any) -> None:
     h: Harness = start(Setup(hold_rest={"create_room"}))
-    await until(lambda: "create_room" in h.rest.calls, "the room was never created")
+    await wait_until(lambda: "create_room" in h.rest.calls, GUARD_S, "the room to be created")
     room = h.rest.created[0]
     h.session.stop(EndReason.STOPPED, "stopped by the test")
     record = await ended(h, "on a stop while the room was being created")
@@ -350,7 +342,7 @@ async def test_a_stop_while_the_room_is_being_created_cancels_the_create_and_del
 
 async def test_a_stop_while_the_worker_boots_ends_the_session_without_a_join(start: Any) -> None:
     h: Harness = start(Setup(worker_ready=False))
-    await until(lambda: h.session.record.state == SessionState.ASSIGNED, "the room was never prepared")
+    await wait_until(lambda: h.session.record.state == SessionState.ASSIGNED, GUARD_S, "the room to be prepared")
     h.session.stop(EndReason.STOPPED, "stopped by the test")
     record = await ended(h, "on a stop while the worker was booting")
     assert record.end_reason == "stopped"
@@ -368,7 +360,7 @@ async def test_a_stop_while_the_join_is_pending_cancels_the_join_and_the_worker_
         start: Any) -> None:
     h: Harness = start(Setup())
     h.pool.hold_join = asyncio.Event()
-    await until(lambda: bool(h.pool.sent(Join)), "the bot never joined")
+    await wait_until(lambda: bool(h.pool.sent(Join)), GUARD_S, "the bot to join")
     h.session.stop(EndReason.STOPPED, "stopped by the test")
     record = await ended(h, "on a stop while the Join was pending")
     assert record.end_reason == "stopped"
@@ -388,7 +380,7 @@ async def test_a_stop_during_a_failover_rejoin_cancels_the_rejoin(start: Any) ->
     h.pool.hold_join = asyncio.Event()
     h.worker.state = WorkerState.DEAD
     h.session.on_worker_gone("killed by SIGKILL")
-    await until(lambda: len(h.pool.sent(Join)) == 2, "the bot never rejoined on the spare worker")
+    await wait_until(lambda: len(h.pool.sent(Join)) == 2, GUARD_S, "the bot to rejoin on the spare worker")
     h.session.stop(EndReason.STOPPED, "stopped by the test")
     record = await ended(h, "on a stop during a failover's rejoin")
     assert record.end_reason == "stopped"
@@ -402,7 +394,7 @@ async def test_a_stop_during_a_failover_rejoin_cancels_the_rejoin(start: Any) ->
 
 async def test_an_ask_while_the_room_is_being_prepared_is_answered_without_waiting(start: Any) -> None:
     h: Harness = start(Setup(hold_rest={"create_room"}))
-    await until(lambda: "create_room" in h.rest.calls, "the room was never created")
+    await wait_until(lambda: "create_room" in h.rest.calls, GUARD_S, "the room to be created")
     answer = await promptly(h.session.ask(lambda: "answered"), "the ask waited for the room")
     assert answer == "answered"
     assert "create_room" not in h.rest.completed  # still preparing
@@ -426,7 +418,7 @@ async def test_an_ask_whose_coroutine_is_slow_does_not_delay_a_stop(start: Any) 
         return "too late"
 
     asking = asyncio.ensure_future(h.session.ask(slow))
-    await until(lambda: seen == ["started"], "the ask never ran")
+    await wait_until(lambda: seen == ["started"], GUARD_S, "the ask to run")
     h.session.stop(EndReason.STOPPED, "stopped by the test")
     record = await ended(h, "on a stop while an ask's coroutine was running")
     assert record.end_reason == "stopped"
@@ -444,7 +436,7 @@ async def test_cancelling_the_actor_ends_its_task_cancelled_and_the_record_drain
     if stage == "joined":
         await joined(h)
     else:
-        await until(lambda: "create_room" in h.rest.calls, "the room was never created")
+        await wait_until(lambda: "create_room" in h.rest.calls, GUARD_S, "the room to be created")
     task = h.session.task
     assert task is not None
     task.cancel()
@@ -467,7 +459,7 @@ async def test_after_a_failover_the_bot_hears_who_left_and_who_arrived_during_th
     await joined(h)
     h.worker.state = WorkerState.DEAD
     h.session.on_worker_gone("killed by SIGKILL")
-    await until(lambda: h.session.record.failovers == 1, "the failover did not complete")
+    await wait_until(lambda: h.session.record.failovers == 1, GUARD_S, "the failover to complete")
     await promptly(h.session.ask(lambda: None), "the actor did not answer after the failover")
     assert h.bot.hooks("participant_left") == ["h1"]  # alice left during the gap
     assert h.bot.hooks("participant_joined") == ["h1", "h2", "h3"]  # carol announced; bob not again

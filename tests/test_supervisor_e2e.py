@@ -180,8 +180,8 @@ async def test_sigterm_drains_every_session_and_leaves_no_process(tmp_path: Path
         assert len(children) >= 4  # forkserver, sandbox, workers
         sup.signal(signal.SIGTERM)
         assert sup.wait(30) == 0
-        await asyncio.sleep(0.5)
-        assert [pid for pid in children if alive(pid)] == []
+        await wait_until(lambda: [pid for pid in children if alive(pid)], 10, "every child of the supervisor gone",
+                         until=lambda living: living == [])
         for bot in bots:
             record = sup.stored(bot["session_id"])
             assert record.state == "ended" and record.end_reason == "drained"
@@ -212,9 +212,9 @@ async def test_garbage_on_workers_sock_is_counted_and_dropped(tmp_path: Path, sa
         assert type(decode(rogue.recv())).__name__ == "Reject"
         rogue.close(0)
         ctx.term()
-        await asyncio.sleep(0.3)
-        status = json.loads(sup.ctl("--json", "status").stdout)
-        assert status["bad_frames"] >= 4 and status["state"] == "running"
+        status = await wait_until(lambda: json.loads(sup.ctl("--json", "status").stdout), 10, "4 bad frames counted",
+                                  until=lambda s: s["bad_frames"] >= 4)
+        assert status["state"] == "running"
         bot = await sup.start_bot("echo")
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
         code, _, _ = await sup.http("GET", "/healthz")
@@ -272,7 +272,7 @@ async def test_idle_session_ends_and_the_event_feed_reports_every_transition(tmp
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"session")
         sub.connect(f"ipc://{sup.run_dir / 'events.sock'}")
-        await asyncio.sleep(0.3)  # let the subscription reach the publisher
+        await sup.followed()
         bot = await sup.start_bot("echo")
         done = await sup.wait_session(bot["session_id"], lambda d: d["state"] == "ended", timeout=15)
         assert done["end_reason"] == "idle"
@@ -301,7 +301,7 @@ async def test_worker_death_is_detected_at_once(tmp_path: Path, sandbox_proc: Sa
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"worker")
         sub.connect(f"ipc://{sup.run_dir / 'events.sock'}")
-        await asyncio.sleep(0.3)
+        await sup.followed()
         killed = time.monotonic()
         os.kill(victim["pid"], signal.SIGKILL)
         detected = None
@@ -331,7 +331,7 @@ async def test_ctl_drain_and_ctl_events(tmp_path: Path, sandbox_proc: SandboxPro
     try:
         follower = subprocess.Popen([sys.executable, "-m", "cli", "ctl", "--config", str(sup.config_path), "events"],
                                     cwd=REPO, stdout=subprocess.PIPE, text=True)
-        await asyncio.sleep(1.0)  # the subscription reaches the publisher
+        await sup.followed()
         bot = await sup.start_bot("echo")
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
         drained = sup.ctl("drain")
@@ -390,13 +390,9 @@ async def test_a_drain_keeps_a_live_call_until_it_ends_by_itself(tmp_path: Path,
         await caller.speak()
         await wait_until(lambda: caller.echoes == 20, what="echo before the drain")
         sup.signal(signal.SIGTERM)
-        status, ready, _ = await sup.http("GET", "/readyz")
-        for _ in range(50):
-            if status == 503:
-                break
-            await asyncio.sleep(0.05)
-            status, ready, _ = await sup.http("GET", "/readyz")
-        assert status == 503 and ready["state"] == "draining", ready
+        status, ready, _ = await wait_until(lambda: sup.http("GET", "/readyz"), 10, "/readyz to say 503",
+                                            until=lambda got: got[0] == 503)
+        assert ready["state"] == "draining", ready
         status, live, _ = await sup.http("GET", "/livez")
         assert status == 200 and live["state"] == "draining"
         status, refused, _ = await sup.http("POST", "/bots/start", json={"bot_profile": "echo"})
@@ -420,7 +416,8 @@ async def test_a_second_sigterm_ends_a_drain_at_once(tmp_path: Path, sandbox_pro
         await sup.wait_session(bot["session_id"], lambda d: d["state"] == "joined")
         caller = await caller_in(bot, seconds=0.2)
         sup.signal(signal.SIGTERM)
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: sup.http("GET", "/livez"), 10, "the drain to begin",
+                         until=lambda got: got[1]["state"] == "draining")
         assert sup.proc is not None and sup.proc.poll() is None  # draining: the call goes on
         sup.signal(signal.SIGTERM)
         assert await asyncio.to_thread(sup.wait, 15) == 0

@@ -86,7 +86,7 @@ async def test_a_session_that_never_joined_gives_its_worker_back_and_one_that_jo
     feed = EventFeed(sup)
     try:
         [idle] = await sup.workers(lambda ws: [w["state"] for w in ws] == ["idle"])
-        await asyncio.sleep(0.5)  # the feed's subscription reaches the publisher
+        await sup.followed()
 
         # Daily fails before the join: the start answers 502 and the worker was never used.
         await sandbox_rest.ok("POST", "/sandbox/faults", json={"error_rate": 1.0})

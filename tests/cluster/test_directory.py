@@ -4,7 +4,6 @@ how it treats sessions a previous life of the same node left behind."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -100,6 +99,6 @@ async def test_placement_lists_other_live_nodes_with_room_most_free_first(make_c
     a.set_capacity(1)
     b.set_capacity(3)
     c.set_capacity(0)
-    await asyncio.sleep(0.2)
-    assert [n.node_id for n in await c.nodes_with_capacity()] == ["b", "a"]
+    await wait_until(c.nodes_with_capacity, 10, "b then a, as c sees them",
+                     until=lambda nodes: [n.node_id for n in nodes] == ["b", "a"])
     assert [n.node_id for n in await b.nodes_with_capacity()] == ["a"]

@@ -3,13 +3,12 @@ its workers leave within 5 s, rooms are reconciled, history is intact."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from pathlib import Path
 
 from tests.conftest import DailyRest, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess, alive
+from tests.waiting import wait_until
 
 
 async def rooms(rest: DailyRest) -> list[str]:
@@ -28,10 +27,8 @@ async def test_supervisor_sigkill_then_restart_reconciles(tmp_path: Path, sandbo
     assert room in await rooms(sandbox_rest)
     sup.signal(signal.SIGKILL)
     sup.wait(5)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(alive(p) for p in workers):
-        await asyncio.sleep(0.1)
-    assert [p for p in workers if alive(p)] == [], "workers outlived their supervisor by more than 5 s"
+    await wait_until(lambda: [p for p in workers if alive(p)], 5, "the workers to exit after their supervisor",
+                     until=lambda living: living == [], interval=0.1)
     presence = await sandbox_rest.ok("GET", f"/rooms/{room}/presence")
     assert presence["total_count"] == 0  # the bot left the room
     sup.start()  # the same config and run_dir
