@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from callfleet import options as option_table
 from callfleet import providers as provider_table
 from callfleet import vad
 
@@ -26,30 +27,8 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "s2s": ("openai_realtime",),
 }
 
-# Options by service type, for `config` (runtime) and as the baseline of `service_options`.
-TYPE_OPTIONS: dict[str, frozenset[str]] = {
-    "stt": frozenset({"model", "language", "punctuate", "profanity_filter", "smart_format", "endpointing"}),
-    "llm": frozenset({"model", "initial_messages", "run_on_config", "base_url", "api_version", "temperature",
-                      "max_tokens", "top_p", "organization_id", "tools", "system_prompt"}),
-    "tts": frozenset({"voice", "model", "language", "sample_rate", "speed", "region", "text_filter"}),
-    "s2s": frozenset({"model", "voice", "instructions", "initial_messages", "run_on_config", "temperature",
-                      "turn_detection", "modalities"}),
-}
-
-# Provider-specific initialisation options (each provider's "Service Options" in Daily Bots' documentation).
-PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
-    "aws_tts": frozenset({"aws_access_key_id", "region", "voice", "sample_rate", "engine", "language", "pitch",
-                          "rate", "volume"}),
-    "azure_tts": frozenset({"region", "voice", "sample_rate", "role", "style", "style_degree", "emphasis"}),
-    "cartesia": frozenset({"voice", "sample_rate", "model", "language", "speed", "emotion"}),
-    "deepgram_tts": frozenset({"voice", "sample_rate", "text_filter"}),
-    "elevenlabs": frozenset({"voice", "output_format", "model", "language", "stability", "similarity_boost", "style",
-                             "use_speaker_boost"}),
-    "google_tts": frozenset({"voice", "sample_rate", "language", "pitch", "rate", "volume", "emphasis"}),
-    "openai_tts": frozenset({"voice", "sample_rate", "model", "text_filter"}),
-    "playht": frozenset({"user_id", "voice", "sample_rate", "model", "language", "speed", "seed"}),
-    "rime": frozenset({"voice", "sample_rate", "model", "text_filter"}),
-}
+# Which option each provider takes, and what Pipecat makes of it, is callfleet.options' table
+# (CATALOGUE): validate() checks a body against it, the worker's builders apply it.
 
 PROFILE_SERVICES: dict[str, tuple[str, ...]] = {
     "voice_2024_10": ("stt", "llm", "tts"),
@@ -73,12 +52,6 @@ def _json_object(value: Any) -> bool:
         return isinstance(value, str) and isinstance(json.loads(value), dict)
     except ValueError:
         return False
-
-
-def _options_of(provider: str) -> frozenset[str]:
-    known = PROVIDER_OPTIONS.get(provider, TYPE_OPTIONS[_TYPE_OF[provider]]) | {"api_key"}  # BYO key
-    entry = provider_table.PROVIDERS.get(provider)
-    return known | {"base_url"} if entry is not None and entry.takes_base_url else known
 
 
 def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]],
@@ -114,7 +87,7 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
             except ValueError as exc:
                 raise ServiceError(str(exc)) from None
             continue
-        if kind not in TYPE_OPTIONS:
+        if kind not in PROVIDERS:
             raise ServiceError(f"config[{i}].service: unknown service type {kind!r}")
         options = entry.get("options", [])
         if not isinstance(options, list):
@@ -122,23 +95,22 @@ def validate(profile: str, services: dict[str, str], config: list[dict[str, Any]
         for j, option in enumerate(options):
             if not isinstance(option, dict) or "name" not in option or "value" not in option:
                 raise ServiceError(f"config[{i}].options[{j}]: expected {{\"name\", \"value\"}}")
-            if option["name"] not in TYPE_OPTIONS[kind]:
-                raise ServiceError(f"config[{i}].options[{j}].name: unknown {kind} option {option['name']!r}")
     for provider, options in service_options.items():
         if provider not in _TYPE_OF:
             raise ServiceError(f"service_options.{provider}: unknown provider")
         if not isinstance(options, dict):
             raise ServiceError(f"service_options.{provider}: expected an object of option: value")
-        known = _options_of(provider)
-        for name in options:
-            if name not in known:
-                raise ServiceError(f"service_options.{provider}.{name}: unknown option for {provider}")
         table_entry = provider_table.PROVIDERS.get(provider)
         if table_entry is not None and table_entry.key_in_file and "api_key" in options \
                 and not _json_object(options["api_key"]):
             # A request's key is the credentials document itself, never a path (a file of its
             # choosing, whose error would quote it); every profile kind, before anything else.
             raise ServiceError(f"service_options.{provider}.api_key: expected the service account's JSON key")
+    try:  # every option honoured by the pipeline or refused with why: never accepted and dropped
+        option_table.check_request(profile, services, config, service_options,
+                                   PROFILE_SERVICES.get(profile, ("stt", "llm", "tts")))
+    except option_table.OptionError as exc:
+        raise ServiceError(str(exc)) from None
     return {"services": dict(services), "config": list(config), "service_options": dict(service_options)}
 
 
@@ -187,6 +159,9 @@ def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any
             problems.append(str(exc))
             if entry.module is None and not entry.in_transport:
                 continue  # nothing runs it, so neither its key nor its URL matters
+        # what its options need here: a required one (azure_tts' region), an extra one of them needs
+        problems.extend(option_table.requirements(
+            name, option_table.merged_options(name, config, service_options), environ, is_installed))
         try:
             url = _chosen_url(entry, service_type, config, service_options)
             own = _own_key(entry, service_options.get(name) or {}, api_keys or {})

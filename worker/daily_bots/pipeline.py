@@ -33,6 +33,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from callfleet.providers import PROVIDERS, ServiceType, installed
 from worker.daily_bots.functions import Functions
+from worker.daily_bots.participants import HandoffMute, watch
 from worker.daily_bots.request import BotRequest
 
 BOT_NAME = "Daily Bot"
@@ -96,12 +97,25 @@ def daily_params(request: BotRequest, *, audio_out_rate: int, video_in: bool = F
                          video_in_enabled=video_in)
     if daily_stt:
         params.transcription_settings = transcription_settings(request)
+    if request.transport.get("enable_noise_cancellation"):
+        params.audio_in_filter = noise_filter()
     if video_in:
         from pipecat.transports.base_transport import VideoInSourceParams
 
         # One frame a second is plenty for a model asked about what it sees once per turn.
         params.video_in_sources = {"camera": VideoInSourceParams(framerate=1)}
     return params
+
+
+def noise_filter() -> Any:
+    """``service_options.daily.enable_noise_cancellation``: Pipecat's RNNoise filter on the
+    callers' audio (before VAD and STT). Raises ``ValueError`` when pipecat-ai[rnnoise] is
+    missing (the filter would pass audio through untouched; the supervisor refuses first)."""
+    if not installed("pyrnnoise"):
+        raise ValueError("service_options.daily.enable_noise_cancellation: install pipecat-ai[rnnoise]")
+    from pipecat.audio.filters.rnnoise_filter import RNNoiseFilter
+
+    return RNNoiseFilter()
 
 
 def turn_strategies(turn: TurnTaking) -> UserTurnStrategies:
@@ -148,6 +162,7 @@ class BotPipeline:
     request: BotRequest
     services: dict[ServiceType, Any] = field(default_factory=dict)
     functions: Functions | None = None
+    handoff: HandoffMute | None = None  # service_options.daily.mute_on_third_participant_join
 
 
 def assemble(request: BotRequest, transport: Any, middle: Sequence[FrameProcessor | None], *,
@@ -162,8 +177,11 @@ def assemble(request: BotRequest, transport: Any, middle: Sequence[FrameProcesso
     observer_params = RTVIObserverParams()
     if functions is not None:
         observer_params.function_call_report_level = functions.report_levels()
-    processors = [transport.input(), rtvi, *(functions.processors() if functions is not None else []),
-                  *(p for p in middle if p is not None), transport.output(), pair.assistant()]
+    handoff = HandoffMute() if request.transport.get("mute_on_third_participant_join") else None
+    processors = [transport.input(), *([handoff.inbound] if handoff else []), rtvi,
+                  *(functions.processors() if functions is not None else []),
+                  *(p for p in middle if p is not None), *([handoff.outbound] if handoff else []),
+                  transport.output(), pair.assistant()]
     pipeline = Pipeline(processors)
     worker = PipelineWorker(
         pipeline,
@@ -173,13 +191,15 @@ def assemble(request: BotRequest, transport: Any, middle: Sequence[FrameProcesso
         idle_timeout_secs=idle_timeout_secs,
     )
     return BotPipeline(processors=processors, pipeline=pipeline, worker=worker, rtvi=rtvi, context=context,
-                       request=request, services=services, functions=functions)
+                       request=request, services=services, functions=functions, handoff=handoff)
 
 
 def wire_greeting(bot: BotPipeline, transport: Any) -> None:
     """Who speaks first: with ``run_on_config`` the bot answers the RTVI client's
     ``client-ready`` with an LLM run over ``initial_messages``; without it, it greets when
-    the first participant joins. The call ends when that participant leaves."""
+    the first participant joins. The call ends when the last participant leaves (one leaving
+    while others remain does not end it), and a handoff mute mutes on a third participant
+    (``worker.daily_bots.participants``)."""
     greeted = False
 
     async def greet(why: str) -> None:
@@ -200,9 +220,7 @@ def wire_greeting(bot: BotPipeline, transport: Any) -> None:
         if not bot.request.run_on_config:
             await greet("first participant joined")
 
-    @transport.event_handler("on_participant_left")
-    async def on_participant_left(transport: Any, participant: Any, reason: Any) -> None:
-        await bot.worker.cancel()
+    watch(transport, bot.worker.cancel, bot.handoff)
 
 
 async def run(bot: BotPipeline, runner_args: Any) -> None:

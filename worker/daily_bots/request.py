@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from callfleet.options import TRANSPORT_OPTIONS, transport_options
 from callfleet.providers import PROVIDERS, S2S_PROFILES, Provider, ServiceType, resolve
 from callfleet.vad import VAD_SERVICE, vad_params
 from worker.daily_bots.tools import Tool, parse_tools
@@ -56,6 +57,8 @@ class BotRequest(msgspec.Struct, frozen=True, kw_only=True):
     run_on_config: bool = False
     tools: list[Tool] = msgspec.field(default_factory=list)  # the functions the LLM may call
     vad: dict[str, float] = msgspec.field(default_factory=dict)  # Pipecat's VADParams the RTVI client set
+    # service_options.daily's room options (noise cancellation, muting on a third participant)
+    transport: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def service(self, kind: ServiceType) -> ServiceRequest | None:
         return self.services.get(kind)
@@ -140,7 +143,8 @@ def parse_request(body: Mapping[str, Any] | None, keys: Mapping[str, str]) -> Bo
         # The speech-to-speech profile configures its one service under ``llm`` (as Daily Bots does) or ``s2s``.
         runtime = {**config.get(ServiceType.LLM, {}), **config.get(ServiceType.S2S, {})} \
             if kind is ServiceType.S2S else config.get(kind, {})
-        options = {k: v for k, v in {**given, **runtime}.items() if k != "api_key"}
+        # (service_options.daily also holds the room's own options: the transport's, not its STT's)
+        options = {k: v for k, v in {**given, **runtime}.items() if k != "api_key" and k not in TRANSPORT_OPTIONS}
         provider = PROVIDERS[name]
         parsed[kind] = ServiceRequest(kind=kind, provider=name, options=options,
                                       api_key=keys.get(provider.key_env) if provider.key_env else None,
@@ -160,4 +164,4 @@ def parse_request(body: Mapping[str, Any] | None, keys: Mapping[str, str]) -> Bo
         trimmed = {k: v for k, v in conversation.options.items() if k not in CONVERSATION_OPTIONS}
         parsed[conversation.kind] = msgspec.structs.replace(conversation, options=trimmed)
     return BotRequest(profile=profile, services=parsed, initial_messages=initial, run_on_config=run_on_config,
-                      tools=tools, vad=vad)
+                      tools=tools, vad=vad, transport=transport_options(service_options))
