@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSMessage, WSMsgType
@@ -16,6 +16,7 @@ from protocol import messages as m
 from protocol.audio import AudioIn
 from supervisor.bots import stream
 from supervisor.bots.stream import StreamBot
+from tests.waiting import wait_until
 
 GUARD_S = 5.0  # only so a regression fails instead of hanging; nothing here measures time
 
@@ -116,16 +117,6 @@ class FakeEngineSocket:
         return [x for x in self.texts() if x["type"] == "reply"]
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let the loop run until ``condition`` holds."""
-    try:
-        async with asyncio.timeout(GUARD_S):
-            while not condition():
-                await asyncio.sleep(0.001)
-    except TimeoutError:
-        raise AssertionError(f"never happened: {what}") from None
-
-
 def finishes_without_waiting(coro: Coroutine[Any, Any, Any]) -> bool:
     """True if ``coro`` runs to its end without once suspending."""
     try:
@@ -174,11 +165,11 @@ async def test_a_slow_command_does_not_stop_the_engine_audio_and_replies_keep_th
     for n in range(5):
         ws.engine_sends_audio(n.to_bytes(2, "little") * 160)
     ws.engine_sends_command(2, "fast")
-    await until(lambda: len(ctx.audio) == 5, "the engine's audio reached the call while a command was pending")
-    await until(lambda: len(ws.replies()) == 1, "the second command's reply")
+    await wait_until(lambda: len(ctx.audio) == 5, GUARD_S, "the engine's audio reached the call while a command was pending", interval=0.001)
+    await wait_until(lambda: len(ws.replies()) == 1, GUARD_S, "the second command's reply", interval=0.001)
     assert ws.replies() == [{"type": "reply", "id": 2, "ok": True, "result": {"sent": "fast"}}]
     ctx.gates["slow"].set()
-    await until(lambda: len(ws.replies()) == 2, "the first command's reply")
+    await wait_until(lambda: len(ws.replies()) == 2, GUARD_S, "the first command's reply", interval=0.001)
     assert ws.replies()[1] == {"type": "reply", "id": 1, "ok": True, "result": {"sent": "slow"}}
     await bot.close()
     await asyncio.wait_for(serving, GUARD_S)
@@ -193,7 +184,7 @@ async def test_an_engine_that_does_not_read_never_blocks_events_and_is_disconnec
         assert finishes_without_waiting(bot.on_event(event(sent))), "on_event waited for the engine"
         sent += 1
         await asyncio.sleep(0)  # the disconnect runs in its own task
-    await until(lambda: ws.closed, "the engine was disconnected")
+    await wait_until(lambda: ws.closed, GUARD_S, "the engine was disconnected", interval=0.001)
     assert ws.close_code in (1008, 1013)
     assert ws.close_message.decode() == f"engine not reading: {stream.CONTROL_QUEUE} control messages backlogged"
     assert bot.ws is None  # events are kept again, for the next engine
@@ -203,7 +194,7 @@ async def test_an_engine_that_does_not_read_never_blocks_events_and_is_disconnec
     ws2 = FakeEngineSocket()
     serving = await attached(bot, ws2)
     last = sent + 3
-    await until(lambda: event_numbers(ws2)[-1:] == [last - 1], "the kept events reached the next engine")
+    await wait_until(lambda: event_numbers(ws2)[-1:] == [last - 1], GUARD_S, "the kept events reached the next engine", interval=0.001)
     assert ws2.texts()[0] == CONFIG
     assert event_numbers(ws2) == list(range(last - stream.KEPT_EVENTS, last))
     await bot.close()
@@ -219,7 +210,7 @@ async def test_audio_for_an_engine_that_does_not_read_is_dropped_oldest_first_an
         bot.on_audio(*frame(n))
     assert bot.frames_dropped == 30
     ws.reading.set()
-    await until(lambda: bot.frames_to_engine == stream.AUDIO_QUEUE, "the queued frames reached the engine")
+    await wait_until(lambda: bot.frames_to_engine == stream.AUDIO_QUEUE, GUARD_S, "the queued frames reached the engine", interval=0.001)
     frames = [x for x in ws.sent if isinstance(x, bytes)]
     heard = [int.from_bytes(f[1 + f[0] : 3 + f[0]], "little") for f in frames]
     assert heard == list(range(30, total))  # the newest survive, in order
@@ -243,7 +234,7 @@ async def test_kept_events_and_events_during_attach_reach_the_engine_in_order() 
     attaching = loop.create_task(bot.attach(ws, CONFIG))  # type: ignore[arg-type]
     live = loop.create_task(live_events())
     await asyncio.wait_for(asyncio.gather(attaching, live), GUARD_S)
-    await until(lambda: len(ws.texts()) == 11, "all events reached the engine")
+    await wait_until(lambda: len(ws.texts()) == 11, GUARD_S, "all events reached the engine", interval=0.001)
     assert ws.texts()[0] == CONFIG
     assert event_numbers(ws) == list(range(10))
     await bot.close()
@@ -256,7 +247,7 @@ async def test_close_cancels_pending_commands_and_ends_the_socket_with_session_e
     serving = await attached(bot, ws)
     ctx.gates["never"] = asyncio.Event()
     ws.engine_sends_command(1, "never")
-    await until(lambda: len(ctx.running) == 1, "the command started")
+    await wait_until(lambda: len(ctx.running) == 1, GUARD_S, "the command started", interval=0.001)
     await asyncio.wait_for(bot.close(), GUARD_S)
     assert ws.closed and ws.close_code == 1000 and ws.close_message == b"session ended"
     await asyncio.wait_for(serving, GUARD_S)
