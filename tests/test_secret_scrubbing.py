@@ -1,4 +1,4 @@
-"""No secret in any record (SPEC §11, issue 16 item 4).
+"""No secret in any record (issue 16 item 4).
 
 Every key the supervisor or a request supplied is scrubbed from error text, stored
 records, events, Redis and logs; the API shows a one-line error and the traceback goes to

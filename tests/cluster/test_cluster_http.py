@@ -1,4 +1,4 @@
-"""Cluster HTTP end to end (SPEC §10): real supervisors sharing one real Redis and one
+"""Cluster HTTP end to end: real supervisors sharing one real Redis and one
 sandbox. Any node answers for any session, a start goes where there is a free worker, and
 429 comes only when the whole cluster is full."""
 

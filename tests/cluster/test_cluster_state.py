@@ -1,4 +1,4 @@
-"""Cluster state end to end (SPEC §10): real redis-server, one shared sandbox, three real
+"""Cluster state end to end: real redis-server, one shared sandbox, three real
 supervisors. The directory holds every node's sessions, a node that dies is cleaned up
 exactly once, Daily's rate limit is the account's, and a Redis outage costs nothing but
 the directory for its duration."""
@@ -197,7 +197,7 @@ async def test_the_daily_rate_limit_is_shared_by_every_node(
 
 
 # Longer than the outage below. Past its lease a node cut off from Redis must assume it was
-# declared lost and ends its calls itself (SPEC §11, tests/cluster/test_fencing.py).
+# declared lost and ends its calls itself, so no session has two bots (tests/cluster/test_fencing.py).
 OUTAGE_LEASE_S = 9.0
 
 

@@ -1,4 +1,4 @@
-"""Fencing and an unreadable directory (SPEC §11, issue 16 item 7): real redis-server,
+"""Fencing and an unreadable directory (issue 16 item 7): real redis-server,
 one shared sandbox, real supervisors. A node that finds it has lost its lease -- paused
 past it, or cut off from Redis longer than it -- ends its sessions itself (their bots
 leave the call) before it takes work again, and never brings a session the cluster

@@ -1,4 +1,4 @@
-"""Trust between nodes (SPEC §11, issue 16 item 7): a request that says another node sent
+"""Trust between nodes (issue 16 item 7): a request that says another node sent
 it must prove the cluster's node secret, the client's ``Authorization`` never leaves the
 node it was sent to, and Redis may ask for a password and speak TLS."""
 
