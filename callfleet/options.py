@@ -201,6 +201,22 @@ def cartesia_emotion(value: Any) -> str:
     return name
 
 
+# Cartesia's retired API named its speeds; sonic-3 takes a multiplier from 0.6 to 1.5.
+CARTESIA_SPEEDS = {"slowest": 0.6, "slow": 0.8, "normal": 1.0, "fast": 1.2, "fastest": 1.5}
+
+
+def cartesia_speed(value: Any) -> float:
+    """A multiplier from 0.6 to 1.5, or one of the names Cartesia's retired API took
+    (``slowest`` … ``fastest``), which Daily Bots requests still send."""
+    if isinstance(value, str) and value in CARTESIA_SPEEDS:
+        return CARTESIA_SPEEDS[value]
+    try:
+        return number(0.6, 1.5)(value)
+    except ValueError:
+        raise ValueError(f"expected a number from 0.6 to 1.5 or one of {', '.join(CARTESIA_SPEEDS)}, "
+                         f"got {value!r}") from None
+
+
 def turn_detection(value: Any) -> Any:
     if value is False or isinstance(value, Mapping) and value.get("type") in ("server_vad", "semantic_vad"):
         return value
@@ -357,7 +373,8 @@ CATALOGUE: dict[str, dict[str, Entry]] = {
     # -- TTS -------------------------------------------------------------------------------------
     "cartesia": _tts(
         "cartesia", _RATES_COMMON, base_url=_base_url("cartesia", "url"),
-        **_speed("cartesia", "generation_config.speed", 0.6, 1.5),
+        speed=Honoured(_S, "generation_config.speed", cartesia_speed, note="0.6–1.5, or slowest … fastest"),
+        speaking_rate=Honoured(_S, "generation_config.speed", cartesia_speed, alias_of="speed"),
         emotion=Honoured(_S, "generation_config.emotion", cartesia_emotion,
                          note="one emotion; the seed's names map to sonic-3's (positivity → happy)")),
     "deepgram_tts": _tts(

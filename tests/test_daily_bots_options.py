@@ -397,8 +397,8 @@ async def test_a_refused_option_in_config_is_a_422_naming_its_path() -> None:
     ({"services": {"tts": "cartesia"}, "config": [{"service": "tts", "options": [{"name": "emotion",
                                                                                    "value": ["positivity:high"]}]}]},
      "config[0].options[0]: emotion: emotion levels"),
-    ({"services": {"tts": "cartesia"}, "service_options": {"cartesia": {"speed": "fastest"}}},
-     "service_options.cartesia.speed: speed: expected a number from 0.6 to 1.5"),
+    ({"services": {"tts": "cartesia"}, "service_options": {"cartesia": {"speed": "warp"}}},
+     "service_options.cartesia.speed: speed: expected a number from 0.6 to 1.5 or one of slowest"),
     ({"services": {"tts": "openai_tts"}, "service_options": {"openai_tts": {"speed": 1.1, "speaking_rate": 1.2}}},
      "speaking_rate: openai_tts takes it as speed; give one of them"),
     ({"config": [{"service": "stt", "options": [{"name": "enable_noise_cancellation", "value": True}]}]},
@@ -608,3 +608,13 @@ async def test_with_two_callers_one_leaving_the_bot_goes_on_and_the_second_leavi
         await second.conn.leave()
     ended = await sup.wait_session(sid, lambda d: d["state"] in ("ended", "failed"), 20, "the session's end")
     assert ended["state"] == "ended", ended
+
+
+def test_cartesias_named_speeds_of_its_retired_api_become_sonic_3_multipliers() -> None:
+    from callfleet.options import cartesia_speed
+
+    assert [cartesia_speed(name) for name in ("slowest", "slow", "normal", "fast", "fastest")] == [0.6, 0.8, 1.0, 1.2,
+                                                                                                   1.5]
+    assert cartesia_speed(1.1) == 1.1
+    with pytest.raises(ValueError, match="or one of slowest"):
+        cartesia_speed(2.0)

@@ -74,7 +74,7 @@ async def test_every_seed_bots_start_body_is_accepted_verbatim(sup: SupervisorPr
     ({"bot_profile": "voice_2024_10", "services": {"vision": "x"}}, 422, "services.vision: unknown service type"),
     ({"bot_profile": "openai_realtime_beta_2024_10", "services": {"tts": "cartesia"}}, 422, "does not use a tts"),
     ({"bot_profile": "voice_2024_10", "config": [{"service": "llm", "options": [{"name": "bogus", "value": 1}]}]},
-     422, "config[0].options[0].name: unknown llm option 'bogus'"),
+     422, "config[0].options[0]: unknown llm option for anthropic 'bogus'"),
     ({"bot_profile": "voice_2024_10", "service_options": {"cartesia": {"warp": 9}}}, 422,
      "service_options.cartesia.warp: unknown option"),
     ({"bot_profile": "voice_2024_10", "service_options": {"acme": {}}}, 422, "service_options.acme: unknown provider"),
