@@ -148,6 +148,13 @@ def loud_seconds(pcm: bytes) -> float:
     return float(np.sum(np.sqrt(np.mean(samples**2, axis=1)) > 1000)) * 0.02
 
 
+async def in_conversation(phone: Phone) -> None:
+    """Until the phone hears the bot: its pipeline runs (a bot cancelled before its pipeline
+    started has no serializer to hang up with)."""
+    await phone.say(tone_ulaw(0.5))
+    await wait_until(lambda: loud_seconds(phone.heard_pcm()) >= 0.2, 10, "the bot's echo")
+
+
 # -- a bare Twilio Media Streams client, for streams the sandbox's phone would never send ----------
 
 
@@ -273,12 +280,15 @@ async def test_a_session_that_ends_first_hangs_the_call_up_through_twilios_api(f
     phone = fleet.phone()
     await phone.dial()
     sid = await fleet.session_of(phone.report)
-    await fleet.wait_record(sid, "start")
+    await in_conversation(phone)
     status, _, _ = await fleet.sup.http("DELETE", f"/sessions/{sid}")
     assert status == 200
     report = await asyncio.wait_for(phone.ended(), 15)
-    # Pipecat's TwilioFrameSerializer, cancelled with its bot, ended the call at the sandbox's Twilio API
-    assert report.hung_up_by is HungUpBy.API, report
+    # Pipecat's TwilioFrameSerializer, cancelled with its bot, ended the call at the sandbox's Twilio API; the
+    # phone hears of it from the sandbox, maybe after the supervisor closed the call's socket.
+    assert report.hung_up_by in (HungUpBy.API, HungUpBy.SERVER), report
+    await wait_until(lambda: f"Successfully terminated Twilio call {report.call_sid}" in fleet.sup.log_path.read_text(),
+                     10, "the bot's hang-up through Twilio's API")
     ended = await fleet.ended(sid)
     assert ended["end_reason"] == "stopped"
 
@@ -502,7 +512,7 @@ async def test_a_hang_up_api_that_fails_is_logged_and_the_session_still_ends(str
     phone = strict.phone(auth_token=AUTH_TOKEN)
     await phone.dial()
     sid = await strict.session_of(phone.report)
-    await strict.wait_record(sid, "start")
+    await in_conversation(phone)
     await strict.sup.http("DELETE", f"/sessions/{sid}")
     report = await asyncio.wait_for(phone.ended(), 15)
     assert report.hung_up_by is HungUpBy.SERVER  # Twilio's API was unreachable: the supervisor closed the socket

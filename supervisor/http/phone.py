@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 from xml.sax.saxutils import quoteattr
 
 import msgspec
@@ -165,7 +166,7 @@ def _token(request: web.Request) -> str:
 
 
 def _handshake(request: web.Request, profile: str) -> Handshake:
-    query = "&".join(f"{k}={v}" for k, v in request.query.items() if k != "token")
+    query = urlencode([(k, v) for k, v in request.query.items() if k != "token"])
     headers = [(k.lower(), v) for k, v in request.headers.items() if k.lower() not in HIDDEN_HEADERS]
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
