@@ -4,7 +4,7 @@ Judged as Pipecat's ``parse_telephony_websocket`` judges them (the bot's own
 ``create_transport`` judges them again from the same messages, relayed to it first): the
 first message, then the second if the first does not tell (Twilio's and Telnyx's
 ``connected`` comes before their ``start``). The supervisor never imports Pipecat, so the
-rules are written out here; ``tests/test_phone_calls.py`` holds them against Pipecat's.
+rules are written out here; ``tests/e2e/test_phone_calls.py`` holds them against Pipecat's.
 A stream whose first message is not a JSON object, or whose first two name no provider,
 is refused before any bot sees it.
 """

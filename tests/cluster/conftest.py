@@ -22,7 +22,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import SandboxProcess, free_port
-from tests.fakes.rest_witness import RestWitness
+from tests.doubles.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 
 LEASE_S = 2.0  # short, so a lost node is found within seconds

@@ -35,7 +35,7 @@ from tests.cluster.conftest import (
 )
 from tests.cluster.test_cluster_http import placeable
 from tests.conftest import REPO, SandboxProcess, free_port
-from tests.fakes.rest_witness import RestWitness
+from tests.doubles.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 

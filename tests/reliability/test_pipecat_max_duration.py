@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SandboxProcess, dropped
-from tests.test_pipecat_hosting import Fleet, caller_in, start_supervisor
+from tests.e2e.test_pipecat_hosting import Fleet, caller_in, start_supervisor
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")

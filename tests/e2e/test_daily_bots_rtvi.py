@@ -49,7 +49,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="Silero's VAD needs real speech: apt-get install espeak-ng")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WEATHER_TOOLS = "tests/bots/weather_tools.py"
 INSTRUCTIONS = "You are an assistant called Daily Bot. Keep responses brief and legible. Introduce yourself first."
 INITIAL_MESSAGES = [{"role": "user", "content": [{"type": "text", "text": INSTRUCTIONS}]}]
@@ -126,7 +126,7 @@ def test_a_malformed_tools_option_is_a_request_error_naming_its_path(tools: Any,
 
 
 def tools_body(tools: list[Any], llm: str = "custom_llm") -> dict[str, Any]:
-    from tests.test_daily_bots_pipelines import offline_body
+    from tests.unit.test_daily_bots_pipelines import offline_body
 
     body = offline_body()
     body["services"]["llm"] = llm
@@ -137,7 +137,7 @@ def tools_body(tools: list[Any], llm: str = "custom_llm") -> dict[str, Any]:
 def test_the_pipeline_advertises_the_tools_and_waits_on_the_client_right_after_rtvi() -> None:
     from pipecat.processors.frameworks.rtvi import RTVIFunctionCallReportLevel
 
-    from tests.test_daily_bots_pipelines import StandInTransport, shape
+    from tests.unit.test_daily_bots_pipelines import StandInTransport, shape
     from worker.daily_bots import voice
     from worker.daily_bots.functions import ClientFunctions
     from worker.daily_bots.request import parse_request
@@ -157,7 +157,7 @@ def test_the_pipeline_advertises_the_tools_and_waits_on_the_client_right_after_r
 
 
 def test_anthropic_is_offered_the_tools_in_its_own_shape() -> None:
-    from tests.test_daily_bots_pipelines import StandInTransport, needs
+    from tests.unit.test_daily_bots_pipelines import StandInTransport, needs
     from worker.daily_bots import voice
     from worker.daily_bots.request import parse_request
 
@@ -169,7 +169,7 @@ def test_anthropic_is_offered_the_tools_in_its_own_shape() -> None:
 
 
 def test_the_realtime_profile_advertises_the_tools_and_runs_them_alike() -> None:
-    from tests.test_daily_bots_pipelines import SEED_KEYS, StandInTransport, needs, seed_body, shape
+    from tests.unit.test_daily_bots_pipelines import SEED_KEYS, StandInTransport, needs, seed_body, shape
     from worker.daily_bots import realtime
     from worker.daily_bots.request import parse_request
 
@@ -186,7 +186,7 @@ def test_the_realtime_profile_advertises_the_tools_and_runs_them_alike() -> None
 def test_a_function_the_profile_names_a_handler_for_runs_on_the_server_the_others_on_the_client() -> None:
     from pipecat.processors.frameworks.rtvi import RTVIFunctionCallReportLevel
 
-    from tests.test_daily_bots_pipelines import StandInTransport, shape
+    from tests.unit.test_daily_bots_pipelines import StandInTransport, shape
     from worker.bot_loader import load_module
     from worker.daily_bots import functions, handlers, voice
     from worker.daily_bots.request import parse_request

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DailyRest, SandboxProcess, dropped
-from tests.fakes.rest_witness import RestWitness
+from tests.doubles.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 

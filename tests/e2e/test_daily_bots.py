@@ -1,7 +1,7 @@
 """A Daily Bots ``voice_2024_10`` request talks, offline, on a real supervisor.
 
 ``{"stt": "daily", "llm": "custom_llm", "tts": "openai_tts"}`` with both base URLs at a
-small OpenAI-compatible server this test starts (``tests/fakes/openai_server.py``): the
+small OpenAI-compatible server this test starts (``tests/doubles/openai_server.py``): the
 room's transcription is the sandbox's, which takes the text a synthetic caller says
 (``callfleet caller --say``). The bot greets from ``initial_messages``, hears the caller's
 sentence, says the LLM's words, and the caller hears it; with ``run_on_config`` it waits
@@ -25,7 +25,7 @@ import pytest
 
 from sandbox.caller import CallerOptions, percentile
 from tests.conftest import REPO
-from tests.fakes.openai_server import FakeOpenAI, text_of
+from tests.doubles.openai_server import FakeOpenAI, text_of
 from tests.rtvi_client import RTVIClient
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until

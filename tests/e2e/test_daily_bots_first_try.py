@@ -40,8 +40,8 @@ from supervisor.bots.services import ServiceError, session_keys
 from supervisor.http.app import make_app
 from supervisor.sessions.requests import BotsStart, PipecatStart
 from tests.conftest import REPO, free_port
+from tests.e2e.test_providers import RunningDaemon
 from tests.supervisor_harness import SupervisorProcess
-from tests.test_providers import RunningDaemon
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")

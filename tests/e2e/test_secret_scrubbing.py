@@ -44,7 +44,7 @@ from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.view import describe_record
 from supervisor.store import SessionRecord, Store
 from tests.conftest import REPO
-from tests.fakes.openai_server import FakeOpenAI
+from tests.doubles.openai_server import FakeOpenAI
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 

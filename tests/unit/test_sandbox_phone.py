@@ -1,7 +1,7 @@
 """The sandbox plays the phone network: a Twilio-like phone calls a voice webhook, follows
 the TwiML, talks Twilio Media Streams in real time, and Twilio's REST API hangs it up.
 
-The far end is a small Twilio-speaking server of the tests' own (``tests.fakes.twilio_server``),
+The far end is a small Twilio-speaking server of the tests' own (``tests.doubles.twilio_server``),
 which checks the phone's messages as plain JSON against Twilio's documented shapes; one test
 puts Pipecat's own Twilio code (its provider detection and ``TwilioFrameSerializer``) there.
 """
@@ -28,7 +28,7 @@ from sandbox.telephony.network import ACCOUNT_SID
 from sandbox.telephony.phone import HungUpBy, Phone, PhoneOptions
 from sandbox.telephony.signature import sign
 from sandbox.telephony.transcripts import LocalTranscripts, RemoteTranscripts
-from tests.fakes.twilio_server import TwilioServer, connect_twiml, hang_up
+from tests.doubles.twilio_server import TwilioServer, connect_twiml, hang_up
 
 
 class ManualClock:

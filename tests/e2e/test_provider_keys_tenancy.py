@@ -33,9 +33,9 @@ from sandbox.caller import Caller, CallerOptions
 from supervisor.bots.services import ServiceError, session_keys
 from supervisor.http.app import make_app
 from tests.conftest import REPO, free_port
-from tests.fakes.openai_server import FakeOpenAI
+from tests.doubles.openai_server import FakeOpenAI
+from tests.e2e.test_providers import RunningDaemon
 from tests.supervisor_harness import SupervisorProcess
-from tests.test_providers import RunningDaemon
 from tests.waiting import wait_until as wait_for
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,

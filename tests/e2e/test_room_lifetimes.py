@@ -18,7 +18,7 @@ from typing import Any
 
 from supervisor.daily_rest import get_name_from_url
 from tests.conftest import DailyRest, SandboxProcess
-from tests.fakes.rest_witness import RestWitness
+from tests.doubles.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 

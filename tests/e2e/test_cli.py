@@ -60,7 +60,7 @@ async def test_phone_calls_a_webhook_says_its_sentence_and_is_hung_up_through_th
     import aiohttp
 
     from callfleet.audio import read_wav, rms
-    from tests.fakes.twilio_server import TwilioServer, hang_up
+    from tests.doubles.twilio_server import TwilioServer, hang_up
 
     sandbox = SandboxProcess()
     server = TwilioServer(echo=True)

@@ -31,7 +31,7 @@ from supervisor.daily_rest import DailyREST
 from supervisor.http.app import make_app
 from tests.conftest import DailyRest, SandboxProcess
 from tests.doubles.http_daemon import BareDaemon, NoSessions
-from tests.fakes.rest_witness import RestWitness
+from tests.doubles.rest_witness import RestWitness
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 

@@ -27,7 +27,7 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 ECHO_BOT = r'''
 import asyncio, json, sys

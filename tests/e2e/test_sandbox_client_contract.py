@@ -415,7 +415,7 @@ def _event_names(arg: ast.expr, where: str) -> list[str] | None:
 
 def _emissions() -> list[tuple[str, str, int]]:
     """(where, event, arguments) of every event the sandbox's code names in a call."""
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     found = []
     for path in sorted((root / "sandbox").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -37,8 +37,8 @@ from supervisor.http.dialin_signature import SignatureError, Verifier, secret_fr
 from supervisor.profiles import parse as parse_profiles
 from tests.conftest import REPO, DailyRest, SandboxProcess, free_port
 from tests.doubles.http_daemon import BareDaemon
+from tests.e2e.test_deploy import rendered_config, resource, supervisor_container
 from tests.supervisor_harness import SupervisorProcess
-from tests.test_deploy import rendered_config, resource, supervisor_container
 from tests.waiting import wait_until
 
 SECRET = base64.b64encode(secrets.token_bytes(32)).decode()  # as Daily's pinless `hmac`

@@ -34,7 +34,7 @@ from callfleet import options as table  # noqa: E402
 from callfleet.options import CATALOGUE, Honoured, Refused, Where  # noqa: E402
 from callfleet.providers import PROVIDERS, ServiceType, installed  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
-from tests.test_providers import RunningDaemon, _bots_start  # noqa: E402
+from tests.e2e.test_providers import RunningDaemon, _bots_start  # noqa: E402
 
 # -- the seed's lists, transcribed ----------------------------------------------------------------
 # From seed 003 ("DailyBots Server Reference"): each provider section's "Service Options" and
@@ -570,7 +570,7 @@ def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 async def openai() -> AsyncIterator[Any]:
-    from tests.fakes.openai_server import FakeOpenAI
+    from tests.doubles.openai_server import FakeOpenAI
 
     server = FakeOpenAI()
     await server.start()

@@ -1,1 +1,0 @@
-"""Small local stand-ins for the outside services a test must not reach."""
