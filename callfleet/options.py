@@ -122,7 +122,7 @@ def listing(value: Any) -> list[Any]:
 
 
 def rates(*allowed: int) -> Check:
-    """A TTS output rate among those the seed lists for the provider."""
+    """A TTS output rate among those Daily Bots lists for the provider."""
     return one_of(*allowed)
 
 
@@ -169,7 +169,7 @@ def text_filter(value: Any) -> dict[str, bool] | None:
     return dict(value)
 
 
-# The seed's Cartesia emotions (anger, positivity, …) as the one emotion Cartesia's sonic-3 API takes.
+# Daily Bots' Cartesia emotions (anger, positivity, …) as the one emotion Cartesia's sonic-3 API takes.
 SEED_EMOTIONS = {"anger": "angry", "positivity": "happy", "surprise": "surprised", "sadness": "sad",
                  "curiosity": "curious"}
 # Pipecat's CartesiaEmotion (pipecat/services/cartesia/tts.py), transcribed: this module never imports Pipecat.
@@ -184,8 +184,8 @@ CARTESIA_EMOTIONS = frozenset({
 
 
 def cartesia_emotion(value: Any) -> str:
-    """One emotion: Cartesia's own name or the seed's (``positivity`` → ``happy``), alone or as
-    a one-item list. The seed's levels (``positivity:high``) and several emotions at once were
+    """One emotion: Cartesia's own name or Daily Bots' (``positivity`` → ``happy``), alone or as
+    a one-item list. Daily Bots' levels (``positivity:high``) and several emotions at once were
     Cartesia's retired API: sonic-3 takes one emotion name."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
@@ -314,7 +314,7 @@ CATALOGUE: dict[str, dict[str, Entry]] = {
     "deepgram": _stt(
         "deepgram", punctuate=Honoured(_S, "punctuate", flag), profanity_filter=Honoured(_S, "profanity_filter", flag),
         smart_format=Honoured(_S, "smart_format", flag), endpointing=Honoured(_S, "endpointing", millis),
-        # The seed's Deepgram TTS example writes its voice under "deepgram": the STT's key.
+        # Daily Bots' Deepgram TTS example writes its voice under "deepgram": the STT's key.
         voice=Refused("voice is a TTS option: Deepgram's speech is the deepgram_tts provider, so its options go "
                       "under service_options.deepgram_tts")),
     "assemblyai": _stt(
@@ -376,7 +376,7 @@ CATALOGUE: dict[str, dict[str, Entry]] = {
         speed=Honoured(_S, "generation_config.speed", cartesia_speed, note="0.6–1.5, or slowest … fastest"),
         speaking_rate=Honoured(_S, "generation_config.speed", cartesia_speed, alias_of="speed"),
         emotion=Honoured(_S, "generation_config.emotion", cartesia_emotion,
-                         note="one emotion; the seed's names map to sonic-3's (positivity → happy)")),
+                         note="one emotion; Daily Bots' names map to sonic-3's (positivity → happy)")),
     "deepgram_tts": _tts(
         "deepgram_tts", (8000, 16000, 24000, 32000, 48000), **_speed("deepgram_tts", "speed", 0.7, 1.5),
         model=Refused("Deepgram's voice is its model (aura-asteria-en): set voice"),

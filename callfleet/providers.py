@@ -1,4 +1,4 @@
-"""The Daily Bots providers callfleet can build (seed 003's STT, LLM, TTS and S2S tables, plus
+"""The Daily Bots providers callfleet can build (Daily Bots' STT, LLM, TTS and S2S tables, plus
 callfleet's ``"daily"`` STT): which Pipecat service each becomes, where its key comes from,
 where it connects by default and what must be installed for it.
 
@@ -32,7 +32,7 @@ class ServiceType(enum.StrEnum):
 class Provider(msgspec.Struct, frozen=True, kw_only=True):
     """One provider: the Pipecat service that runs it and what that service needs."""
 
-    name: str  # the seed's configuration string
+    name: str  # Daily Bots' configuration string
     kind: ServiceType
     module: str | None  # the Pipecat module holding ``cls``; None: nothing in Pipecat 1.x runs it
     cls: str | None
@@ -105,7 +105,7 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     _p("aws_tts", _T, f"{_SVC}.aws.tts.AWSPollyTTSService", "AWS_SECRET_ACCESS_KEY", "aiobotocore",
        "pipecat-ai[aws]", companions=("AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"), settings=("AWS_REGION",)),
     # Google's HTTP service: it speaks every voice (Daily Bots' default en-US-Neural2-A among them) and
-    # takes the seed's SSML options (pitch, rate, volume, emphasis); the streaming one only Chirp 3 HD.
+    # takes Daily Bots' SSML options (pitch, rate, volume, emphasis); the streaming one only Chirp 3 HD.
     _p("google_tts", _T, f"{_SVC}.google.tts.GoogleHttpTTSService", "GOOGLE_APPLICATION_CREDENTIALS",
        "google-cloud-texttospeech", "pipecat-ai[google]", key_in_file=True),
     _p("openai_tts", _T, f"{_SVC}.openai.tts.OpenAITTSService", "OPENAI_API_KEY", "openai", "pipecat-ai[openai]",
@@ -119,7 +119,7 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
 )}
 
 # What a request that names no provider for a service gets: Daily Bots' integrated defaults
-# (seed 003: Deepgram is "the primary integrated STT provider"; its example omits stt).
+# (Daily Bots: Deepgram is "the primary integrated STT provider"; its example omits stt).
 DEFAULTS: dict[ServiceType, str] = {
     ServiceType.STT: "deepgram",
     ServiceType.LLM: "anthropic",

@@ -1,4 +1,4 @@
-"""The daemon's TOML configuration, validated into msgspec Structs (SPEC §3).
+"""The daemon's TOML configuration, validated into msgspec Structs.
 
 An unknown key, a wrong type or an out-of-range value is a ``ConfigError`` whose message
 starts with the offending key path (``pool.max_workers: expected int >= 1``); the CLI turns
@@ -86,7 +86,7 @@ class SandboxSection(_Section):
 
 
 class ClusterSection(_Section):
-    """Many nodes sharing one Redis (SPEC §10); without ``redis_url``, one node, SQLite only."""
+    """Many nodes sharing one Redis; without ``redis_url``, one node, SQLite only."""
 
     redis_url: str | None = None  # redis://host:6379/0 (or a Valkey)
     node_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,63}$")] | None = None  # default: host name
@@ -119,7 +119,7 @@ class DialinSection(_Section):
 
 
 class TelephonySection(_Section):
-    """Phone calls over WebSockets (SPEC §12): ``WS /ws/{profile}`` and Twilio's voice webhook."""
+    """Phone calls over WebSockets: ``WS /ws/{profile}`` and Twilio's voice webhook."""
 
     # The profile POST /telephony/twilio starts for an inbound call (a kind = "pipecat" one).
     twilio_profile: str | None = None

@@ -1,1 +1,1 @@
-"""The Daily Bots profiles (seed 003) as built-in Pipecat bots: services, request parsing, pipelines."""
+"""Daily Bots' profiles as built-in Pipecat bots: services, request parsing, pipelines."""

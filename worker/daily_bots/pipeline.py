@@ -38,7 +38,7 @@ from worker.daily_bots.request import BotRequest
 
 BOT_NAME = "Daily Bot"
 AUDIO_IN_RATE = 16000  # what STT services and Silero VAD take
-DEFAULT_TTS_RATE = 24000  # Daily Bots' default for every TTS provider in seed 003
+DEFAULT_TTS_RATE = 24000  # Daily Bots' default for every TTS provider
 
 
 def preload_services(kinds: Sequence[ServiceType]) -> list[str]:

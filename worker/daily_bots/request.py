@@ -21,7 +21,7 @@ from callfleet.providers import PROVIDERS, S2S_PROFILES, Provider, ServiceType, 
 from callfleet.vad import VAD_SERVICE, vad_params
 from worker.daily_bots.tools import Tool, parse_tools
 
-# What every profile but the speech-to-speech one configures (seed 003's profile table).
+# What every profile but the speech-to-speech one configures (Daily Bots' profile table).
 VOICE_SERVICES: tuple[str, ...] = ("stt", "llm", "tts")
 # LLM options that shape the conversation rather than the LLM service.
 # (``system_prompt`` stays: the LLM builders make it the system instruction.)

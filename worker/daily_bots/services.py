@@ -1,4 +1,4 @@
-"""Build the Pipecat services a Daily Bots request names (seed 003), one builder per service type.
+"""Build the Pipecat services a Daily Bots request names, one builder per service type.
 
 Each builder takes the provider's name (a key of ``callfleet.providers.PROVIDERS``), its options
 already merged for that service (``config`` options of the service type over
