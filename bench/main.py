@@ -42,6 +42,15 @@ task in one process, on the same sandbox with the same callers and N, after call
 supervisor has stopped (never both at once: the machine's cores would be shared). Its
 figures go under ``"peer"`` with the same keys where they apply.
 
+``--transport twilio`` measures phone calls instead (``bench.phone_hosts``, ``bench.phone``):
+every session is a call over Twilio Media Streams, started with ``POST /start
+{"transport": "websocket"}`` and streamed to its ``wsUrl`` by a phone speaking marked μ-law
+chunks in real time; start latency runs to the first echoed chunk heard, the direct round
+trip is the same phones on a loopback Media Streams echo (no bot), and the peer serves the
+same bot on the development runner's Twilio shape (``POST /`` → TwiML → ``/ws``, a task per
+call). Its default profile is ``phone_echo`` of ``bench/phone_profiles.toml``
+(``tests/bots/phone_echo.py``, a ``create_transport`` echo bot).
+
 The report is JSON plus a short human summary.
 """
 
@@ -63,6 +72,8 @@ import msgspec
 
 from bench.floor import ForwardMode, forward
 from bench.peer_host import measure_peer
+from bench.phone import BenchPhone, phone_talk
+from bench.phone_hosts import burst, lone_starts, measure_peer_phone, start_callfleet_call
 from bench.progress import Progress
 from bench.report import host_report, summary
 from bench.stack import REPO, Stack
@@ -127,7 +138,8 @@ def load_profile(path: Path, name: str) -> Profile:
 
 
 async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Path = REPO,
-                    profile_name: str = "echo", profiles: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    profile_name: str = "echo", profiles: Path | None = None,
+                    transport: str = "daily") -> tuple[dict[str, Any], dict[str, Any]]:
     """The report (its fixed keys, the forwarding floor and the loop stall; for a pipecat
     profile the peer's figures under ``"peer"``), and diagnostics for the human summary.
     Raises ``RuntimeError`` if the stack fails, ``KeyError`` for an unknown profile."""
@@ -140,13 +152,17 @@ async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Pat
     stack = Stack(sessions, repo, profiles)
     stack.start()
     try:
-        report, diagnostics = await measure_callfleet(stack, sessions, seconds, progress, profile)
+        if transport == "twilio":
+            report, diagnostics = await measure_callfleet_phone(stack, sessions, seconds, progress, profile)
+        else:
+            report, diagnostics = await measure_callfleet(stack, sessions, seconds, progress, profile)
         # Callfleet first, then the peer on the same sandbox: the supervisor has stopped
         # cleanly by now (nothing of it runs beside the peer), and the rooms the peer leaves
         # behind, as Pipecat's runner does, cannot count against callfleet's room leaks.
         if profile.hosts_a_pipecat_bot:
             assert profile.bot is not None
-            report["peer"] = await measure_peer(stack, sessions, seconds, progress, profile.bot)
+            measure = measure_peer_phone if transport == "twilio" else measure_peer
+            report["peer"] = await measure(stack, sessions, seconds, progress, profile.bot)
         progress.done()
     finally:
         stack.stop()
@@ -303,6 +319,78 @@ async def measure_callfleet(stack: Stack, n: int, seconds: float, progress: Prog
     return report, diagnostics
 
 
+async def measure_callfleet_phone(stack: Stack, n: int, seconds: float, progress: Progress,
+                                  profile: Profile) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Callfleet's figures for ``n`` phone calls of ``profile`` (a bot that takes phone
+    WebSockets); stops its supervisor (cleanly). Raises ``RuntimeError`` if a call fails."""
+    assert stack.supervisor is not None
+    sup_pid = stack.supervisor.pid
+    async with aiohttp.ClientSession() as http:
+        progress(f"callfleet: warming {n} workers")
+        await _await_idle(http, stack.api, n)
+        await asyncio.sleep(1.0)
+        worker_pss_idle = _worker_pss(sup_pid)
+
+        async def call() -> BenchPhone:
+            return await start_callfleet_call(http, stack.api, profile.name)
+
+        async def settle() -> None:
+            await _await_live(http, stack.api)
+            await _await_idle(http, stack.api, n)
+
+        progress(f"callfleet: {LONE_STARTS} lone calls, one at a time")
+        alone = await lone_starts(call, settle)
+        await asyncio.sleep(1.0)
+        idle_pids = [p for p in descendants(sup_pid) if _pss(p) is not None]
+        progress(f"callfleet: {n} calls at once")
+        phones, latencies = await burst(call, n)
+        window = CallfleetWindow(stack, http, idle_pids)
+        said = await phone_talk(http, phones, seconds, window, progress, "callfleet")
+
+        progress("callfleet: every phone hung up; checking for leaks")
+        await _await_live(http, stack.api)
+        await asyncio.sleep(3.0)  # recycled workers exit, the pool refills to min_idle
+        helpers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p) or "resource_tracker" in cmdline(p)]
+        workers_left = [w for f in helpers for w in descendants(f)]
+        others = [p for p in descendants(sup_pid) if p not in helpers and p not in workers_left]
+        leaked_processes = max(0, len(workers_left) - n) + len(others)
+        _, listing = await json_request(http, "GET", f"{stack.api}/sessions")
+        live_sessions = sum(1 for s in listing["data"] if not SessionState(s["state"]).finished)
+        stack.supervisor.terminate()
+        await asyncio.to_thread(stack.supervisor.wait, 60)
+
+    # The supervisor relays every media message both ways: the phones' chunks and the echoes.
+    relayed = said.sent + said.received
+    breakdown, window_s = window.breakdown, max(window.ended - window.started, 1e-9)
+    diagnostics = {
+        "profile": profile,
+        "cores": {k: round(v / window_s, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
+        "supervisor_us_per_frame_by_thread": {k.removeprefix("supervisor "): round(v / relayed * 1e6, 1)
+                                              for k, v in breakdown.items() if k.startswith("supervisor ") and relayed},
+    }
+    report = {
+        **host_report(n, seconds, latencies, alone, said, window.figures(n)),
+        "profile": profile.name,
+        "transport": "twilio",
+        "supervisor_cpu_us_per_frame": round(window.sup_cpu / relayed * 1e6, 2) if relayed else None,
+        "worker_pss_mb": {"idle": worker_pss_idle, "in_call": window.in_call_pss},
+        "leaks": {"processes": leaked_processes, "sessions": live_sessions},
+        "loop_stall_ms_max": window.loop_stall_ms_max,
+        "loop_busy_ms_max": window.loop_busy_ms_max,
+    }
+    return report, diagnostics
+
+
+async def _await_live(http: aiohttp.ClientSession, api: str, timeout_s: float = 30) -> None:
+    """Until no session is live (or ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _, listing = await json_request(http, "GET", f"{api}/sessions")
+        if not any(not SessionState(s["state"]).finished for s in listing["data"]):
+            return
+        await asyncio.sleep(0.1)
+
+
 async def _metrics(http: aiohttp.ClientSession, api: str) -> tuple[int, float]:
     async with http.get(f"{api}/metrics") as resp:
         text = await resp.text()
@@ -352,21 +440,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", type=Path, default=None,
                         help="the supervisor's profiles file (default: the checkout's configs/profiles.toml; "
                              "its pipecat profiles make every worker preload Pipecat)")
+    parser.add_argument("--transport", choices=("daily", "twilio"), default="daily",
+                        help="daily (rooms, the default) or twilio: phone calls over Media Streams WebSockets "
+                             "(default profile phone_echo of bench/phone_profiles.toml)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     parser.add_argument("--repo", type=Path, default=REPO,
                         help="run the sandbox and supervisor from this checkout (default: the bench's own)")
     ns = parser.parse_args(argv)
+    if ns.transport == "twilio":
+        if ns.profile == "echo":
+            ns.profile = "phone_echo"
+        if ns.profiles is None:
+            ns.profiles = Path(__file__).resolve().parent / "phone_profiles.toml"
     if ns.sessions < 1 or ns.seconds <= 0:
         print("callfleet bench: --sessions must be >= 1 and --seconds > 0", file=sys.stderr)
         return 2
     try:
-        load_profile(ns.profiles or ns.repo / "configs" / "profiles.toml", ns.profile)
+        chosen = load_profile(ns.profiles or ns.repo / "configs" / "profiles.toml", ns.profile)
     except (KeyError, OSError) as exc:
         print(f"callfleet bench: --profile: {exc}", file=sys.stderr)
         return 2
+    if ns.transport == "twilio":
+        if not chosen.hosts_a_pipecat_bot:
+            print("callfleet bench: --transport twilio needs a pipecat profile whose bot takes phone calls "
+                  "(create_transport)", file=sys.stderr)
+            return 2
+        # The bots' Twilio serializer needs an account to hang calls up with: the sandbox's.
+        from sandbox.telephony.network import ACCOUNT_SID
+
+        os.environ.setdefault("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+        os.environ.setdefault("TWILIO_AUTH_TOKEN", "bench")
     import uvloop
 
-    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo, ns.profile, ns.profiles))
+    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo, ns.profile, ns.profiles,
+                                                  ns.transport))
     text = json.dumps(report, indent=2)
     if ns.out:
         ns.out.write_text(text + "\n")

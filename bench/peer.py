@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -78,6 +79,51 @@ def load_bot(spec: str) -> Callable[[Any], Awaitable[None]]:
         module = importlib.import_module(target)
     fn: Callable[[Any], Awaitable[None]] = getattr(module, name or "bot")
     return fn
+
+
+class StarletteBridge:
+    """An aiohttp WebSocket as the Starlette ``WebSocket`` FastAPI would hand the bot: the
+    ASGI events it reads and writes mapped onto the socket (the runner serves /ws with
+    uvicorn; this stands in for it where uvicorn is not installed)."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        from starlette.websockets import WebSocket
+
+        self.ws = ws
+        self._connected = False
+        scope = {"type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+                 "scheme": "ws", "path": request.path, "raw_path": request.path.encode(), "root_path": "",
+                 "query_string": request.query_string.encode(), "server": ("127.0.0.1", None),
+                 "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()],
+                 "client": None, "subprotocols": [], "state": {}, "extensions": {}}
+        self.websocket = WebSocket(scope, self._receive, self._send)
+
+    async def _receive(self) -> dict[str, Any]:
+        if not self._connected:
+            self._connected = True
+            return {"type": "websocket.connect"}
+        from aiohttp import WSMsgType
+
+        message = await self.ws.receive()
+        if message.type is WSMsgType.TEXT:
+            return {"type": "websocket.receive", "text": message.data}
+        if message.type is WSMsgType.BINARY:
+            return {"type": "websocket.receive", "bytes": message.data}
+        return {"type": "websocket.disconnect", "code": self.ws.close_code or 1000, "reason": ""}
+
+    async def _send(self, message: Any) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept":
+            return
+        if kind == "websocket.close":
+            await self.ws.close(code=int(message.get("code") or 1000))
+            return
+        if self.ws.closed:
+            raise OSError("the call's WebSocket is closed")
+        if message.get("text") is not None:
+            await self.ws.send_str(message["text"])
+        else:
+            await self.ws.send_bytes(bytes(message.get("bytes") or b""))
 
 
 class Peer:
@@ -146,6 +192,35 @@ class Peer:
         return web.Response(body=msgspec.json.encode(session.view(self.joined_at.get(session.room_url))),
                             content_type="application/json")
 
+    async def twilio(self, request: web.Request) -> web.Response:
+        """The runner's ``POST /`` for Twilio: TwiML connecting the call to its ``/ws``."""
+        host = request.headers.get("Host", request.host)
+        return web.Response(text=f'<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
+                                 f'<Stream url="ws://{host}/ws"></Stream></Connect><Pause length="40"/></Response>',
+                            content_type="application/xml")
+
+    async def ws(self, request: web.Request) -> web.WebSocketResponse:
+        """The runner's ``/ws``: the call's socket, accepted, as a Starlette ``WebSocket``
+        (the runner's FastAPI hands its bot one), and ``bot(WebSocketRunnerArguments)``
+        run as a task until the call ends."""
+        from pipecat.runner.types import WebSocketRunnerArguments
+
+        ws = web.WebSocketResponse(max_msg_size=1 << 20)
+        await ws.prepare(request)
+        socket = StarletteBridge(ws, request)
+        await socket.websocket.accept()
+        args = WebSocketRunnerArguments(websocket=socket.websocket)
+        session_id = str(uuid.uuid4())
+        session = PeerSession(session_id, "ws")
+        self.sessions[session_id] = session
+        session.task = asyncio.create_task(self._run(session, args), name=f"bot-{session_id}")
+        self.tasks.add(session.task)
+        session.task.add_done_callback(self.tasks.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({session.task})
+        await ws.close()
+        return ws
+
     async def running(self, request: web.Request) -> web.Response:
         return web.json_response({"running": len(self.tasks)})
 
@@ -157,6 +232,8 @@ async def serve(bot_spec: str, port: int) -> None:
     app = web.Application()
     app.router.add_post("/start", peer.start)
     app.router.add_get("/sessions", peer.running)
+    app.router.add_post("/", peer.twilio)
+    app.router.add_get("/ws", peer.ws)
     app.router.add_get("/sessions/{id}", peer.get)
     app.router.add_delete("/sessions/{id}", peer.stop)
     async with ClientSession() as http:

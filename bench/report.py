@@ -90,8 +90,9 @@ def beside_peer(report: dict[str, Any]) -> list[str]:
 def summary(report: dict[str, Any], diagnostics: dict[str, Any]) -> str:
     r, d = report, diagnostics
     floor = d["floor"]
+    over = " phone calls over Twilio Media Streams," if r.get("transport") == "twilio" else " sessions,"
     lines = [
-        f"callfleet bench: {r['sessions']} {r.get('profile', 'echo')} sessions, {r['seconds']:g} s of speech each",
+        f"callfleet bench: {r['sessions']} {r.get('profile', 'echo')}{over} {r['seconds']:g} s of speech each",
         f"  start latency    p50 {r['start_latency_ms']['p50']:.1f} ms   p99 {r['start_latency_ms']['p99']:.1f} ms"
         f"   (one session alone: p50 {r['start_alone_ms']['p50']:.1f} ms)",
         f"  echo rtt         p50 {r['echo_rtt_ms']['p50']:.2f} ms   p99 {r['echo_rtt_ms']['p99']:.2f} ms",
@@ -100,12 +101,14 @@ def summary(report: dict[str, Any], diagnostics: dict[str, Any]) -> str:
         f"  frames           sent {r['frames']['sent']}  received {r['frames']['received']}  lost {r['frames']['lost']}",
         f"  supervisor CPU   {r['supervisor_cpu_us_per_frame']} us per routed frame" if r["supervisor_cpu_us_per_frame"]
         else "  supervisor CPU   n/a: no frame was routed through it (a hosted bot's audio stays in its worker)",
+        *(["  (a phone call's frames are its media messages, relayed by the supervisor both ways; direct rtt is the "
+           "same phones on a loopback Media Streams echo, no bot)"] if r.get("transport") == "twilio" else []),
         f"  forwarding floor {r['forwarding_floor_us_per_frame']} us per frame, bare ROUTER, {floor.peers} peers "
         f"(Python thread {floor.python_us_per_frame:.1f}, libzmq I/O thread {floor.io_us_per_frame:.1f})",
         f"  loop stall       {_ms(r['loop_stall_ms_max'])} worst supervisor loop lateness while speaking, "
         f"of which its own work at most {_ms(r.get('loop_busy_ms_max'))}",
         f"  worker PSS       idle {r['worker_pss_mb']['idle']} MB   in call {r['worker_pss_mb']['in_call']} MB",
-        f"  leaks            processes {r['leaks']['processes']}  rooms {r['leaks']['rooms']}",
+        "  leaks            " + "  ".join(f"{k} {v}" for k, v in r["leaks"].items()),
         "  supervisor CPU by thread, us per frame: "
         + ", ".join(f"{k} {v}" for k, v in d["supervisor_us_per_frame_by_thread"].items()),
         "  cores in use     " + ", ".join(f"{k} {v:.2f}" for k, v in d["cores"].items()) + f" (of {os.cpu_count()})",

@@ -41,3 +41,69 @@ def test_bench_of_a_pipecat_profile_reports_the_peer_beside_callfleet(tmp_path: 
     assert peer["leaks"]["sessions"] == 0 and peer["leaks"]["processes"] == 0
     assert report["worker_pss_mb"]["idle"] and report["worker_pss_mb"]["in_call"]
     assert "Pipecat's development runner" in result.stdout
+
+
+def test_bench_of_phone_calls_reports_callfleet_and_the_runners_ws_peer(tmp_path: Path) -> None:
+    out = tmp_path / "phone.json"
+    result = subprocess.run([sys.executable, "-m", "cli", "bench", "--transport", "twilio",
+                             "--sessions", "2", "--seconds", "2", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    peer = report["peer"]
+    assert report["profile"] == "phone_echo" and report["transport"] == "twilio"
+    phone_keys = HOST_KEYS | {"supervisor_cpu_us_per_frame", "worker_pss_mb"}
+    assert phone_keys <= set(report) and HOST_KEYS <= set(peer)
+    for host in (report, peer):
+        assert host["sessions"] == 2
+        frames = host["frames"]
+        assert frames["sent"] > 0 and frames["received"] >= 0.9 * frames["sent"]
+        assert frames["lost"] == frames["sent"] - frames["received"]
+        for key in ("start_latency_ms", "echo_rtt_ms", "direct_rtt_ms", "added_latency_ms"):
+            assert set(host[key]) == {"p50", "p99"}
+    assert report["supervisor_cpu_us_per_frame"] > 0
+    assert report["leaks"] == {"processes": 0, "sessions": 0}
+    assert peer["leaks"] == {"processes": 0, "sessions": 0}
+    assert "phone calls over Twilio Media Streams" in result.stdout
+
+
+async def test_the_bench_phones_count_the_chunks_whose_echo_never_came_as_lost() -> None:
+    """A Media Streams server that echoes every other chunk: half the phones' chunks are lost."""
+    import aiohttp
+    from aiohttp import web
+
+    from bench.phone import BenchPhone, phone_talk
+    from bench.talk import Window
+
+    async def every_other(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        n = 0
+        async for message in ws:
+            data = json.loads(message.data)
+            if data.get("event") == "media":
+                n += 1
+                if n % 2:
+                    await ws.send_str(json.dumps({"event": "media", "streamSid": data["streamSid"],
+                                                  "media": {"payload": data["media"]["payload"]}}))
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", every_other)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http:
+            phones = [BenchPhone(f"ws://127.0.0.1:{port}/ws", 0.0) for _ in range(2)]
+            for phone in phones:
+                await phone.open(http)
+            said = await phone_talk(http, phones, 1.0, Window(), lambda text: None, "test")  # type: ignore[arg-type]
+    finally:
+        await runner.cleanup()
+    assert said.sent >= 80  # two phones, 50 chunks a second each
+    assert said.received == pytest.approx(said.sent / 2, abs=4)
+    assert said.lost == said.sent - said.received
+    assert said.direct_rtts and said.echo_rtts
