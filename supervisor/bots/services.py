@@ -123,6 +123,24 @@ def runs_pipeline(kind: str, config: Mapping[str, Any]) -> bool:
     return kind == "pipecat" and str(config.get("bot", "")).startswith(PIPELINE_BOT_PREFIX)
 
 
+# The built-in pipeline that talks over a Twilio Media Stream (twilio_ws_voice_2024_09) instead of a room.
+PHONE_PIPELINE_BOT_PREFIX = "worker.daily_bots.phone:"
+# The operator's Twilio credentials its serializer hangs calls up with, handed over like provider keys.
+TWILIO_KEY_ENVS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+
+
+def runs_phone_pipeline(kind: str, config: Mapping[str, Any]) -> bool:
+    """Whether a profile runs the built-in phone pipeline: its session is a phone call."""
+    return kind == "pipecat" and str(config.get("bot", "")).startswith(PHONE_PIPELINE_BOT_PREFIX)
+
+
+def twilio_keys(environ: Mapping[str, str]) -> dict[str, str]:
+    """The operator's ``TWILIO_ACCOUNT_SID`` and ``TWILIO_AUTH_TOKEN`` (those set), for a
+    phone pipeline's session: without them its bot does not hang calls up through Twilio's
+    API (the socket closing still ends the call)."""
+    return {name: environ[name] for name in TWILIO_KEY_ENVS if environ.get(name)}
+
+
 def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any],
                  service_options: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str],
                  allowed_base_urls: Sequence[str] = (),
