@@ -7,20 +7,20 @@ Nothing else mutates it; the registry only creates actors and routes to them. It
 
 Its steps: prepare the room (``SessionRoom``), wait for the worker the registry acquired
 to boot, join (the bot's class makes the join message), and on the way out leave, give
-the worker back or recycle it, delete the room if the session created it, and write the
-record. Slow steps run as steps the actor can cancel, so a stop, a drain or an ask takes
-effect at once; events that arrive meanwhile are handled, in order, when the step is done.
-Asks that await a worker run beside the actor, never in it.
+the worker back or recycle it (the join and the leave are ``Seating``'s), delete the room
+if the session created it, and write the record. Slow steps run as steps the actor can
+cancel, so a stop, a drain or an ask takes effect at once; events that arrive meanwhile
+are handled, in order, when the step is done. Asks that await a worker run beside the
+actor, never in it.
 
 With failover on, a worker lost while joined is replaced and the bot rejoins the same room
 with a fresh token; the participants are reconciled with what the rejoin reports, and the
 session keeps its id and records the gap.
 
-A phone call over a WebSocket (``PhoneStart``) has no room: its start answers a one-time
-WebSocket URL (``supervisor.sessions.phone``), its join is the provider's stream arriving
-there and the bot's transport reading it, its one human is the caller, and the call ends
-the session when it hangs up. A phone's WebSocket cannot be rejoined, so a worker lost
-mid-call ends the call.
+A phone call over a WebSocket (``PhoneStart``) has no room: its side of the session (its
+URL, its stream's arrival as the join, the caller hanging up) is ``PhoneCall``
+(``supervisor.sessions.phone_call``). A phone's WebSocket cannot be rejoined, so a worker
+lost mid-call ends the call.
 """
 
 from __future__ import annotations
@@ -39,34 +39,29 @@ from protocol.audio import AudioIn
 from protocol.messages import (
     AudioSettings,
     BotFinished,
-    CallStateUpdated,
     DialinReady,
     Err,
-    ErrCode,
     Event,
-    Leave,
-    Ok,
     ParticipantLeft,
     SendAppMessage,
     SocketBytes,
     SocketClose,
     SocketText,
-    WebSocketCall,
 )
 from supervisor.bots import BOT_KINDS, Bot
-from supervisor.bots.base import Hosting, Seat
 from supervisor.daily_rest import DailyAPIError
-from supervisor.pool import PoolFull, WorkerGone, WorkerHandle, WorkerState
+from supervisor.pool import PoolFull, WorkerHandle
 from supervisor.sessions.actor import Actor, End, SessionGone, WorkerEvent, WorkerLost, answer_error
 from supervisor.sessions.bot_link import BotLink
-from supervisor.sessions.call_events import HOSTED_LEFT_GRACE_S, CallEvents
+from supervisor.sessions.call_events import CallEvents
 from supervisor.sessions.dialin import DialinCall
 from supervisor.sessions.participants import Participants
-from supervisor.sessions.phone import CloseCode, ClosedBy, PhoneLine
-from supervisor.sessions.phone_handshake import HandshakeRefused
+from supervisor.sessions.phone import PhoneLine
+from supervisor.sessions.phone_call import PhoneCall
 from supervisor.sessions.record import RecordKeeper
 from supervisor.sessions.requests import InvalidStart, PhoneStart, Prepared, StartRequest
-from supervisor.sessions.room import BOT_NAME, SessionRoom, TokenRefused
+from supervisor.sessions.room import SessionRoom, TokenRefused
+from supervisor.sessions.seating import Seating
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.timers import Timers
@@ -75,8 +70,6 @@ from supervisor.store import SessionRecord
 log = structlog.get_logger("supervisor.sessions")
 
 T = TypeVar("T")
-
-LEAVE_TIMEOUT_S = 5.0
 
 
 class CommandRefused(Exception):
@@ -116,16 +109,17 @@ class Session(Actor):
         self.task: asyncio.Task[None] | None = None
         dialin = request.dialin
         self.dialin = None if dialin is None else DialinCall(services.rest, dialin, self.log)
-        self._join_sent = False  # the worker was asked to join: it must be asked to leave
         # The session must be over by then; rooms and tokens outlive it (see SessionRoom).
         p = cfg.pool
         self.ends_by = time.time() + p.start_timeout_s + cfg.sessions.join_timeout_s + request.max_duration_s
         self.keeper = RecordKeeper(self.record, services, self.link, self.participants, self.log)
-        self._ending = False
-        self._hung_up = False  # a phone call's caller hung up: bot() returning is their leaving
-        # A phone call over a WebSocket: the line its URL opens.
-        self.phone = PhoneLine(self.id, request, cfg.telephony, self._phone_closed) \
+        self.seating = Seating(self.id, request, services, self.link, self.keeper, self.participants, self.audio,
+                               self.daily_key, self.log)
+        # A phone call over a WebSocket, and the line its URL opens.
+        self.phone_call = PhoneCall(self.id, request, lambda: self.s.config, self.participants, self.timers,
+                                    self.call, self.on_worker_event, self.stop, self.log) \
             if isinstance(request, PhoneStart) else None
+        self.phone: PhoneLine | None = None if self.phone_call is None else self.phone_call.line
         self.keeper.phone = self.phone
 
     @property
@@ -156,22 +150,8 @@ class Session(Actor):
         self.mailbox.put_nowait(WorkerLost(reason))
 
     def on_worker_socket(self, msg: SocketText | SocketBytes | SocketClose) -> None:
-        if self.phone is not None:
-            self.phone.from_bot(msg)
-
-    def _phone_closed(self, by: ClosedBy, code: int, reason: str) -> None:
-        """The phone's WebSocket closed (the line, on the loop): what that means for the
-        session. Before its stream started, the join step sees it."""
-        line = self.phone
-        if self._ending or line is None or line.call is None:
-            return
-        if by is ClosedBy.PHONE:
-            self.on_worker_event(ParticipantLeft(participant=line.caller(), reason="hung up"))
-        elif by is ClosedBy.BOT and code in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
-            # The bot hung up on its way out of bot(): as a hosted bot leaving its room.
-            self.on_worker_event(CallStateUpdated(state="left"))
-        else:
-            self.stop(EndReason.CALL_ENDED, f"the call's WebSocket was closed ({code}): {reason}")
+        if self.phone_call is not None:
+            self.phone_call.on_socket(msg)
 
     # -- the actor ---------------------------------------------------------------------------
 
@@ -255,99 +235,18 @@ class Session(Actor):
         self._save()
 
     async def _join(self) -> dict[str, Any]:
-        if self.phone is not None:
-            return await self._answer_phone(self.phone)
-        worker = self.worker
-        assert worker is not None and self.room.url is not None and self.bot is not None
-        try:
-            token = await self.room.bot_token(self.ends_by)
-        except DailyAPIError as exc:
-            raise End(EndReason.REST_FAILED, str(exc)) from None
-        try:
-            await asyncio.wait_for(asyncio.shield(worker.ready), self.s.config.pool.start_timeout_s)
-        except (TimeoutError, WorkerGone) as exc:
-            raise End(EndReason.NO_WORKER, f"worker did not start: {exc}") from None
-        self.s.pool.mark_busy(worker)
-        self._set_state(SessionState.JOINING)
-        timeout = self.s.config.sessions.join_timeout_s
-        seat = Seat(id=self.link.next_id(), session_id=self.id, room_url=self.room.url, token=token,
-                    user_name=BOT_NAME, audio=self.audio, timeout_s=timeout)
-        join = self.bot.join_message(seat, self._hosting)
-        self._join_sent = True
-        reply = await self.s.pool.request(worker, join, timeout + 5)
-        if isinstance(reply, Err):
-            if worker.state == WorkerState.DEAD:
-                raise End(EndReason.WORKER_CRASHED, f"worker lost while joining: {reply.message}")
-            if reply.code == ErrCode.BOT_ERROR:  # a hosted bot raised before joining: its traceback
-                raise End(EndReason.BOT_ERROR, reply.message)
-            if reply.code == ErrCode.BOT_FINISHED:
-                raise End(EndReason.BOT_FINISHED, reply.message)
-            raise End(EndReason.JOIN_FAILED, f"{reply.code}: {reply.message}")
-        data: dict[str, Any] = reply.result or {}
-        local = (data.get("participants") or {}).get("local") or {}
-        self.participants.bot_joined(local.get("id"))
-        return data
-
-    async def _answer_phone(self, line: PhoneLine) -> dict[str, Any]:
-        """The phone's join: its stream arrives on the URL and starts, then the worker runs
-        the bot over it, the call relayed from the first message on."""
-        worker = self.worker
-        assert worker is not None and self.bot is not None
-        tel = self.s.config.telephony
-        done, _ = await asyncio.wait({line.started}, timeout=max(0.0, line.expires_at - time.monotonic()))
-        if not done and not line.used:
-            raise End(EndReason.JOIN_FAILED, f"no call came to its WebSocket URL within {tel.ws_url_ttl_s} s")
-        try:
-            call = await asyncio.shield(line.started)  # the socket's handler settles it, bounded by its handshake
-        except HandshakeRefused as exc:
-            raise End(EndReason.JOIN_FAILED, f"the phone's stream did not start: {exc.reason}") from None
-        self.record.extra["phone"] = line.view()
-        try:
-            await asyncio.wait_for(asyncio.shield(worker.ready), self.s.config.pool.start_timeout_s)
-        except (TimeoutError, WorkerGone) as exc:
-            raise End(EndReason.NO_WORKER, f"worker did not start: {exc}") from None
-        self.s.pool.mark_busy(worker)
-        self._set_state(SessionState.JOINING)
-        timeout = self.s.config.sessions.join_timeout_s
-        seat_id = self.link.next_id()
-        urls = {"twilio": self.s.config.twilio_api_url} if self.s.config.twilio_api_url else {}
-        path, query, headers, client = line.handshake
-        websocket = WebSocketCall(socket=seat_id, path=path, query=query, headers=headers, client=client,
-                                  max_queued=tel.max_queued_messages, max_message_bytes=tel.max_message_bytes,
-                                  api_urls=urls)
-        seat = Seat(id=seat_id, session_id=self.id, room_url="", token="", user_name=BOT_NAME, audio=self.audio,
-                    timeout_s=timeout, websocket=websocket)
-        join = self.bot.join_message(seat, self._hosting)
-        self._join_sent = True
-        reply = await self.s.pool.request(worker, join, timeout + 5,
-                                          on_sent=lambda: line.start_relay(seat_id, lambda m: self.s.pool.relay(worker, m)))
-        if isinstance(reply, Err):
-            if worker.state == WorkerState.DEAD:
-                raise End(EndReason.WORKER_CRASHED, f"worker lost while joining: {reply.message}")
-            if reply.code == ErrCode.BOT_ERROR:
-                raise End(EndReason.BOT_ERROR, reply.message)
-            if reply.code == ErrCode.BOT_FINISHED:
-                raise End(EndReason.BOT_FINISHED, reply.message)
-            raise End(EndReason.JOIN_FAILED, f"{reply.code}: {reply.message}")
-        caller = line.caller()
-        self.participants.bot_joined(BOT_NAME)
-        self.log.info("phone call answered", **call.view())
-        return {"participants": {"local": {"id": BOT_NAME, "info": {"isLocal": True, "userName": BOT_NAME}},
-                                 caller["id"]: caller}}
-
-    def _hosting(self) -> Hosting:
-        """What a bot the worker hosts is handed for this session: its ``runner_args.body``,
-        the Daily proxy and this session's key for it, its profile's env and its keys."""
-        url = self.s.daily_proxy_url
-        return Hosting(body=self.request.runner_body(self.daily_key, url), api_url=url, api_key=self.daily_key,
-                       env=self.s.bot_env(self.request.profile), provider_keys=self.request.secrets.provider_keys)
+        """The bot joins: its room, or the phone's stream once it has started. Raises ``End``."""
+        assert self.worker is not None and self.bot is not None
+        if self.phone_call is not None:
+            return await self.seating.join_phone(self.bot, self.phone_call)
+        return await self.seating.join_room(self.bot, self.room, self.ends_by)
 
     async def _failover(self, reason: str) -> None:
         lost_at = time.monotonic()
         self.worker = None
         if not self.s.config.sessions.failover:
             raise End(EndReason.WORKER_CRASHED, reason)
-        if self.phone is not None:
+        if self.phone_call is not None:
             raise End(EndReason.WORKER_CRASHED, f"{reason}; a phone call's WebSocket cannot be rejoined: the call ends")
         self.log.warning("worker lost; failing over", reason=reason)
         try:
@@ -373,32 +272,21 @@ class Session(Actor):
     async def _on_event(self, event: Event | BotFinished) -> None:
         assert self.bot is not None
         if isinstance(event, BotFinished):
-            if event.error is None and self._hung_up:
+            if event.error is None and self.phone_call is not None and self.phone_call.hung_up:
                 self.stop(EndReason.PARTICIPANT_LEFT, "the caller hung up")
             elif event.error is None:
                 self.stop(EndReason.BOT_FINISHED, "bot() returned")
             else:
                 self.stop(EndReason.BOT_ERROR, event.error)
             return
-        if isinstance(event, ParticipantLeft) and self.phone is not None:
-            self._caller_hung_up(event)
+        if isinstance(event, ParticipantLeft) and self.phone_call is not None:
+            self.phone_call.caller_hung_up(event)
             return
         if isinstance(event, DialinReady) and self.dialin is not None:
             failed = await self.dialin.put_through(self.record.extra.get("sip_endpoint") or event.sip_endpoint)
             if failed is not None:
                 self.stop(EndReason.DIALIN_FAILED, failed)
         await self.call.on_event(self.bot, event, in_call=self.record.state == SessionState.JOINED)
-
-    def _caller_hung_up(self, event: ParticipantLeft) -> None:
-        """The phone hung up. The bot hears its call end (its transport's
-        ``on_client_disconnected``) and has a moment to return from bot() by itself, as it
-        would on Pipecat Cloud; either way the session ends ``participant_left``."""
-        self.participants.left(event.participant or {})
-        if not self.request.end_on_last_leave:
-            self.call.arm_idle()
-            return
-        self._hung_up = True
-        self.timers.arm("hung_up", HOSTED_LEFT_GRACE_S, self.stop, EndReason.PARTICIPANT_LEFT, "the caller hung up")
 
     # -- asks the API makes --------------------------------------------------------------------
 
@@ -429,14 +317,13 @@ class Session(Actor):
             self.log.warning("session error", error=detail)
         self._refuse_start(SessionGone(self.record.error or reason.value))
         self._cancel_asks()
-        self._ending = True
-        cancelled = await self._leave()
-        if self.phone is not None:
-            code = CloseCode.GOING_AWAY if reason is EndReason.DRAINED else \
-                CloseCode.SERVER_ERROR if reason.failure else CloseCode.NORMAL
-            _, gone = await self._bounded(self.phone.close(code, f"the call ended: {reason.value}"))
+        if self.phone_call is not None:
+            self.phone_call.ending = True
+        cancelled = await self.seating.leave(self._bounded)
+        if self.phone_call is not None:
+            _, gone = await self._bounded(self.phone_call.hang_up(reason))
             cancelled = cancelled or gone
-            self.record.extra["phone"] = self.phone.view()
+            self.record.extra["phone"] = self.phone_call.line.view()
         self.keeper.save_counters()
         self.worker = None
         if self.bot is not None:
@@ -454,28 +341,6 @@ class Session(Actor):
         self._close(final.value)
         if cancelled:
             raise asyncio.CancelledError
-
-    async def _leave(self) -> bool:
-        """The bot leaves if it was asked to join, and the worker goes back to the pool (or
-        is retired when the leave failed). Returns whether the actor was cancelled meanwhile."""
-        worker = self.worker
-        if worker is None or worker.state == WorkerState.DEAD:
-            return False
-        cancelled = False
-        calls_done: int | None = worker.calls_done
-        if self._join_sent:
-            self._set_state(SessionState.LEAVING)
-            leave = Leave(id=self.link.next_id(), timeout_s=LEAVE_TIMEOUT_S)
-            reply, cancelled = await self._bounded(self.s.pool.request(worker, leave, LEAVE_TIMEOUT_S + 3))
-            if not isinstance(reply, Ok):
-                self.log.warning("leave failed; retiring the worker",
-                                 error=reply.message if isinstance(reply, Err) else "cut off")
-                calls_done = None
-            else:
-                calls_done = int((reply.result or {}).get("calls_done", worker.calls_done))
-        self.keeper.save_counters()
-        self.s.pool.release(worker, calls_done)
-        return cancelled
 
     async def _bounded(self, work: Awaitable[T]) -> tuple[T | None, bool]:
         """``work``'s result, or None when the cleanup deadline passed first; and whether
