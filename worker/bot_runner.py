@@ -29,9 +29,10 @@ from callfleet import scrub
 from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot, SocketBytes, SocketClose, SocketText, WebSocketCall
 from worker import telephony_api
 from worker.bot_loader import BotLoadError, is_loaded, load_bot
-from worker.call import CallHost, CommandFailed
+from worker.call import CallHost
 from worker.daily_bots import handlers, keys
 from worker.phone_socket import RelayedSocket, SocketUnavailable
+from worker.sdk_threads import CommandFailed
 
 log = structlog.get_logger("worker.bot")
 

@@ -2,14 +2,14 @@
 
 Threading rule (reference/daily.md): events, completions and audio arrive on SDK threads.
 Nothing here calls the client from those threads; every callback is handed to the loop
-with ``call_soon_threadsafe``, and every command waits for its completion on the loop with
-a timeout, because completions are known to go missing.
+(``worker.sdk_threads``), and every command waits for its completion on the loop with a
+timeout, because completions are known to go missing. The audio the call delivers is the
+renderers' (``worker.renderers``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -17,11 +17,8 @@ from typing import Any
 
 import structlog
 
-from protocol import encode
-from protocol.audio import AudioIn
 from protocol.messages import (
     COMMANDS,
-    EVENT_BY_CALLBACK,
     AudioSettings,
     CallStateUpdated,
     ClearAudioRenderer,
@@ -38,55 +35,13 @@ from protocol.messages import (
     SetAudioRenderer,
 )
 from worker.audio_out import AudioWriter
+from worker.renderers import AudioRenderers
+from worker.sdk_threads import CommandFailed, completed, completion_future, forwarding_handler_class
 
 log = structlog.get_logger("worker.call")
 
 MIC_TRACK = "callfleet-mic"
 DEFAULT_TIMEOUT_S = 10.0
-
-
-class CommandFailed(Exception):
-    def __init__(self, code: ErrCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _forwarding_handler_class(base: type) -> type:
-    """A subclass of the backend's ``EventHandler`` with one method per event Struct.
-
-    Each method packs its arguments into the Struct (fields are named like the callback's
-    parameters) and hands it to the loop. Exceptions are logged here because the SDK
-    swallows whatever a handler raises.
-    """
-
-    def make(cls: type[Event]) -> Callable[..., None]:
-        fields = cls.__struct_fields__
-
-        def handler(self: Any, *args: Any) -> None:
-            try:
-                self._deliver(cls(**dict(zip(fields, args, strict=False))))
-            except Exception:
-                log.exception("event handler failed", callback=cls.callback)
-            also = self.also
-            if also is not None:
-                # A hosted bot's own handler gets the callback too, on this SDK thread.
-                try:
-                    getattr(also, cls.callback)(*args)
-                except Exception:
-                    log.exception("the bot's event handler failed", callback=cls.callback)
-
-        handler.__name__ = cls.callback
-        return handler
-
-    def __init__(self: Any, deliver: Callable[[Event], None]) -> None:
-        base.__init__(self)
-        self._deliver = deliver
-        self.also: Any = None  # a hosted bot's event handler (worker.hosted_daily)
-
-    namespace: dict[str, Any] = {"__init__": __init__}
-    namespace.update({cb: make(cls) for cb, cls in EVENT_BY_CALLBACK.items()})
-    return type("ForwardingEventHandler", (base,), namespace)
 
 
 class CallHost:
@@ -106,8 +61,7 @@ class CallHost:
         self._backend = backend
         self._loop = loop
         self._emit_event = emit_event
-        self._emit_audio = emit_audio
-        handler_cls = _forwarding_handler_class(backend.EventHandler)
+        handler_cls = forwarding_handler_class(backend.EventHandler)
         self._handler = handler_cls(self._from_sdk_thread)
         self.client: Any = backend.CallClient(event_handler=self._handler)
         self.audio = AudioSettings()
@@ -119,9 +73,7 @@ class CallHost:
         self.call_state = "initialized"  # as last reported by on_call_state_updated
         self.calls_finished = 0
         self._auto_render = True
-        self._renderers: dict[tuple[str, str], bool] = {}  # (participant, source) -> active
-        self._seq: dict[tuple[str, str], itertools.count[int]] = {}
-        self.frames_in = 0
+        self.renderers = AudioRenderers(loop, emit_audio)
         self._local_id: str | None = None
         self._early_joiners: list[dict[str, Any]] = []
         self.on_call_ended: Callable[[], None] | None = None
@@ -179,62 +131,13 @@ class CallHost:
                 # Arrived between the join's data and its completion: render once joined.
                 self._early_joiners.append(event.participant)
         elif isinstance(event, ParticipantLeft):
-            pid = (event.participant or {}).get("id")
-            for key in [k for k in self._renderers if k[0] == pid]:
-                self._renderers[key] = False
+            self.renderers.participant_left((event.participant or {}).get("id"))
         elif isinstance(event, CallStateUpdated):
             self.call_state = event.state or self.call_state
             if event.state == "left" and self.joined:
                 # Ejected, room expired or deleted: the call ended without our leave().
                 self._call_over()
         self._emit_event(event)
-
-    def _on_audio(self, participant_id: str, audio_data: Any, audio_source: str) -> None:
-        # SDK thread. Encode the small header here, send on the loop.
-        key = (participant_id, audio_source)
-        if not self._renderers.get(key):
-            return
-        header = encode(
-            AudioIn(
-                participant_id,
-                next(self._seq[key]),
-                audio_data.sample_rate,
-                audio_data.num_channels,
-                audio_source,
-            )
-        )
-        self._loop.call_soon_threadsafe(self._deliver_audio, header, audio_data.audio_frames)
-
-    def _deliver_audio(self, header: bytes, pcm: bytes) -> None:
-        self.frames_in += 1
-        self._emit_audio(header, pcm)
-
-    # -- completions ----------------------------------------------------------------------
-
-    def _future(self) -> tuple[asyncio.Future[Any], Callable[..., None]]:
-        fut: asyncio.Future[Any] = self._loop.create_future()
-
-        def settle(result: Any, error: Any) -> None:
-            if not fut.done():
-                if error:
-                    fut.set_exception(CommandFailed(ErrCode.SDK_ERROR, str(error)))
-                else:
-                    fut.set_result(result)
-
-        def completion(*args: Any) -> None:
-            # (error) or (data, error), on an SDK thread.
-            result, error = (None, args[0]) if len(args) == 1 else (args[0], args[1])
-            self._loop.call_soon_threadsafe(settle, result, error)
-
-        return fut, completion
-
-    async def _await(self, fut: asyncio.Future[Any], what: str, timeout_s: float) -> Any:
-        try:
-            return await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            raise CommandFailed(
-                ErrCode.TIMEOUT, f"{what} did not complete within {timeout_s:g}s"
-            ) from None
 
     # -- commands -------------------------------------------------------------------------
 
@@ -250,7 +153,7 @@ class CallHost:
             elif isinstance(cmd, SetAudioRenderer):
                 result = self._set_renderer(cmd)
             elif isinstance(cmd, ClearAudioRenderer):
-                self._renderers[(cmd.participant_id, cmd.audio_source)] = False
+                self.renderers.stop(cmd.participant_id, cmd.audio_source)
                 result = None
             else:
                 result = await self._call(cmd)
@@ -268,9 +171,9 @@ class CallHost:
         kwargs = {f: getattr(cmd, f) for f in cmd.__struct_fields__ if f != "id"}
         if cmd.completion is Completion.NONE:
             return method(**kwargs)
-        fut, completion = self._future()
+        fut, completion = completion_future(self._loop)
         method(**kwargs, completion=completion)
-        return await self._await(fut, cmd.method, DEFAULT_TIMEOUT_S)
+        return await completed(fut, cmd.method, DEFAULT_TIMEOUT_S)
 
     async def _join(self, cmd: Join) -> Any:
         if self.joined or self.joining:
@@ -285,12 +188,12 @@ class CallHost:
         settings["inputs"] = inputs
         if cmd.user_name:
             self.client.set_user_name(cmd.user_name)
-        fut, completion = self._future()
+        fut, completion = completion_future(self._loop)
         self.joining = True
         self._early_joiners.clear()
         try:
             self.client.join(cmd.meeting_url, cmd.meeting_token, settings, completion=completion)
-            data = await self._await(fut, "join", cmd.timeout_s)
+            data = await completed(fut, "join", cmd.timeout_s)
         finally:
             self.joining = False
         self.joined = True
@@ -347,16 +250,7 @@ class CallHost:
         self._set_renderer(SetAudioRenderer(id=0, participant_id=pid))
 
     def _set_renderer(self, cmd: SetAudioRenderer) -> None:
-        key = (cmd.participant_id, cmd.audio_source)
-        self._seq.setdefault(key, itertools.count())
-        self._renderers[key] = True
-        self.client.set_audio_renderer(
-            cmd.participant_id,
-            self._on_audio,
-            audio_source=cmd.audio_source,
-            sample_rate=cmd.sample_rate or self.audio.sample_rate,
-            callback_interval_ms=cmd.callback_interval_ms or self.audio.frame_ms,
-        )
+        self.renderers.start(self.client, cmd, self.audio)
 
     def write_audio(self, pcm: bytes) -> bool:
         """Queue the bot's audio for the call; False if not in a call (frame dropped)."""
@@ -364,6 +258,10 @@ class CallHost:
             return False
         self._writer.put(pcm)
         return True
+
+    @property
+    def frames_in(self) -> int:
+        return self.renderers.frames_in
 
     @property
     def frames_out(self) -> int:
@@ -382,14 +280,13 @@ class CallHost:
         """Leave the call and wait for it (bounded). Not being in a call is not an error."""
         if not self.in_call:
             return None
-        for key in self._renderers:
-            self._renderers[key] = False
+        self.renderers.stop_all()
         if self._writer is not None:
             self._writer.clear()
-        fut, completion = self._future()
+        fut, completion = completion_future(self._loop)
         self.client.leave(completion=completion)
         try:
-            await self._await(fut, "leave", timeout_s)
+            await completed(fut, "leave", timeout_s)
         finally:
             self._call_over()
         return None
@@ -406,7 +303,7 @@ class CallHost:
             return
         self.joined = False
         self.calls_finished += 1
-        self._renderers.clear()
+        self.renderers.clear()
         if self.on_call_ended is not None:
             self.on_call_ended()
 
