@@ -36,8 +36,6 @@ from supervisor.sessions.requests import (
     DialinSettings,
     DialinStart,
     InvalidStart,
-    PhoneStart,
-    PhoneVia,
     PipecatStart,
     Prepared,
     RequestSecrets,
@@ -164,8 +162,6 @@ async def bots_start(request: web.Request) -> web.Response:
         _check_room_url(body.room_url)
     config = msgspec.to_builtins(body.config)
     keys = _provider_keys(daemon, profile, body.services, config, body.service_options, api_keys=body.api_keys)
-    if runs_phone_pipeline(profile.kind, profile.config):
-        return await _bots_start_phone(request, daemon, profile, body, config, keys)
     start = BotsStart(profile=profile.name, kind=profile.kind, profile_config=dict(profile.config),
                       max_duration_s=_max_duration(daemon, body.max_duration, profile),
                       end_on_last_leave=profile.end_on_last_leave, services=dict(body.services), config=config,
@@ -174,31 +170,6 @@ async def bots_start(request: web.Request) -> web.Response:
                                  api_keys=dict(body.api_keys), provider_keys=keys, bot_token=body.token))
     return await start_reply(request, start, lambda p: {"room_url": p.room_url, "token": p.user_token,
                                                          "session_id": p.session_id, "stream_token": p.stream_token})
-
-
-async def _bots_start_phone(request: web.Request, daemon: HttpDaemon, profile: Any, body: BotsStartBody,
-                            config: list[Any], keys: dict[str, str]) -> web.Response:
-    """``/bots/start`` of a phone profile (``twilio_ws_voice_2024_09``): no room; a session
-    waiting for its Twilio call answers ``{"session_id", "websocket_url", "twiml"}``, the
-    TwiML connecting a call's Media Stream to it (return it from your number's webhook)."""
-    from supervisor.http import phone  # it imports this module
-
-    if body.room_url is not None:
-        raise invalid(f"room_url: profile {profile.name} talks over a Twilio call's Media Stream, not a Daily room")
-    runner = {"bot_profile": profile.name, "services": dict(body.services), "config": config,
-              "service_options": redact_keys(dict(body.service_options))}
-    start = PhoneStart(profile=profile.name, kind=profile.kind, profile_config=dict(profile.config),
-                       max_duration_s=_max_duration(daemon, body.max_duration, profile),
-                       end_on_last_leave=profile.end_on_last_leave, via=PhoneVia.BOTS_START, provider="twilio")
-    start.holding(RequestSecrets(body=runner, service_options=dict(body.service_options),
-                                 api_keys=dict(body.api_keys), provider_keys=keys))
-
-    def shape(p: Prepared) -> dict[str, Any]:
-        url = phone.ws_url(daemon, request, profile.name, p)
-        return {"session_id": p.session_id, "websocket_url": url,
-                "twiml": phone.twiml(url, {"session_id": p.session_id})}
-
-    return await start_reply(request, start, shape)
 
 
 async def pipecat_start(request: web.Request) -> web.Response:

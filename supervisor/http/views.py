@@ -13,12 +13,12 @@ from aiohttp import web
 
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.daemon_state import DaemonState
-from supervisor.http import daily_proxy, forward, middlewares, phone
+from supervisor.http import daily_proxy, forward, middlewares, phone, phone_bots
 from supervisor.http.bodies import AppMessageBody, read_body
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON, HttpDaemon
 from supervisor.http.openapi import document
-from supervisor.http.starts import bots_start, dialin
+from supervisor.http.starts import dialin
 from supervisor.sessions.actor import SessionGone
 from supervisor.sessions.session import CommandRefused
 from supervisor.sessions.state import SessionState
@@ -189,7 +189,7 @@ def _dumps(obj: Any) -> str:
 
 
 ROUTES: list[tuple[str, str, Any]] = [
-    ("POST", "/bots/start", bots_start),
+    ("POST", "/bots/start", phone_bots.bots_start),  # a phone profile's; any other is starts.bots_start
     ("POST", "/start", phone.start),  # Pipecat Cloud's; its "daily" transport is starts.pipecat_start
     ("POST", "/dialin", dialin),
     ("POST", "/telephony/twilio", phone.twilio_webhook),
