@@ -79,6 +79,10 @@ async def test_every_session_is_visible_and_stoppable_from_every_node(make_nodes
         config = await ws.receive_json(timeout=10)
         assert config["type"] == "config" and config["session_id"] == stream["session_id"]
         await joined_on(n2, stream)
+        # A wrong token is refused as the owner refuses it (asked while the session lives:
+        # it ends once its caller leaves below).
+        status, reply, _ = await n1.http("GET", f"/sessions/{stream['session_id']}/stream", params={"token": "wrong"})
+        assert status == 401 and reply["error"] == "authentication-error"
         talker = Caller(CallerOptions(room_url=stream["room_url"], token=stream["token"], seconds=1.0, await_echo=True,
                                       await_echo_timeout_s=15))
         await talker.join()
@@ -87,9 +91,6 @@ async def test_every_session_is_visible_and_stoppable_from_every_node(make_nodes
         await speaking
         await wait_until(lambda: talker.echoes >= talker.frames_sent - 2, timeout=5, what="echo through a relayed engine")
         await talker.leave(0)
-    # A wrong token is refused as the owner refuses it.
-    status, reply, _ = await n1.http("GET", f"/sessions/{stream['session_id']}/stream", params={"token": "wrong"})
-    assert status == 401 and reply["error"] == "authentication-error"
 
     # DELETE through a non-owner ends the session on its owner.
     status, reply, _ = await n3.http("DELETE", f"/sessions/{echo['session_id']}")
