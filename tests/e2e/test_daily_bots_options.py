@@ -222,6 +222,7 @@ class StandInTransport:
         self.event_handler = self.events.event_handler
         self._input = FrameProcessor(name="transport-input")
         self._output = FrameProcessor(name="transport-output")
+        self._present: dict[str, Any] = {}
 
     def input(self) -> Any:
         return self._input
@@ -229,7 +230,16 @@ class StandInTransport:
     def output(self) -> Any:
         return self._output
 
+    def participants(self) -> dict[str, Any]:
+        """What a call client lists: the bot itself as "local", and who has joined and not left."""
+        return {"local": {}, **self._present}
+
     async def fire(self, event: str, *args: Any) -> None:
+        who = args[0]["id"] if args else None
+        if event == "on_participant_joined":
+            self._present[who] = args[0]
+        elif event == "on_participant_left":
+            self._present.pop(who, None)
         await self.events._call_event_handler(event, *args)
         await asyncio.sleep(0.05)  # handlers run as tasks
 
@@ -464,6 +474,27 @@ async def test_the_call_ends_with_its_last_participant_not_its_first() -> None:
     await participants.left({"id": "a"})
     assert ended == []
     await participants.left({"id": "b"})
+    assert ended == [True]
+
+
+async def test_a_participant_in_the_call_before_its_events_were_watched_still_counts() -> None:
+    """The pipeline starts watching after the bot joined: a caller already there raised its
+    joined event before anyone listened, but the call client still lists it."""
+    from worker.daily_bots.participants import Participants
+
+    ended: list[bool] = []
+    in_call = {"early", "late"}
+
+    async def end() -> None:
+        ended.append(True)
+
+    participants = Participants(end, roster=lambda: set(in_call))
+    await participants.joined({"id": "late"})
+    in_call.discard("late")
+    await participants.left({"id": "late"})
+    assert ended == []  # "early" never announced itself here, and is still in the call
+    in_call.discard("early")
+    await participants.left({"id": "early"})
     assert ended == [True]
 
 

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from loguru import logger
@@ -72,10 +72,14 @@ class Participants:
     """The remote participants present; calls ``on_last_left`` when the last of them leaves,
     and mutes ``handoff`` (if any) when a third participant joins."""
 
-    def __init__(self, on_last_left: Callable[[], Awaitable[None]], handoff: HandoffMute | None = None) -> None:
+    def __init__(self, on_last_left: Callable[[], Awaitable[None]], handoff: HandoffMute | None = None,
+                 roster: Callable[[], Iterable[str]] | None = None) -> None:
         self.present: set[str] = set()
         self._on_last_left = on_last_left
         self._handoff = handoff
+        # Who the call client says is in the call: a participant who joined before these
+        # events were watched (the pipeline starts after the bot joined) is in it, not here.
+        self._roster = roster
 
     async def joined(self, participant: Any) -> None:
         self.present.add(participant["id"])
@@ -83,6 +87,8 @@ class Participants:
             await self._handoff.mute()
 
     async def left(self, participant: Any) -> None:
+        if self._roster is not None:
+            self.present.update(self._roster())
         self.present.discard(participant["id"])
         if self.present:
             logger.info(f"participant {participant['id']} left; {len(self.present)} still in the call")
@@ -94,7 +100,8 @@ class Participants:
 def watch(transport: Any, on_last_left: Callable[[], Awaitable[None]],
           handoff: HandoffMute | None = None) -> Participants:
     """Count ``transport``'s participants from its joined/left events (``Participants``)."""
-    participants = Participants(on_last_left, handoff)
+    participants = Participants(on_last_left, handoff,
+                                roster=lambda: [pid for pid in transport.participants() if pid != "local"])
 
     @transport.event_handler("on_participant_joined")
     async def on_participant_joined(transport: Any, participant: Any) -> None:
