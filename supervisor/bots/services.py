@@ -183,24 +183,8 @@ def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any
         try:
             url = _chosen_url(entry, service_type, config, service_options)
             own = _own_key(entry, service_options.get(name) or {}, api_keys or {})
-            if entry.key_env is None:
-                pass
-            elif own is not None:
-                option, key = own
-                earlier = owners.setdefault(entry.key_env, option)
-                if earlier != option and keys[entry.key_env] != key:
-                    raise ServiceError(f"{option}: differs from {earlier}; both providers read {entry.key_env}, "
-                                       f"so one session gives them one key")
-                keys[entry.key_env] = key  # over an operator's key another service of the session had
-            elif url is not None and not provider_table.operator_may_use(entry, url.value, allowed_base_urls):
-                if entry.key_required:
-                    default = f"{entry.default_url} or " if entry.default_url else ""
-                    raise ServiceError(f"{url.option}: a request-chosen URL needs the request's own key "
-                                       f"(api_keys.{name} or service_options.{name}.api_key); the operator's key "
-                                       f"only goes to {default}[providers] allowed_base_urls")
-                # A key-optional endpoint (custom_llm) runs without one rather than with the operator's.
-            elif entry.key_env not in keys:
-                keys.update(_operator_key(entry, environ))
+            if entry.key_env is not None:  # a provider without a key (daily's STT) has none to choose
+                _choose_key(entry, own, url, keys, owners, environ, allowed_base_urls)
             if entry.key_required and entry.key_env and entry.key_env not in keys:
                 raise ServiceError(f"{name}: no API key; set {entry.key_env} in the supervisor's environment, or "
                                    f"give api_keys.{name} (or service_options.{name}.api_key)")
@@ -214,6 +198,33 @@ def session_keys(profile: str, services: Mapping[str, str], config: Sequence[Any
         listed = " ".join(f"({n}) {problem}" for n, problem in enumerate(problems, start=1))
         raise ServiceError(f"{profile} cannot run this request; {len(problems)} things to fix: {listed}")
     return keys
+
+
+def _choose_key(entry: provider_table.Provider, own: tuple[str, str] | None,
+                url: provider_table.RequestedURL | None, keys: dict[str, str], owners: dict[str, str],
+                environ: Mapping[str, str], allowed_base_urls: Sequence[str]) -> None:
+    """Put the key ``entry`` runs with in ``keys``: the request's own (``own``: the option and
+    the key), else the operator's, which goes only to the provider's own URL or an allowed one.
+    Raises ``ServiceError`` for a request-chosen URL without the request's key, or two own keys
+    for one variable."""
+    assert entry.key_env is not None
+    name = entry.name
+    if own is not None:
+        option, key = own
+        earlier = owners.setdefault(entry.key_env, option)
+        if earlier != option and keys[entry.key_env] != key:
+            raise ServiceError(f"{option}: differs from {earlier}; both providers read {entry.key_env}, "
+                               f"so one session gives them one key")
+        keys[entry.key_env] = key  # over an operator's key another service of the session had
+    elif url is not None and not provider_table.operator_may_use(entry, url.value, allowed_base_urls):
+        if entry.key_required:
+            default = f"{entry.default_url} or " if entry.default_url else ""
+            raise ServiceError(f"{url.option}: a request-chosen URL needs the request's own key "
+                               f"(api_keys.{name} or service_options.{name}.api_key); the operator's key "
+                               f"only goes to {default}[providers] allowed_base_urls")
+        # A key-optional endpoint (custom_llm) runs without one rather than with the operator's.
+    elif entry.key_env not in keys:
+        keys.update(_operator_key(entry, environ))
 
 
 def _chosen_url(entry: provider_table.Provider, service_type: provider_table.ServiceType, config: Sequence[Any],
