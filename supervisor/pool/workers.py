@@ -60,11 +60,12 @@ class WorkerHandle:
     # reaches the workers' socket cannot connect as a worker it is not (a worker's id is
     # predictable, this is not).
     secret: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    # The worker's routing id on the workers' socket, its id and its secret: built once,
+    # since every frame of the call's audio is sent to it and checked against it.
+    identity: bytes = field(init=False, repr=False)
 
-    @property
-    def identity(self) -> bytes:
-        """The worker's routing id on the workers' socket: its id and its secret."""
-        return f"{self.id}.{self.secret}".encode()
+    def __post_init__(self) -> None:
+        self.identity = f"{self.id}.{self.secret}".encode()
 
     def view(self) -> WorkerView:
         """What ``reconcile`` judges of this worker."""
