@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Union
 
 import msgspec
 
-PROTOCOL_VERSION = 3  # 2: RunBot and BotFinished (hosted Pipecat bots); 3: phone calls' WebSockets relayed
+PROTOCOL_VERSION = 4  # 2: RunBot and BotFinished (hosted Pipecat bots); 3: phone calls' WebSockets relayed; 4: the operator's view (log lines, turn figures, WebRTC offers)
 
 
 class Completion(enum.Enum):
