@@ -150,6 +150,10 @@ class RunBot(_Msg):
     # A phone call over a WebSocket instead of a Daily room (room_url and token are empty):
     # the bot gets Pipecat's WebSocketRunnerArguments, its socket relayed by the supervisor.
     websocket: WebSocketCall | None = None
+    # A browser's WebRTC offer instead of a Daily room (room_url and token are empty): the
+    # worker answers it with Pipecat's SmallWebRTCConnection, the answer in the Ok, and the
+    # bot gets SmallWebRTCRunnerArguments.
+    webrtc: WebRTCOffer | None = None
 
 
 class BotFinished(_Msg):
@@ -696,6 +700,48 @@ class SocketClose(_Msg):
 SOCKET_MESSAGES: tuple[type[_Msg], ...] = (SocketText, SocketBytes, SocketClose)
 
 
+# -- WebRTC sessions (Pipecat's SmallWebRTC) ----------------------------------------------
+#
+# The browser's media go straight to the worker's aiortc peer; only the signalling (the SDP
+# offer and answer, trickled ICE candidates) passes through the supervisor, as requests the
+# worker answers with one Ok or Err of the same id.
+
+
+class WebRTCOffer(_Msg):
+    """Supervisor -> worker: an SDP offer. The first rides in ``RunBot.webrtc`` (``id`` 0
+    there); a later one, for the same peer (``pc_id``), renegotiates it, or replaces it with
+    ``restart_pc``. Answered ``Ok({"sdp", "type", "pc_id"})``."""
+
+    id: int
+    sdp: str
+    type: str = "offer"
+    pc_id: str | None = None
+    restart_pc: bool = False
+    # STUN/TURN servers for the worker's peer ({"urls", "username"?, "credential"?}); none:
+    # host candidates only, which is what works offline and on one machine.
+    ice_servers: list[dict[str, Any]] = []
+
+
+class IceCandidate(msgspec.Struct, forbid_unknown_fields=True):
+    """One trickled ICE candidate, as Pipecat's ``SmallWebRTCPatchRequest`` carries it; an
+    empty ``candidate`` is the end-of-candidates marker."""
+
+    candidate: str
+    sdp_mid: str
+    sdp_mline_index: int
+
+
+class WebRTCCandidates(_Msg):
+    """Supervisor -> worker: the browser's trickled ICE candidates for peer ``pc_id``."""
+
+    id: int
+    pc_id: str
+    candidates: list[IceCandidate]
+
+
+WEBRTC_REQUESTS: tuple[type[_Msg], ...] = (WebRTCOffer, WebRTCCandidates)
+
+
 COMMANDS: tuple[type[Command], ...] = tuple(Command.__subclasses__())
 EVENTS: tuple[type[Event], ...] = tuple(Event.__subclasses__())
 EVENT_BY_CALLBACK: dict[str, type[Event]] = {e.callback: e for e in EVENTS}
@@ -711,6 +757,7 @@ CONTROL_TYPES: tuple[type[_Msg], ...] = (
     RunBot,
     BotFinished,
     *SOCKET_MESSAGES,
+    *WEBRTC_REQUESTS,
     Ok,
     Err,
     *COMMANDS,
