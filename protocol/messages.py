@@ -710,11 +710,11 @@ SOCKET_MESSAGES: tuple[type[_Msg], ...] = (SocketText, SocketBytes, SocketClose)
 class WebRTCOffer(_Msg):
     """Supervisor -> worker: an SDP offer. The first rides in ``RunBot.webrtc`` (``id`` 0
     there); a later one, for the same peer (``pc_id``), renegotiates it, or replaces it with
-    ``restart_pc``. Answered ``Ok({"sdp", "type", "pc_id"})``."""
+    ``restart_pc``. Answered ``Ok({"sdp", "type", "pc_id"})``, Pipecat's answer as is."""
 
     id: int
     sdp: str
-    type: str = "offer"
+    sdp_type: str = "offer"  # the SDP's "type" ("type" is every message's tag here)
     pc_id: str | None = None
     restart_pc: bool = False
     # STUN/TURN servers for the worker's peer ({"urls", "username"?, "credential"?}); none:
