@@ -742,6 +742,21 @@ class WebRTCCandidates(_Msg):
 WEBRTC_REQUESTS: tuple[type[_Msg], ...] = (WebRTCOffer, WebRTCCandidates)
 
 
+# -- session logs ---------------------------------------------------------------------------
+
+
+class LogLines(_Msg):
+    """Worker -> supervisor: lines the worker logged, in order, each one structlog JSON line
+    as rendered and scrubbed for stderr. ``session_id`` is the session the lines have bound;
+    "" for lines logged with none bound, which the supervisor files under the session the
+    worker hosts (or drops while it hosts none). ``dropped``: lines the worker dropped just
+    before these because the supervisor read too slowly."""
+
+    session_id: str
+    lines: list[str]
+    dropped: int = 0
+
+
 COMMANDS: tuple[type[Command], ...] = tuple(Command.__subclasses__())
 EVENTS: tuple[type[Event], ...] = tuple(Event.__subclasses__())
 EVENT_BY_CALLBACK: dict[str, type[Event]] = {e.callback: e for e in EVENTS}
@@ -758,6 +773,7 @@ CONTROL_TYPES: tuple[type[_Msg], ...] = (
     BotFinished,
     *SOCKET_MESSAGES,
     *WEBRTC_REQUESTS,
+    LogLines,
     Ok,
     Err,
     *COMMANDS,
