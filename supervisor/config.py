@@ -145,6 +145,19 @@ class TelephonySection(_Section):
     twilio_api_url: str | None = None
 
 
+class WebhooksSection(_Section):
+    """``session.started``/``session.ended`` POSTed to ``url``, signed (``supervisor.webhooks``)."""
+
+    url: str | None = None  # http:// or https://; unset: no webhooks
+    # The env var holding the signing secret, in Standard Webhooks' form (whsec_ + base64).
+    # Required with url; unset variable or a malformed secret: start-up fails.
+    secret_env: str | None = None
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0  # per attempt
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 6  # the first try included
+    retry_base_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0  # doubling, with jitter
+    retry_max_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
+
+
 class Config(_Section):
     supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
     pool: PoolSection = msgspec.field(default_factory=PoolSection)
@@ -156,6 +169,7 @@ class Config(_Section):
     providers: ProvidersSection = msgspec.field(default_factory=ProvidersSection)
     dialin: DialinSection = msgspec.field(default_factory=DialinSection)
     telephony: TelephonySection = msgspec.field(default_factory=TelephonySection)
+    webhooks: WebhooksSection = msgspec.field(default_factory=WebhooksSection)
 
     @property
     def run_dir(self) -> Path:
@@ -261,8 +275,21 @@ def _check(config: Config) -> None:
         if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
             raise ConfigError(f"telephony.allowed_origins[{i}]: expected an origin such as https://app.example.com, "
                               f"got {origin!r}")
+    _check_webhooks(config.webhooks)
     if config.daily.mode == "cloud" and config.backend == "sandbox":
         raise ConfigError("pool.backend: the sandbox client cannot join Daily's cloud (daily.mode = \"cloud\")")
+
+
+def _check_webhooks(hooks: WebhooksSection) -> None:
+    if hooks.url is not None and not re.match(r"^https?://[^/?#]+", hooks.url):
+        raise ConfigError(f"webhooks.url: expected an http(s) URL, got {hooks.url!r}")
+    if hooks.url and not hooks.secret_env:
+        raise ConfigError("webhooks.secret_env: required with webhooks.url (every webhook is signed)")
+    if hooks.secret_env and not hooks.url:
+        raise ConfigError("webhooks.url: required with webhooks.secret_env")
+    if hooks.retry_max_s < hooks.retry_base_s:
+        raise ConfigError(f"webhooks.retry_max_s: expected >= webhooks.retry_base_s ({hooks.retry_base_s}), "
+                          f"got {hooks.retry_max_s}")
 
 
 def load(path: str | Path) -> Config:
