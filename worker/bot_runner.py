@@ -6,7 +6,10 @@ token, the request ``body`` and the ``session_id``) and a ``DAILY_API_KEY`` /
 account. The reply waits for the bot's transport to join (it reports the join's data, as
 a ``Join`` does) or for the bot to end first. A phone call (``RunBot.websocket``) gives it
 ``WebSocketRunnerArguments`` instead, over the call's relayed WebSocket
-(``worker.phone_socket``), and its "join" is the bot's transport reading the call. When ``bot()`` returns or raises later, a
+(``worker.phone_socket``), and its "join" is the bot's transport reading the call. A browser's
+WebRTC offer (``RunBot.webrtc``) is answered here by Pipecat's ``SmallWebRTCConnection``
+(``worker.webrtc_call``) and the bot gets ``SmallWebRTCRunnerArguments``; its "join" is the
+answer, which the reply carries. When ``bot()`` returns or raises later, a
 ``BotFinished`` says so. A stop from the supervisor cancels the bot's task -- what Pipecat
 Cloud does at its session limit -- and Pipecat's transport leaves on its way out.
 
@@ -33,6 +36,7 @@ from worker.call import CallHost
 from worker.daily_bots import handlers, keys
 from worker.phone_socket import RelayedSocket, SocketUnavailable
 from worker.sdk_threads import CommandFailed
+from worker.webrtc_call import OfferRefused, WebRTCPeer
 
 log = structlog.get_logger("worker.bot")
 
@@ -48,6 +52,9 @@ class BotRunner:
         self.task: asyncio.Task[None] | None = None
         self.socket: RelayedSocket | None = None  # a phone call's WebSocket, while its bot runs
         self._taken: RelayedSocket | None = None  # a phone call the bot took, until the supervisor's Leave
+        self.webrtc = WebRTCPeer(emit)  # a browser's peer, when a session is a WebRTC one
+        self._webrtc_taken = False  # a WebRTC call the bot took, until the supervisor's Leave
+        self._closing: asyncio.Task[None] | None = None  # the peer's close once its bot ended
         self._socket_error: str | None = None
         self._cancelled = False
         self._outcome: str | None = None  # how a bot that raised failed: one line, scrubbed
@@ -88,7 +95,13 @@ class BotRunner:
             return Err(cmd.id, ErrCode.BOT_ERROR, f"the bot could not be loaded: {scrub.one_line(str(exc))}")
         if cmd.websocket is not None and (self.socket is None or self.socket.id != cmd.websocket.socket):
             return Err(cmd.id, ErrCode.BOT_ERROR, self._socket_error or "the phone call's socket is not open")
-        from pipecat.runner.types import DailyRunnerArguments, WebSocketRunnerArguments
+        connection: Any = None
+        if cmd.webrtc is not None:
+            try:
+                connection = await self.webrtc.open(cmd.webrtc)
+            except OfferRefused as exc:  # nothing started: the session may offer again
+                return Err(cmd.id, ErrCode.BAD_REQUEST, str(exc))
+        from pipecat.runner.types import DailyRunnerArguments, SmallWebRTCRunnerArguments, WebSocketRunnerArguments
 
         # The bot's environment for this session: its profile's secrets and env, and the
         # session's key for the supervisor's Daily proxy. Taken away when the bot ends, so a
@@ -104,6 +117,10 @@ class BotRunner:
             await socket.accept()  # as a FastAPI endpoint does before it hands the socket on
             args = WebSocketRunnerArguments(websocket=socket.websocket, body=cmd.body, session_id=cmd.session_id)
             joined: asyncio.Future[Any] = socket.first_read
+        elif connection is not None:
+            args = SmallWebRTCRunnerArguments(webrtc_connection=connection, body=cmd.body, session_id=cmd.session_id)
+            joined = asyncio.get_running_loop().create_future()
+            joined.set_result(self.webrtc.answer())  # the browser connects once it has the answer
         else:
             args = DailyRunnerArguments(room_url=cmd.room_url, token=cmd.token, body=cmd.body,
                                         session_id=cmd.session_id)
@@ -121,6 +138,9 @@ class BotRunner:
         self.task.add_done_callback(self._clear_env)
         if socket is not None:
             self.task.add_done_callback(lambda _t: self._phone_call_over(socket))
+        if connection is not None:
+            self._webrtc_taken = True
+            self.task.add_done_callback(self._webrtc_call_over)
         log.info("bot started", bot=cmd.bot, preloaded=preloaded)
         try:
             await asyncio.wait({joined, self.task}, timeout=cmd.timeout_s, return_when=asyncio.FIRST_COMPLETED)
@@ -167,12 +187,19 @@ class BotRunner:
         if self.socket is socket:
             self.socket = None
 
+    def _webrtc_call_over(self, _task: object) -> None:
+        # The bot is done with its peer: the browser is told and the connection closed.
+        self._closing = asyncio.get_running_loop().create_task(self.webrtc.close())
+
     def call_left(self) -> None:
         """The supervisor's Leave, once the bot is cancelled: a phone call the bot took
         counts towards ``sessions_per_worker`` now, as a Daily call does once left (so the
         worker answers the Leave before it retires)."""
         if self._taken is not None:
             self._taken = None
+            self.host.phone_call_over()
+        if self._webrtc_taken:
+            self._webrtc_taken = False
             self.host.phone_call_over()
 
     def _clear_env(self, _task: object) -> None:

@@ -45,6 +45,8 @@ from protocol.messages import (
     SocketBytes,
     SocketClose,
     SocketText,
+    WebRTCCandidates,
+    WebRTCOffer,
     Welcome,
 )
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, connect_dealer
@@ -216,6 +218,8 @@ class Worker:
             self._spawn(self._run_bot(msg))
         elif isinstance(msg, (SocketText, SocketBytes, SocketClose)):
             self.bots.socket_message(msg)
+        elif isinstance(msg, (WebRTCOffer, WebRTCCandidates)):
+            self._spawn(self._webrtc_signal(msg))
         elif isinstance(msg, Shutdown):
             self.stop(ExitCode.OK, f"shutdown: {msg.reason}")
         else:
@@ -230,6 +234,15 @@ class Worker:
             reply: Ok | Err = await self.bots.run(cmd)
         except asyncio.CancelledError:
             reply = Err(cmd.id, ErrCode.EXITING, f"worker exiting: {self.exit_reason}")
+        self.outbox.put_nowait(reply)
+
+    async def _webrtc_signal(self, msg: WebRTCOffer | WebRTCCandidates) -> None:
+        """A browser's renegotiation or trickled ICE candidates, for the peer its bot runs on."""
+        peer = self.bots.webrtc
+        try:
+            reply = await (peer.renegotiate(msg) if isinstance(msg, WebRTCOffer) else peer.add_candidates(msg))
+        except asyncio.CancelledError:
+            reply = Err(msg.id, ErrCode.EXITING, f"worker exiting: {self.exit_reason}")
         self.outbox.put_nowait(reply)
 
     async def _run_command(self, cmd: Command) -> None:
