@@ -46,6 +46,7 @@ from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason
 from supervisor.sessions.view import describe_record
 from supervisor.store import Store
+from supervisor.webhooks import WebhookSender, sender_for
 
 log = structlog.get_logger("supervisor")
 
@@ -82,6 +83,7 @@ class Daemon:
         self.loop_probe = LoopProbe()
         self.cluster: Cluster | None = None  # set in cluster mode ([cluster] redis_url)
         self.isolation = isolation.Isolation(None)  # decided at start-up (startup.isolate)
+        self.webhooks: WebhookSender | None = None  # with [webhooks] url
 
     @property
     def state(self) -> DaemonState:
@@ -115,6 +117,19 @@ class Daemon:
         dropped = room_pool.forget_all() if room_pool is not None else 0
         log.error("the embedded sandbox is down; pooled rooms dropped", pooled_rooms=dropped)
 
+    def _start_webhooks(self, reconciled: list[str]) -> None:
+        """Start the webhook sender (claiming each event in the cluster's Redis when there is
+        one); sessions a crashed predecessor left unfinished, reconciled now, end here."""
+        if self.webhooks is None:
+            return
+        if self.cluster is not None:
+            self.webhooks.claim = self.cluster.claim_once
+        self.webhooks.start()
+        for sid in reconciled:
+            record = self.store.get(sid)
+            if record is not None:
+                self.webhooks.session_ended(describe_record(record))
+
     def _bot_env(self, profile_name: str) -> dict[str, str]:
         """A hosted bot's environment for its session (its profile's secrets and env)."""
         profile = self.profiles.get(profile_name)
@@ -130,6 +145,10 @@ class Daemon:
         self.loop_probe.start()  # from the first await: start-up stalls count as well
         cfg = self.config
         startup.check_keys(cfg, self.environ)
+        try:
+            self.webhooks = sender_for(cfg.webhooks, self.environ)
+        except ValueError as exc:
+            raise startup.StartupError(str(exc)) from None
         self.isolation = startup.isolate(cfg, self.profiles.profiles.values(), self.environ)
         startup.prepare_run_dir(self.run_dir)
         # Importing the pipecat bots takes a fresh process a second or so: beside the sandbox's start.
@@ -150,6 +169,7 @@ class Daemon:
         if fixed:
             log.warning("reconciled sessions left by a crashed supervisor", count=len(fixed))
             self._publish_records(fixed)
+        self._start_webhooks(fixed)
         leftover = await delete_leftover_rooms(self.rest, self.store)
         if leftover:
             log.warning("deleted rooms a previous run left", count=leftover)
@@ -166,6 +186,7 @@ class Daemon:
                                  room_pool=self.room_pool)
         self.services.cluster = self.cluster
         self.services.bot_env = self._bot_env
+        self.services.webhooks = self.webhooks
         if self.cluster is not None:
             self.cluster.capacity_probe = self.pool.capacity
         self.room_pool.start()
@@ -233,6 +254,8 @@ class Daemon:
         if left:
             log.warning("rooms left for the next start to delete", rooms=len(left))
         await self.pool.stop(min(time.monotonic() + self.config.pool.shutdown_timeout_s, deadline + STOP_MARGIN_S))
+        if self.webhooks is not None:  # the sessions' last events get a short grace
+            await self.webhooks.close()
         self.control.close()
         if self.cluster is not None:
             await self.cluster.stop()  # after the last session's record and room delete: they are published
@@ -290,7 +313,7 @@ class Daemon:
         except ConfigError as exc:
             raise CommandError(f"config not reloaded: {exc}") from None
         await self.pool.preload_bots(list(profiles.pipecat_bots().values()))
-        needs_restart = [name for name in ("supervisor", "daily", "audio", "sandbox", "cluster")
+        needs_restart = [name for name in ("supervisor", "daily", "audio", "sandbox", "cluster", "webhooks")
                          if getattr(new, name) != getattr(self.config, name)]
         self.config = new
         self.profiles = profiles

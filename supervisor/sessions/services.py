@@ -31,6 +31,7 @@ class Services:
 
     daily_proxy_url = ""  # where hosted bots reach Daily's REST API: the supervisor's /daily/v1
     cluster: Any = None  # supervisor.cluster.Cluster in cluster mode: every state change goes to its directory
+    webhooks: Any = None  # supervisor.webhooks.WebhookSender with [webhooks] url: told when a session starts and ends
 
     def frame_dropped(self) -> None:
         if self.metrics is not None:

@@ -190,6 +190,8 @@ class Session(Actor):
         self.bot = bot_cls(self.link, self.request.bot_config())
         data = await self._step(self._join())
         self._set_state(SessionState.JOINED, joined_at=time.time())
+        if self.s.webhooks is not None:  # enqueued only: the receiver never holds the session up
+            self.s.webhooks.session_started(self.describe())
         assert self.record.joined_at is not None and self.record.requested_at is not None
         self.ends_by = self.record.joined_at + self.request.max_duration_s
         if self.s.metrics is not None:
@@ -338,6 +340,8 @@ class Session(Actor):
             self.record.extra["room_delete_error"] = scrub.one_line(error) or "not confirmed in time; deleted at next start"
         final = SessionState.FAILED if reason.failure else SessionState.ENDED
         self._set_state(final, ended_at=time.time())
+        if self.s.webhooks is not None:  # every end of a live session passes here, once
+            self.s.webhooks.session_ended(self.describe())
         self._close(final.value)
         if cancelled:
             raise asyncio.CancelledError

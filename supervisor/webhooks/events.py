@@ -19,8 +19,9 @@ _EVENT_IDS = uuid.UUID("6a1f4f0e-5d7b-4b8e-9a53-2f0c3e8d1b77")
 
 # Keys of the session detail copied into both events when present.
 _COMMON = ("session_id", "profile", "kind", "room_url", "requested_at")
-# Turn figures and usage (Pipecat's metrics): copied into session.ended when the detail has them.
-_FIGURES = ("turns", "usage")
+# Copied into session.ended when the detail has them: how it ended in a line, and Pipecat's
+# turn figures and usage.
+_WHEN_PRESENT = ("end_detail", "turns", "usage")
 
 
 class EventType(enum.Enum):
@@ -77,5 +78,5 @@ def ended(detail: dict[str, Any]) -> WebhookEvent:
         frames=detail.get("frames"),
         failovers=detail.get("failovers", 0),
     )
-    data.update({key: detail[key] for key in _FIGURES if key in detail})
+    data.update({key: detail[key] for key in _WHEN_PRESENT if key in detail})
     return _event(EventType.SESSION_ENDED, data)
