@@ -145,6 +145,27 @@ class TelephonySection(_Section):
     twilio_api_url: str | None = None
 
 
+class IceServer(_Section):
+    """A STUN or TURN server, as RTCPeerConnection's ``iceServers`` takes it."""
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class WebRTCSection(_Section):
+    """Browsers talking to bots over Pipecat's SmallWebRTC (``supervisor.http.webrtc``)."""
+
+    # The profile /client's page (and any webrtc /start naming none) starts; unset: such a
+    # start must name one.
+    default_profile: str | None = None
+    # For the worker's peer and handed to the browser as iceConfig; none (the default): host
+    # candidates only, which works offline and on one machine, with no STUN server reached.
+    ice_servers: list[IceServer] = msgspec.field(default_factory=list)
+    # A session started with transport "webrtc" ends join_failed if no offer comes by then.
+    offer_timeout_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 120
+
+
 class WebhooksSection(_Section):
     """``session.started``/``session.ended`` POSTed to ``url``, signed (``supervisor.webhooks``)."""
 
@@ -169,6 +190,7 @@ class Config(_Section):
     providers: ProvidersSection = msgspec.field(default_factory=ProvidersSection)
     dialin: DialinSection = msgspec.field(default_factory=DialinSection)
     telephony: TelephonySection = msgspec.field(default_factory=TelephonySection)
+    webrtc: WebRTCSection = msgspec.field(default_factory=WebRTCSection)
     webhooks: WebhooksSection = msgspec.field(default_factory=WebhooksSection)
 
     @property

@@ -37,6 +37,8 @@ from protocol.messages import (
     SocketBytes,
     SocketClose,
     SocketText,
+    WebRTCCandidates,
+    WebRTCOffer,
 )
 from protocol.transport import BadFrame, BadFrameLog, Channel, PeerUnreachable, Received, bind_router
 from supervisor.pool.reconcile import WorkerState
@@ -46,7 +48,8 @@ log = structlog.get_logger("supervisor.router")
 
 DEPARTED_KEPT = 1000  # reaped workers whose last words may still arrive
 
-Request = Command | RunBot  # what a worker answers with exactly one Ok or Err of the same id
+# what a worker answers with exactly one Ok or Err of the same id
+Request = Command | RunBot | WebRTCOffer | WebRTCCandidates
 
 
 class WorkerRouter:
