@@ -5,7 +5,7 @@ It starts a stream session, attaches to its WebSocket, greets whoever joins with
 message, and echoes every participant's audio back into the call. Run it against a
 supervisor started by ``scripts/run``:
 
-    .venv/bin/python scripts/stream_engine_example.py [--api http://127.0.0.1:7860] [--profile stream]
+    .venv/bin/python scripts/stream_engine_example.py [--api http://127.0.0.1:7940] [--profile stream]
 
 then join the printed room with ``callfleet caller ROOM_URL --token TOKEN``.
 """
@@ -58,7 +58,7 @@ async def run(api: str, profile: str, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--api", default="http://127.0.0.1:7860")
+    parser.add_argument("--api", default="http://127.0.0.1:7940")
     parser.add_argument("--profile", default="stream")
     parser.add_argument("--seconds", type=float, default=120)
     ns = parser.parse_args()

@@ -26,7 +26,8 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
 
 class SupervisorSection(_Section):
     http_host: str = "127.0.0.1"
-    http_port: Port = 7860
+    # Not 7860: Pipecat's development runner (and Gradio) listen there, and Pipecat users run both.
+    http_port: Port = 7940
     run_dir: str = "run"
     api_key_env: str | None = None
     drain_timeout_s: Positive = 30.0

@@ -31,7 +31,7 @@ TONE_S = 1.0  # how long --tone sounds
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="callfleet phone", description="Place a phone call to a Twilio voice webhook.")
-    p.add_argument("webhook_url", help="the voice webhook, e.g. http://127.0.0.1:7860/telephony/twilio")
+    p.add_argument("webhook_url", help="the voice webhook, e.g. http://127.0.0.1:7940/telephony/twilio")
     p.add_argument("--from", dest="from_number", default="+15550100", help="the caller's number")
     p.add_argument("--to", dest="to_number", default="+15550199", help="the number called")
     p.add_argument("--account-sid", default=ACCOUNT_SID, help="the AccountSid the webhook carries")

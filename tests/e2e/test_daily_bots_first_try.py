@@ -275,7 +275,7 @@ async def test_the_readme_recipe_starts_a_voice_bot_that_answers_the_caller_offl
     sup.write_config()
 
     def here(text: str) -> str:  # the README's ports, as this test's free ones
-        return text.replace("127.0.0.1:7860", f"127.0.0.1:{sup.http_port}").replace(
+        return text.replace("127.0.0.1:7940", f"127.0.0.1:{sup.http_port}").replace(
             "127.0.0.1:8990", f"127.0.0.1:{sandbox_port}")
 
     sup.start(timeout=60)

@@ -370,7 +370,7 @@ def test_image_installs_the_pipecat_extra_from_local_files_only() -> None:
     instructions = dockerfile()
     assert not [a for op, a in instructions if op == "ADD"]  # COPY only: no URLs, no archives unpacked
     assert any(op == "RUN" and '".[pipecat]"' in a for op, a in instructions)
-    assert ("EXPOSE", "7860") in instructions
+    assert ("EXPOSE", "7940") in instructions
 
 
 def test_every_copied_path_exists_and_the_dockerignore_lets_it_through() -> None:
