@@ -153,20 +153,24 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: 200 only while taking sessions and able to start one (Kubernetes takes a
-    503 node out of its Service, so a draining or full node gets no new calls)."""
+    """Readiness: 200 only while taking sessions and able to start one at once (Kubernetes
+    takes a 503 node out of its Service, so a draining, full or still cold node -- fewer
+    than ``min_idle`` workers booted since start-up -- gets no new calls)."""
     daemon = _daemon(request)
     status = daemon.status()
     sandbox = status["sandbox"]
     reasons = []
     if daemon.state is not DaemonState.RUNNING:
         reasons.append(f"the supervisor is {daemon.state.value}")
+    if not status["pool"]["warm"]:  # the first callers would wait for a forkserver's preload and a boot
+        reasons.append(f"{status['pool']['idle']} of min_idle {status['pool']['min_idle']} workers are warm yet")
     if status["pool"]["capacity"] <= 0:
         reasons.append("every worker is busy and max_workers is reached")
     if sandbox is not None and sandbox["state"] != "up":
         reasons.append("the embedded sandbox is down")
     body = {"status": "ready" if not reasons else "unavailable", "state": daemon.state.value,
-            "capacity": status["pool"]["capacity"], "reasons": reasons}
+            "capacity": status["pool"]["capacity"], "idle": status["pool"]["idle"],
+            "min_idle": status["pool"]["min_idle"], "reasons": reasons}
     return web.json_response(body, status=503 if reasons else 200)
 
 

@@ -83,6 +83,7 @@ class Pool:
         self._tag = secrets.token_hex(2)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._warmed = False  # min_idle workers were idle at once, since start-up
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -184,6 +185,24 @@ class Pool:
         self.wake()
         return handle
 
+    def idle(self) -> int:
+        """Workers booted (forked from the preloaded forkserver, Hello said) and free."""
+        return sum(1 for w in self.workers.values() if w.state == WorkerState.IDLE)
+
+    @property
+    def warm(self) -> bool:
+        """Whether ``min_idle`` workers have been idle at once since start-up: until then the
+        first callers would wait for a forkserver's preload and a worker's boot. Latched:
+        afterwards sessions taking idle workers leave the pool warm (it refills them while
+        spawning up to ``max_workers`` on demand), so readiness does not flap under load."""
+        return self._latch_warm()
+
+    def _latch_warm(self) -> bool:
+        if not self._warmed and self.idle() >= self.desired.min_idle:
+            self._warmed = True
+            log.info("pool warm", idle=self.idle(), min_idle=self.desired.min_idle)
+        return self._warmed
+
     def capacity(self) -> int:
         """How many more sessions could be given a worker now."""
         if self.desired.draining:
@@ -271,6 +290,7 @@ class Pool:
         if not liveness.welcome(handle, hello, self.config.pool, self.router):
             return
         self.boot = BootHistory()
+        self._latch_warm()  # as the min_idle-th worker says Hello, whether or not anyone asks
         self.publish("worker", {"worker_id": handle.id, "state": handle.state.value, "pid": hello.pid})
         self.wake()
 
