@@ -90,6 +90,10 @@ class Pong(_Msg):
     frames_in: int = 0
     frames_out: int = 0
     frames_dropped: int = 0
+    # A hosted Pipecat bot's audio, counted in the worker's client (it never crosses this
+    # socket): frames its transport's renderers got, and writes of its voice to its tracks.
+    bot_frames_in: int = 0
+    bot_frames_out: int = 0
 
 
 # -- lifecycle ---------------------------------------------------------------------------
@@ -154,6 +158,10 @@ class RunBot(_Msg):
     # worker answers it with Pipecat's SmallWebRTCConnection, the answer in the Ok, and the
     # bot gets SmallWebRTCRunnerArguments.
     webrtc: WebRTCOffer | None = None
+    # [observability]: where the bot's pipelines send Pipecat's traces (an OTLP/HTTP base URL;
+    # empty: no tracing), and the service name they carry.
+    otlp_endpoint: str = ""
+    otlp_service_name: str = ""
 
 
 class BotFinished(_Msg):
@@ -700,6 +708,30 @@ class SocketClose(_Msg):
 SOCKET_MESSAGES: tuple[type[_Msg], ...] = (SocketText, SocketBytes, SocketClose)
 
 
+# -- turn figures --------------------------------------------------------------------------
+#
+# What Pipecat measured in a hosted bot's pipeline, batched by the worker every few seconds
+# (and once more when the bot ends), never per frame: the supervisor aggregates them into
+# the session's detail and its Prometheus series.
+
+
+class Turn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One user turn answered by the bot: user stopped speaking -> bot started speaking."""
+
+    at: float  # Unix seconds, when the bot started speaking
+    voice_to_voice_s: float
+    ttfb_s: dict[str, float] = {}  # service -> its time to first byte in this turn
+
+
+class TurnFigures(_Msg):
+    """Worker -> supervisor: the figures measured since the last batch."""
+
+    turns: list[Turn] = []
+    ttfb_s: list[tuple[str, float]] = []  # (service, seconds), every TTFB Pipecat reported
+    processing_s: list[tuple[str, float]] = []  # (service, seconds), Pipecat's processing times
+    usage: dict[str, float] = {}  # kind -> amount used since the last batch (tokens, characters, seconds)
+
+
 # -- WebRTC sessions (Pipecat's SmallWebRTC) ----------------------------------------------
 #
 # The browser's media go straight to the worker's aiortc peer; only the signalling (the SDP
@@ -772,6 +804,7 @@ CONTROL_TYPES: tuple[type[_Msg], ...] = (
     RunBot,
     BotFinished,
     *SOCKET_MESSAGES,
+    TurnFigures,
     *WEBRTC_REQUESTS,
     LogLines,
     Ok,

@@ -180,6 +180,15 @@ class WebhooksSection(_Section):
     retry_max_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
 
 
+class ObservabilitySection(_Section):
+    """Traces of Pipecat sessions (``worker.tracing``)."""
+
+    # An OTLP/HTTP collector's base URL (as OTEL_EXPORTER_OTLP_ENDPOINT: /v1/traces is added
+    # unless the URL already ends with it); unset: no tracing.
+    otlp_endpoint: str | None = None
+    service_name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "callfleet"
+
+
 class Config(_Section):
     supervisor: SupervisorSection = msgspec.field(default_factory=SupervisorSection)
     pool: PoolSection = msgspec.field(default_factory=PoolSection)
@@ -193,6 +202,7 @@ class Config(_Section):
     telephony: TelephonySection = msgspec.field(default_factory=TelephonySection)
     webrtc: WebRTCSection = msgspec.field(default_factory=WebRTCSection)
     webhooks: WebhooksSection = msgspec.field(default_factory=WebhooksSection)
+    observability: ObservabilitySection = msgspec.field(default_factory=ObservabilitySection)
 
     @property
     def run_dir(self) -> Path:
@@ -299,6 +309,9 @@ def _check(config: Config) -> None:
             raise ConfigError(f"telephony.allowed_origins[{i}]: expected an origin such as https://app.example.com, "
                               f"got {origin!r}")
     _check_webhooks(config.webhooks)
+    otlp = config.observability.otlp_endpoint
+    if otlp is not None and not re.match(r"^https?://[^/?#\s]+[^\s]*$", otlp):
+        raise ConfigError(f"observability.otlp_endpoint: expected an http(s) URL, got {otlp!r}")
     if config.daily.mode == "cloud" and config.backend == "sandbox":
         raise ConfigError("pool.backend: the sandbox client cannot join Daily's cloud (daily.mode = \"cloud\")")
 
