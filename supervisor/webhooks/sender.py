@@ -92,14 +92,14 @@ class WebhookSender:
 
     def _enqueue(self, build: Callable[[dict[str, Any]], WebhookEvent], detail: dict[str, Any]) -> None:
         sid = detail.get("session_id")
+        if self._closing:
+            log.warning("webhook dropped: the sender has stopped", session_id=sid, endpoint=self.endpoint)
+            return
         try:
-            event = build(detail)
-            if self._closing:
-                raise asyncio.QueueFull
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(build(detail))
         except asyncio.QueueFull:
             log.warning("webhook dropped: the queue is full", session_id=sid, endpoint=self.endpoint,
-                        queued=self._queue.qsize(), closing=self._closing)
+                        queued=self._queue.qsize())
         except Exception:  # a session's end must never fail for its webhook
             log.exception("webhook not built", session_id=sid)
 
