@@ -7,6 +7,7 @@ worker/supervisor/sandbox separation holds (this module knows their entry points
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # subcommand -> (module, function, one-line help)
@@ -25,10 +26,27 @@ USAGE = "usage: callfleet {" + ",".join(SUBCOMMANDS) + "} [ARGS]\n\n" + "\n".joi
 )
 
 
+# What a shell reports for a writer killed by SIGPIPE (128 + 13): Python ignores the signal and
+# raises BrokenPipeError instead, so a closed stdout is answered with the status it would have had.
+CLOSED_STDOUT = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the subcommand named by ``argv[0]`` (default: the process's arguments) and return
-    its exit status: 2 for no, an unknown or an unavailable subcommand."""
-    args = sys.argv[1:] if argv is None else argv
+    its exit status: 2 for no, an unknown or an unavailable subcommand; 141, quietly, when
+    whoever read stdout went away (``callfleet ctl sessions | head -3``)."""
+    try:
+        status = _run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
+    except BrokenPipeError:
+        # Python's own recipe: stdout points at devnull, so the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return CLOSED_STDOUT
+    return status
+
+
+def _run(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if args else 2

@@ -24,16 +24,18 @@ import structlog
 
 from callfleet import logs, scrub
 from supervisor import config as config_mod
-from supervisor import isolation, operator_secrets, startup
+from supervisor import isolation, operator_secrets, sandbox_child, startup
 from supervisor import profiles as profiles_mod
 from supervisor.bot_check import check_bots_async
 from supervisor.cluster import Cluster, LeaseState
+from supervisor.commands import REGISTRY
 from supervisor.commands.base import CommandError
 from supervisor.config import Config, ConfigError
 from supervisor.control import ControlServer
 from supervisor.daemon_state import DaemonState
 from supervisor.daily_rest import DailyREST
 from supervisor.environment import OperatorEnvironment, bot_env, check_secrets, take_over
+from supervisor.http.forward import list_sessions
 from supervisor.loop_probe import LoopProbe
 from supervisor.metrics import Metrics
 from supervisor.pool import Pool
@@ -43,7 +45,7 @@ from supervisor.sandbox_child import SandboxChild
 from supervisor.sessions.recovery import reconcile_store
 from supervisor.sessions.registry import Registry
 from supervisor.sessions.services import Services
-from supervisor.sessions.state import EndReason
+from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.view import describe_record
 from supervisor.store import Store
 from supervisor.webhooks import WebhookSender, sender_for
@@ -286,13 +288,9 @@ class Daemon:
         task.add_done_callback(self._reloads.discard)
 
     async def _reload_on_signal(self) -> None:
-        # Started by a signal: whatever goes wrong is one line for the operator, not a traceback.
-        try:
-            await self.reload()
-        except CommandError as exc:
-            log.error("reload refused", error=str(exc))
-        except Exception as exc:
-            log.error("reload refused", error=f"{type(exc).__name__}: {exc}")
+        # SIGHUP is the reload command: one path, which logs a refusal in one line (no traceback).
+        with contextlib.suppress(CommandError):
+            await REGISTRY["reload"].execute(self, {})
 
     def request_drain(self) -> None:
         """Stop taking sessions and stop once the live ones have ended (or the drain times out)."""
@@ -342,6 +340,10 @@ class Daemon:
         session.stop(EndReason.STOPPED)
         return True
 
+    async def list_sessions(self, state: SessionState | None, limit: int) -> list[dict[str, Any]]:
+        """Sessions newest first, a cluster's included, as ``GET /sessions`` lists them."""
+        return await list_sessions(self.registry, self.cluster, state, limit)
+
     # -- views -----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -366,8 +368,7 @@ class Daemon:
                      "idle": self.pool.idle(), "warm": self.pool.warm},
             "room_pool": {"size": self.room_pool.size, "ready": len(self.room_pool.ready), "taken": self.room_pool.taken,
                           "too_short": self.room_pool.too_short},
-            "sandbox": None if self.sandbox is None else {"state": self.sandbox.state, "restarts": self.sandbox.restarts,
-                                                          "last_exit": self.sandbox.last_exit},
+            "sandbox": self._sandbox_view(),
             "workers": workers,
             "sessions": sessions,
             "bad_frames": self.pool.bad_frames.total,
@@ -385,6 +386,13 @@ class Daemon:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callfleet supervisor", description="Run the callfleet daemon.")
+    def _sandbox_view(self) -> dict[str, Any] | str | None:
+        """The embedded sandbox's state; ``"external"`` for one this daemon uses but did not
+        start (``[sandbox] start = false``); None in cloud mode, where there is no sandbox."""
+        if self.sandbox is not None:
+            return {"state": self.sandbox.state, "restarts": self.sandbox.restarts, "last_exit": self.sandbox.last_exit}
+        return sandbox_child.EXTERNAL if self.config.daily.mode == "sandbox" else None
+
     parser.add_argument("--config", default="configs/sandbox.toml")
     ns = parser.parse_args(argv)
     try:

@@ -36,6 +36,8 @@ log = structlog.get_logger("supervisor.sandbox")
 START_TIMEOUT_S = 20.0
 RESTART_BACKOFF = Backoff(base_s=0.25, max_s=10.0)
 HMAC_SECRET_ENV = "CALLFLEET_SANDBOX_DIALIN_HMAC_SECRET"
+# What status and /healthz say of a sandbox this daemon uses but did not start ([sandbox] start = false).
+EXTERNAL = "external"
 
 
 class SandboxStartError(Exception):

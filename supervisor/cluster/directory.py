@@ -111,8 +111,9 @@ class NodeInfo(msgspec.Struct, frozen=True):
 
 def fail_node_lost(view: dict[str, Any], node_id: str) -> dict[str, Any]:
     """``view`` as a session whose node went away: failed, ``node_lost``."""
+    lost = f"node {node_id} was lost while the session was {view.get('state')}"
     return {**view, "state": SessionState.FAILED.value, "end_reason": EndReason.NODE_LOST.value,
-            "error": f"node {node_id} was lost while the session was {view.get('state')}", "ended_at": time.time()}
+            "end_detail": lost, "error": lost, "ended_at": time.time()}
 
 
 def is_finished(view: dict[str, Any]) -> bool:

@@ -47,6 +47,8 @@ class DaemonControl(Protocol):
 
     def workers(self) -> list[dict[str, Any]]: ...
 
+    async def list_sessions(self, state: SessionState | None, limit: int) -> list[dict[str, Any]]: ...
+
 
 class ControlCommand(abc.ABC):
     name = ""

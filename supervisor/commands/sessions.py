@@ -14,6 +14,25 @@ def _iso(ts: Any) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
+def _people(view: dict[str, Any]) -> int:
+    """The people in a session: its participants other than the bot."""
+    return sum(1 for p in view["participants"] if not p.get("is_bot"))
+
+
+# Shown by ``_how_it_ended`` (one line, labelled by whether the end was a failure) or as a list.
+_SHOWN_APART = frozenset({"participants", "end_detail", "error"})
+
+
+def _how_it_ended(view: dict[str, Any]) -> str | None:
+    """``error  DETAIL`` for a failure, ``ended  DETAIL`` for an ordinary end, None while
+    the session lives (or for an end with nothing to say)."""
+    if view.get("error"):
+        return f"{'error':<16}{view['error']}"
+    if view.get("end_detail"):
+        return f"{'ended':<16}{view['end_detail']}"
+    return None
+
+
 class Sessions(ControlCommand):
     name = "sessions"
     help = "live sessions and recent history"
@@ -34,11 +53,10 @@ class Sessions(ControlCommand):
             state = None if name is None else SessionState(name)
         except ValueError:
             raise CommandError(f"unknown state {name!r} (known: {', '.join(SessionState)})") from None
-        return daemon.registry.list(state, limit)
+        return await daemon.list_sessions(state, limit)  # what GET /sessions lists, a cluster's included
 
     def render(self, result: Any) -> str:
-        rows = [{**r, "session": r["session_id"], "pid": r["worker_pid"], "people": len(r["participants"])}
-                for r in result]
+        rows = [{**r, "session": r["session_id"], "pid": r["worker_pid"], "people": _people(r)} for r in result]
         return table(rows, ["session", "state", "profile", "pid", "people", "end_reason"])
 
 
@@ -60,7 +78,10 @@ class Session(ControlCommand):
         return found
 
     def render(self, result: Any) -> str:
-        lines = [f"{k:<16}{_iso(v) if k.endswith('_at') else v}" for k, v in result.items() if k != "participants"]
+        lines = [f"{k:<16}{_iso(v) if k.endswith('_at') else v}" for k, v in result.items() if k not in _SHOWN_APART]
+        how = _how_it_ended(result)
+        if how is not None:
+            lines.append(how)
         lines.append("participants:")
         lines += [f"  {p['id']}  {p['name'] or '-'}{'  (bot)' if p['is_bot'] else ''}" for p in result["participants"]]
         return "\n".join(lines)

@@ -25,7 +25,9 @@ class Status(ControlCommand):
             f"(its own work at most {result['loop_busy_ms_max']:.1f} ms)",
         ]
         sandbox = result.get("sandbox")
-        if sandbox is not None:
+        if isinstance(sandbox, str):  # "external": one this daemon did not start
+            lines.append(f"sandbox    {sandbox} (not started by this supervisor)")
+        elif sandbox is not None:
             lines.append(f"sandbox    {sandbox['state']}, {sandbox['restarts']} restart(s)"
                          + (f", last exit: {sandbox['last_exit']}" if sandbox["last_exit"] else ""))
         return "\n".join(lines)

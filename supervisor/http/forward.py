@@ -24,7 +24,8 @@ from yarl import URL
 
 from supervisor.http import node_auth
 from supervisor.http.errors import ApiError
-from supervisor.http.keys import ClusterNode, HttpDaemon, Node
+from supervisor.http.keys import ClusterNode, HttpDaemon, Node, SessionRegistry
+from supervisor.sessions.state import SessionState
 
 log = structlog.get_logger("supervisor.http.forward")
 
@@ -173,15 +174,17 @@ def merge_listings(local: list[dict[str, Any]], directory: list[dict[str, Any]],
     return merged[:limit] if limit else merged
 
 
-async def list_everywhere(daemon: HttpDaemon, request: web.Request, local: list[dict[str, Any]],
-                          state: str | None) -> list[dict[str, Any]]:
-    """Every node's sessions (cluster mode) or this node's (single node, or a forwarded ask)."""
-    cluster = may_forward(daemon, request)
+async def list_sessions(registry: SessionRegistry, cluster: ClusterNode | None, state: SessionState | None,
+                        limit: int) -> list[dict[str, Any]]:
+    """Sessions newest first: this node's and, given its ``cluster``, every node's from the
+    directory. ``GET /sessions`` and ``ctl sessions`` both list through here."""
+    local = registry.list(state, limit)
     if cluster is None:
         return local
     # The Cluster never raises: with Redis down the directory reads as empty, this node's own
-    # remain, and listing_note says so in the reply.
-    return merge_listings(local, await cluster.all_sessions(state, LISTING_LIMIT), state)
+    # remain, and listing_note says so in GET /sessions' reply.
+    name = None if state is None else state.value
+    return merge_listings(local, await cluster.all_sessions(name, limit), name, limit)
 
 
 # -- starts --------------------------------------------------------------------------------------

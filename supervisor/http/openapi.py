@@ -52,7 +52,8 @@ SESSION: dict[str, Any] = {
         "joined_at": {"type": ["number", "null"]},
         "ended_at": {"type": ["number", "null"]},
         "end_reason": {"type": ["string", "null"], "enum": [*(reason.value for reason in EndReason), None]},
-        "error": {"type": ["string", "null"]},
+        "end_detail": {"type": ["string", "null"], "description": "how it ended, in a line (any end)"},
+        "error": {"type": ["string", "null"], "description": "what went wrong: end_detail when the end is a failure"},
         "frames": {"type": "object", "properties": {
             name: {"type": "integer"} for name in ("in", "out", "dropped", "worker_out", "worker_dropped")}},
         "failovers": {"type": "integer"},

@@ -38,8 +38,9 @@ async def list_sessions(request: web.Request) -> web.Response:
     except ValueError:
         raise invalid(f"state: unknown state {name!r} (known: {', '.join(SessionState)})") from None
     daemon = _daemon(request)
-    local = daemon.registry.list(state, 200)
-    listing = await forward.list_everywhere(daemon, request, local, None if state is None else state.value)
+    # A forwarded ask lists this node's only: the asking node reads the directory itself.
+    listing = await forward.list_sessions(daemon.registry, forward.may_forward(daemon, request), state,
+                                          forward.LISTING_LIMIT)
     return web.json_response({"data": listing, **forward.listing_note(daemon, request)}, dumps=_dumps)
 
 
@@ -144,7 +145,8 @@ async def healthz(request: web.Request) -> web.Response:
     status = daemon.status()
     can_start = daemon.pool.capacity() > 0 or daemon.pool.boot.failures == 0
     sandbox = status["sandbox"]
-    daily_up = sandbox is None or sandbox["state"] == "up"  # the embedded sandbox is Daily here
+    # The embedded sandbox (a dict) is Daily here; an external one's health is its own to report.
+    daily_up = not isinstance(sandbox, dict) or sandbox["state"] == "up"
     healthy = daemon.state is DaemonState.RUNNING and can_start and daily_up
     body = {"status": "ok" if healthy else "unavailable", "state": daemon.state.value,
             "workers": status["workers"], "sessions": status["sessions"], "capacity": status["pool"]["capacity"],
@@ -166,7 +168,7 @@ async def readyz(request: web.Request) -> web.Response:
         reasons.append(f"{status['pool']['idle']} of min_idle {status['pool']['min_idle']} workers are warm yet")
     if status["pool"]["capacity"] <= 0:
         reasons.append("every worker is busy and max_workers is reached")
-    if sandbox is not None and sandbox["state"] != "up":
+    if isinstance(sandbox, dict) and sandbox["state"] != "up":
         reasons.append("the embedded sandbox is down")
     body = {"status": "ready" if not reasons else "unavailable", "state": daemon.state.value,
             "capacity": status["pool"]["capacity"], "idle": status["pool"]["idle"],

@@ -1,7 +1,8 @@
 """A session as the API and ``ctl`` show it, from its record (live or from the store).
 
-Its ``error`` is one scrubbed line whatever the record holds: records written elsewhere (the
-start-up reconcile, a survivor marking a lost node's sessions) or by an older version too.
+Its ``end_detail`` is one scrubbed line whatever the record holds: records written elsewhere
+(the start-up reconcile, a survivor marking a lost node's sessions) or by an older version too.
+The same line is its ``error`` only when the end is a failure: an ordinary hang-up is not an error.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from callfleet import scrub
+from supervisor.sessions.state import EndReason
 from supervisor.store import SessionRecord
 
 
 def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None = None,
                     bot_id: str | None = None, node_id: str | None = None) -> dict[str, Any]:
+    detail = scrub.one_line(r.error)  # the record keeps how the session ended, failure or not
     people = list(participants or [])
     if bot_id:
         people.insert(0, {"id": bot_id, "name": "bot", "is_bot": True})
@@ -32,7 +35,8 @@ def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None 
         "joined_at": r.joined_at,
         "ended_at": r.ended_at,
         "end_reason": r.end_reason,
-        "error": scrub.one_line(r.error),
+        "end_detail": detail,
+        "error": detail if _failed(r.end_reason) else None,
         # in: routed to the bot; out/dropped: the bot's voice as the supervisor sent or
         # dropped it; worker_out/worker_dropped: as the worker played it out or dropped it.
         "frames": {"in": r.frames_in, "out": r.frames_out, "dropped": r.frames_dropped,
@@ -42,3 +46,14 @@ def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None 
         "max_duration_s": r.max_duration_s,
         "node_id": node_id,  # the supervisor that runs (or ran) it: where a cluster sends its requests
     }
+
+
+def _failed(end_reason: str | None) -> bool:
+    """Whether the session ended in a failure; a reason this version does not know (a record
+    written by another one) counts as one, so that its detail is not hidden."""
+    if end_reason is None:
+        return False
+    try:
+        return EndReason(end_reason).failure
+    except ValueError:
+        return True

@@ -271,7 +271,7 @@ async def test_the_phone_hanging_up_mid_sentence_ends_the_session_and_frees_its_
     assert not await speaking  # cut off mid-sentence
     assert report.hung_up_by is HungUpBy.PHONE
     ended = await fleet.ended(sid)
-    assert ended["end_reason"] == "participant_left" and ended["error"] == "the caller hung up"
+    assert ended["end_reason"] == "participant_left" and ended["end_detail"] == "the caller hung up"
     await fleet.wait_record(sid, "disconnected")
     await wait_until(lambda: not alive(started["pid"]), 15, "the call's worker to exit (sessions_per_worker = 1)")
 
@@ -381,7 +381,7 @@ async def test_a_bot_that_stops_reading_its_call_has_the_call_closed_with_a_reas
         await client.close()
     assert code == 1008
     ended = await fleet.ended(started["sessionId"])
-    assert ended["end_reason"] == "call_ended" and "did not read its call" in ended["error"]
+    assert ended["end_reason"] == "call_ended" and "did not read its call" in ended["end_detail"]
 
 
 async def test_a_worker_lost_mid_call_ends_the_call_since_a_phone_socket_cannot_be_rejoined(fleet: Fleet) -> None:
