@@ -130,5 +130,9 @@ class HttpDaemon(Protocol):
         """End a live session here; False when it is not live here."""
         ...
 
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker process here as ``ctl workers`` shows it (the dashboard's ``/workers``)."""
+        ...
+
 
 DAEMON: web.AppKey[HttpDaemon] = web.AppKey("daemon")

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.daemon_state import DaemonState
-from supervisor.http import daily_proxy, forward, middlewares, phone, phone_bots
+from supervisor.http import daily_proxy, dashboard, forward, middlewares, phone, phone_bots
 from supervisor.http.bodies import AppMessageBody, read_body
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON, HttpDaemon
@@ -211,6 +211,9 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/livez", livez),
     ("GET", "/metrics", metrics),
     ("GET", "/openapi.json", openapi),
+    ("GET", "/dashboard", dashboard.page),
+    ("GET", "/dashboard/{asset}", dashboard.asset),
+    ("GET", "/workers", dashboard.workers),
     *((method, daily_proxy.PREFIX + "/{tail:.*}", daily_proxy.daily_proxy) for method in ("GET", "POST", "DELETE")),
 ]
 
@@ -218,7 +221,9 @@ ROUTES: list[tuple[str, str, Any]] = [
 # What answers without the bearer key (middlewares.bearer_auth).
 # A phone's WebSocket checks its one-time token; Twilio's webhook needs the bearer key unless
 # [telephony] auth_token_env makes it check Twilio's signature instead.
-OPEN_HANDLERS = {healthz, readyz, livez, metrics, openapi, stream, daily_proxy.daily_proxy, phone.phone_socket}
+# The dashboard's page and assets hold no data: the data routes it calls ask for the key.
+OPEN_HANDLERS = {healthz, readyz, livez, metrics, openapi, stream, daily_proxy.daily_proxy, phone.phone_socket,
+                 dashboard.page, dashboard.asset}
 
 
 def setup_routes(app: web.Application) -> None:

@@ -44,6 +44,9 @@ class BareDaemon:
     async def stop_session(self, session_id: str) -> bool:
         raise AssertionError("this stand-in daemon stops no session")
 
+    def workers(self) -> list[dict[str, Any]]:
+        raise AssertionError("this stand-in daemon has no workers")
+
 
 class NoSessions:
     """A registry with no session, live or finished; it takes no start."""

@@ -1,0 +1,57 @@
+"""The operator's dashboard: one static page (no build step, nothing fetched from elsewhere)
+and the one JSON route it reads that the API had not: the workers.
+
+The page and its assets are open routes (they hold no data); everything the page shows comes
+from the data routes, which ask for the bearer key like any other client's requests.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+
+from supervisor.http.errors import not_found
+from supervisor.http.keys import DAEMON
+
+# Shipped inside the package, read once: the page must never depend on the working directory.
+STATIC = resources.files("supervisor.http") / "dashboard_static"
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def _load_assets() -> dict[str, tuple[bytes, str]]:
+    assets = {}
+    for entry in STATIC.iterdir():
+        suffix = "." + entry.name.rpartition(".")[2]
+        if entry.is_file() and suffix in CONTENT_TYPES:
+            assets[entry.name] = (entry.read_bytes(), CONTENT_TYPES[suffix])
+    return assets
+
+
+ASSETS = _load_assets()
+
+
+def _asset_response(name: str) -> web.Response:
+    body, content_type = ASSETS[name]
+    # no-cache: an upgraded supervisor's page is picked up at once (revalidated, not refetched blindly)
+    return web.Response(body=body, content_type=content_type, charset="utf-8", headers={"Cache-Control": "no-cache"})
+
+
+async def page(request: web.Request) -> web.Response:
+    """``GET /dashboard``: the page."""
+    return _asset_response("index.html")
+
+
+async def asset(request: web.Request) -> web.Response:
+    """``GET /dashboard/{asset}``: a file the page loads; 404 for any name not shipped."""
+    name = request.match_info["asset"]
+    if name not in ASSETS:
+        raise not_found(f"/dashboard/{name} does not exist")
+    return _asset_response(name)
+
+
+async def workers(request: web.Request) -> web.Response:
+    """``GET /workers``: this node's worker processes as ``ctl workers`` shows them."""
+    daemon = request.app[DAEMON]
+    node_id = None if daemon.cluster is None else daemon.cluster.node_id
+    return web.json_response({"node_id": node_id, "data": daemon.workers()})

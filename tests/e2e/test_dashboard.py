@@ -1,0 +1,209 @@
+"""The dashboard (GET /dashboard) end to end: a real supervisor with real workers on a real
+sandbox, the page in Debian's headless chromium (tests/browser.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from supervisor.http.dashboard import ASSETS
+from tests.browser import browser_fixture  # noqa: F401
+from tests.conftest import REPO, SandboxProcess
+from tests.supervisor_harness import SupervisorProcess
+from tests.waiting import wait_until
+
+KEY_ENV = "CALLFLEET_TEST_DASHBOARD_KEY"
+KEY = "dashboard-test-key-5d1c"
+NEEDS_KEY = "This supervisor needs its API key"
+
+
+@pytest.fixture(scope="module")
+def sandbox_proc() -> Iterator[SandboxProcess]:
+    sandbox = SandboxProcess("--no-rate-limits")
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def _supervisor(tmp: Path, sandbox: SandboxProcess, **overrides: Any) -> SupervisorProcess:
+    # Sessions with nobody else in the call live long enough for the page to be looked at.
+    sup = SupervisorProcess(tmp, sandbox.port, pool={"min_idle": 2, "max_workers": 4},
+                            sessions={"idle_timeout_s": 300}, **overrides)
+    sup.start()
+    return sup
+
+
+@pytest.fixture(scope="module")
+def open_sup(tmp_path_factory: pytest.TempPathFactory, sandbox_proc: SandboxProcess) -> Iterator[SupervisorProcess]:
+    sup = _supervisor(tmp_path_factory.mktemp("dashboard-open"), sandbox_proc)
+    try:
+        yield sup
+    finally:
+        sup.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed_sup(tmp_path_factory: pytest.TempPathFactory, sandbox_proc: SandboxProcess) -> Iterator[SupervisorProcess]:
+    sup = _supervisor(tmp_path_factory.mktemp("dashboard-keyed"), sandbox_proc, env={KEY_ENV: KEY},
+                      supervisor={"api_key_env": KEY_ENV})
+    try:
+        yield sup
+    finally:
+        sup.stop()
+
+
+def bearer(key: str = KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+# -- plain HTTP ----------------------------------------------------------------------------------
+
+
+async def test_the_page_is_served_without_the_key(keyed_sup: SupervisorProcess) -> None:
+    status, body, headers = await keyed_sup.http("GET", "/dashboard")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert '<script src="dashboard/dashboard.js">' in body and 'href="dashboard/dashboard.css"' in body
+
+
+@pytest.mark.parametrize(("name", "content_type"), [("dashboard.js", "text/javascript"),
+                                                    ("dashboard.css", "text/css"),
+                                                    ("index.html", "text/html")])
+async def test_the_assets_are_served_from_the_package_without_the_key(keyed_sup: SupervisorProcess, name: str,
+                                                                      content_type: str) -> None:
+    status, body, headers = await keyed_sup.http("GET", f"/dashboard/{name}")
+    assert status == 200
+    assert headers["Content-Type"] == f"{content_type}; charset=utf-8"
+    assert body == ASSETS[name][0].decode()
+
+
+@pytest.mark.parametrize("name", ["nope.js", "..%2Fviews.py", "dashboard.py", "%2E%2E%2Fkeys.py"])
+async def test_a_name_the_package_does_not_ship_is_404(keyed_sup: SupervisorProcess, name: str) -> None:
+    status, body, _ = await keyed_sup.http("GET", f"/dashboard/{name}")
+    assert status == 404
+    assert body["error"] == "not-found" and body["info"].endswith("does not exist")
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/workers"), ("GET", "/sessions"), ("GET", "/sessions/abc"),
+                                              ("GET", "/sessions/abc/logs?tail=200"), ("DELETE", "/sessions/abc")])
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+async def test_the_data_the_page_reads_needs_the_key(keyed_sup: SupervisorProcess, method: str, path: str,
+                                                     key: str | None) -> None:
+    status, body, _ = await keyed_sup.http(method, path, headers={} if key is None else bearer(key))
+    assert status == 401
+    assert body == {"error": "authentication-error", "info": "missing or invalid bearer key"}
+
+
+async def test_workers_lists_what_ctl_workers_shows(keyed_sup: SupervisorProcess) -> None:
+    listed = await keyed_sup.workers(lambda ws: len(ws) >= 2)
+    status, body, _ = await keyed_sup.http("GET", "/workers", headers=bearer())
+    assert status == 200
+    assert body["node_id"] is None  # a single node
+    assert {w["id"] for w in body["data"]} == {w["id"] for w in listed}
+    for worker in body["data"]:
+        assert {"id", "pid", "state", "session_id", "pss_mb", "uptime_s", "calls_done"} <= set(worker)
+
+
+def test_the_page_and_its_assets_ship_in_the_package(tmp_path: Path) -> None:
+    """What ``pip install .`` installs: setuptools' build_py output, from which the wheel is made."""
+    result = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
+                             "--build-lib", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    shipped = {p.name for p in (tmp_path / "supervisor" / "http" / "dashboard_static").glob("*")}
+    assert shipped == set(ASSETS) == {"index.html", "dashboard.js", "dashboard.css"}
+
+
+# -- in the browser ------------------------------------------------------------------------------
+
+
+def click(driver: WebDriver, css: str) -> None:
+    """Click what ``css`` finds (the page redraws a row in place, but a row that moved may
+    still be swapped out between finding and clicking it: then find it again)."""
+    for _ in range(5):
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{css} kept being redrawn under the click")
+
+
+def texts(driver: WebDriver, css: str) -> list[str]:
+    return [str(t) for t in driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", css)]
+
+
+def row(session_id: str, table: str) -> str:
+    return f'#{table} tr[data-key="{session_id}"]'
+
+
+async def seen(what: str, probe: Callable[[], Any], timeout: float = 20) -> Any:
+    return await wait_until(probe, timeout, what, interval=0.2)
+
+
+async def test_the_page_shows_a_session_its_logs_and_its_end(open_sup: SupervisorProcess,
+                                                             browser: Callable[..., WebDriver]) -> None:
+    driver = browser()
+    driver.get(open_sup.url + "/dashboard")
+    await seen("the workers", lambda: len(texts(driver, "#workers tbody tr")) >= 2)
+    assert not driver.find_element(By.ID, "auth").is_displayed()  # no key set, none asked for
+
+    started = await open_sup.start_bot("echo")
+    sid = started["session_id"]
+    cells = await seen("the session, joined, in the live table",
+                       lambda: (c := texts(driver, row(sid, "live") + " td")) and c[2] == "joined" and c)
+    assert cells[0] == sid and cells[1] == "echo"
+    assert cells[4].startswith("1: ")  # the bot alone in the call
+    assert cells[5] == cells[6] == "—"  # no turn yet: no voice-to-voice figure
+    talk = driver.find_element(By.CSS_SELECTOR, row(sid, "live") + " a")
+    assert talk.get_attribute("href") == f"{open_sup.url}/client?session={sid}"
+    await seen("the session's worker busy with it",
+               lambda: sid in texts(driver, "#workers tbody td.id"))
+
+    click(driver, row(sid, "live") + ' button[data-action="logs"]')
+    await seen("the log panel for the session", lambda: texts(driver, "#logs-session") == [sid])
+
+    click(driver, row(sid, "live") + ' button[data-action="stop"]')
+    await seen("the session gone from the live table", lambda: not texts(driver, row(sid, "live")))
+    ended = await seen("the session in the ended table", lambda: texts(driver, row(sid, "ended") + " td"))
+    assert ended[2] == "ended" and ended[3] == "stopped"
+    assert (await open_sup.session(sid))["end_reason"] == "stopped"
+
+    # Nothing the page loaded came from anywhere but the supervisor.
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+        ".map(e => e.name)")
+    assert loaded and all(url.startswith(open_sup.url + "/") for url in loaded), loaded
+
+    # The log tail (GET /sessions/{id}/logs): a 404 there fails the test, it does not skip it.
+    lines, _ = await wait_until(lambda: (texts(driver, "#logs-lines .log-line"), texts(driver, "#logs-note")), 20,
+                                "a line in the session's log tail (the panel's note says why not)", until=lambda got: got[0])
+
+
+async def test_with_a_key_the_page_asks_for_it_then_shows_the_data(keyed_sup: SupervisorProcess,
+                                                                    browser: Callable[..., WebDriver]) -> None:
+    driver = browser()
+    driver.get(keyed_sup.url + "/dashboard")
+    await seen("the page asking for the key", lambda: driver.find_element(By.ID, "auth").is_displayed())
+    assert texts(driver, "#auth-message") == [NEEDS_KEY + "."]
+    assert texts(driver, "#workers tbody tr") == []
+
+    driver.find_element(By.ID, "auth-key").send_keys("wrong-key")
+    click(driver, "#auth-form button")
+    await seen("the page refusing the wrong key", lambda: "refused" in texts(driver, "#auth-message")[0])
+    assert driver.find_element(By.ID, "auth").is_displayed()
+
+    driver.find_element(By.ID, "auth-key").send_keys(KEY)
+    click(driver, "#auth-form button")
+    await seen("the workers, once the key is given", lambda: len(texts(driver, "#workers tbody tr")) >= 2)
+    assert not driver.find_element(By.ID, "auth").is_displayed()
+    assert driver.execute_script("return sessionStorage.getItem('callfleet.apiKey')") == KEY
