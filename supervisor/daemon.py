@@ -121,11 +121,15 @@ class Daemon:
 
     def _start_webhooks(self, reconciled: list[str]) -> None:
         """Start the webhook sender (claiming each event in the cluster's Redis when there is
-        one); sessions a crashed predecessor left unfinished, reconciled now, end here."""
+        one). Besides the session actors, two places end sessions: the start-up reconcile
+        (sessions a crashed predecessor left unfinished) and, in a cluster, this node's
+        clean-up of a lost node."""
         if self.webhooks is None:
             return
         if self.cluster is not None:
             self.webhooks.claim = self.cluster.claim_once
+            # A lost node's sessions end here, as this node marks them node_lost.
+            self.cluster.lease.on_session_lost = self.webhooks.session_ended
         self.webhooks.start()
         for sid in reconciled:
             record = self.store.get(sid)
