@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -22,6 +24,42 @@ from callfleet import scrub
 REDACTED = scrub.MARKER
 
 _configured = False
+
+# Where this process's lines also go, one call per line: (the session_id the line has bound,
+# or "", the line as JSON, rendered and scrubbed). Session logs (worker.log_shipping,
+# supervisor.session_logs) set it; None: stderr only.
+LineTap = Callable[[str, str], None]
+_tap: LineTap | None = None
+_json_lines = False  # the renderer writes JSON: the tap gets the very line written to stderr
+_tapped = threading.local()  # the session of the line being rendered, between the two processors
+_as_json = structlog.processors.JSONRenderer()
+
+
+def set_line_tap(tap: LineTap | None) -> None:
+    """Hand every line logged from now on to ``tap`` as well (None: stop)."""
+    global _tap
+    _tap = tap
+
+
+def _tap_event(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # Before the renderer: note the line's session, or, when stderr gets console lines,
+    # hand the tap its own JSON rendering of the line, scrubbed the same way.
+    tap = _tap
+    if tap is not None:
+        session_id = str(event_dict.get("session_id") or "")
+        if _json_lines:
+            _tapped.session_id = session_id
+        else:
+            tap(session_id, scrub.scrub(str(_as_json(_logger, _name, dict(event_dict)))))
+    return event_dict
+
+
+def _tap_line(_logger: Any, _name: str, line: Any) -> Any:
+    # After rendering and scrubbing: the JSON line stderr gets goes to the tap as it is.
+    tap = _tap
+    if tap is not None and _json_lines and isinstance(line, str):
+        tap(getattr(_tapped, "session_id", ""), line)
+    return line
 
 
 def _mask(value: Any) -> Any:
@@ -47,7 +85,7 @@ def scrub_line(_logger: Any, _name: str, line: Any) -> Any:
 
 def configure(level: str | None = None, *, json: bool | None = None) -> None:
     """Configure structlog and stdlib logging for this process (idempotent)."""
-    global _configured
+    global _configured, _json_lines
     if _configured:
         return
     _configured = True
@@ -56,6 +94,7 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
     if not isinstance(numeric, int):
         numeric = logging.INFO
     use_json = (not sys.stderr.isatty()) if json is None else json
+    _json_lines = use_json
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json
@@ -72,8 +111,10 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             redact_secrets,
+            _tap_event,
             renderer,
             scrub_line,
+            _tap_line,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
@@ -85,7 +126,7 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
-                    redact_secrets, renderer, scrub_line],
+                    redact_secrets, _tap_event, renderer, scrub_line, _tap_line],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -74,6 +74,16 @@ class SessionsSection(_Section):
     history: Annotated[int, msgspec.Meta(ge=0)] = 500  # ended sessions kept in memory for GET /sessions
 
 
+class LogsSection(_Section):
+    """How much of the sessions' logs (``GET /sessions/{id}/logs``) sessions.db keeps: per
+    session, the oldest lines go first; in all, the logs of the sessions that logged longest
+    ago go first. Lengths are counted in characters of the JSON lines."""
+
+    max_lines_per_session: Annotated[int, msgspec.Meta(ge=10, le=1_000_000)] = 2000
+    max_bytes_per_session: Annotated[int, msgspec.Meta(ge=10_000, le=1_000_000_000)] = 1_000_000
+    max_total_bytes: Annotated[int, msgspec.Meta(ge=1_000_000)] = 200_000_000
+
+
 class AudioSection(_Section):
     sample_rate: Literal[8000, 16000, 24000, 48000] = 16000
     channels: Annotated[int, msgspec.Meta(ge=1, le=2)] = 1
@@ -194,6 +204,7 @@ class Config(_Section):
     pool: PoolSection = msgspec.field(default_factory=PoolSection)
     daily: DailySection = msgspec.field(default_factory=DailySection)
     sessions: SessionsSection = msgspec.field(default_factory=SessionsSection)
+    logs: LogsSection = msgspec.field(default_factory=LogsSection)
     audio: AudioSection = msgspec.field(default_factory=AudioSection)
     sandbox: SandboxSection = msgspec.field(default_factory=SandboxSection)
     cluster: ClusterSection = msgspec.field(default_factory=ClusterSection)

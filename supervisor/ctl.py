@@ -15,6 +15,7 @@ import msgspec
 import zmq
 
 from supervisor.commands import REGISTRY
+from supervisor.commands.logs import print_log
 from supervisor.config import ConfigError, load
 
 TIMEOUT_MS = 10_000
@@ -105,5 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     result = reply.get("result")
     if ns.command == "events":
         return follow_events(result["endpoint"], ns.json)
+    if ns.command == "logs" and not ns.json:
+        return print_log(result, command.build(ns), ns.follow, lambda args: request(path, "logs", args))
     print(json.dumps(result, indent=2) if ns.json else command.render(result))
     return 0

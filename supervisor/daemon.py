@@ -42,6 +42,7 @@ from supervisor.pool import Pool
 from supervisor.rooms.ledger import delete_leftover_rooms
 from supervisor.rooms.pool import RoomPool
 from supervisor.sandbox_child import SandboxChild
+from supervisor.session_logs import SessionLogs
 from supervisor.sessions.recovery import reconcile_store
 from supervisor.sessions.registry import Registry
 from supervisor.sessions.services import Services
@@ -197,6 +198,11 @@ class Daemon:
             self.cluster.capacity_probe = self.pool.capacity
         self.room_pool.start()
         self.registry = Registry(self.services)
+        # Each session's lines, its worker's and this daemon's, kept in sessions.db.
+        self.session_logs = SessionLogs(self.store, cfg.logs, lambda sid: sid in self.registry.live)
+        self.pool.router.on_log_lines = self.session_logs.from_worker
+        logs.set_line_tap(self.session_logs.take)
+        self.session_logs.start(lambda: set(self.registry.live))
         if self.cluster is not None:
             self.cluster.on_fenced(self._end_sessions_fenced, self.store.forget_room)
         self.metrics.bind(self)
@@ -266,6 +272,8 @@ class Daemon:
         if self.cluster is not None:
             await self.cluster.stop()  # after the last session's record and room delete: they are published
         await self.http_session.close()
+        logs.set_line_tap(None)
+        await self.session_logs.stop()
         self.store.close()
         if self.sandbox is not None:
             await self.sandbox.stop()

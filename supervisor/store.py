@@ -56,7 +56,24 @@ CREATE INDEX IF NOT EXISTS sessions_state ON sessions(state);
 CREATE INDEX IF NOT EXISTS sessions_requested ON sessions(requested_at);
 CREATE TABLE IF NOT EXISTS pooled_rooms (name TEXT PRIMARY KEY, created_at REAL);
 CREATE TABLE IF NOT EXISTS owned_rooms (name TEXT PRIMARY KEY, created_at REAL);
+CREATE TABLE IF NOT EXISTS session_logs (session_id TEXT, seq INTEGER, line TEXT, PRIMARY KEY (session_id, seq));
+CREATE TABLE IF NOT EXISTS session_log_sizes (
+    session_id TEXT PRIMARY KEY, lines INTEGER, bytes INTEGER, next_seq INTEGER, dropped INTEGER,
+    pruned INTEGER, updated_at REAL
+);
+CREATE INDEX IF NOT EXISTS session_log_sizes_updated ON session_log_sizes(updated_at);
 """
+
+
+class LogSize(msgspec.Struct, frozen=True):
+    """What is kept of one session's log: ``dropped`` lines went to the per-session cap,
+    ``pruned`` is the whole log gone to the total cap; ``next_seq`` numbers the next line."""
+
+    lines: int = 0
+    bytes: int = 0
+    next_seq: int = 0
+    dropped: int = 0
+    pruned: bool = False
 
 
 class LedgerMirror(Protocol):
@@ -131,6 +148,86 @@ class Store:
         # pooled_rooms is the ledger's name before 0.2: rooms a previous version pooled count too.
         rows = self.db.execute("SELECT name FROM owned_rooms UNION SELECT name FROM pooled_rooms").fetchall()
         return [row[0] for row in rows]
+
+    # -- session logs --------------------------------------------------------------------------
+    # Each session's lines in order (seq from 0), capped per session and in all; the caps are
+    # applied as lines are written, so what is read is always within them.
+
+    def append_logs(self, session_id: str, lines: list[str], max_lines: int, max_bytes: int, now: float) -> int:
+        """Add ``lines`` to the session's log, dropping its oldest past the per-session caps
+        (a line over the byte cap on its own is dropped at once); returns the seq of the first."""
+        with self.db:
+            self.db.execute("BEGIN")  # one transaction per batch (the connection autocommits otherwise)
+            size = self.log_size(session_id)
+            first = size.next_seq
+            self.db.executemany("INSERT INTO session_logs (session_id, seq, line) VALUES (?, ?, ?)",
+                                [(session_id, first + i, line) for i, line in enumerate(lines)])
+            count, total = size.lines + len(lines), size.bytes + sum(len(line) for line in lines)
+            dropped = size.dropped
+            if count > max_lines or total > max_bytes:
+                cut, gone, gone_bytes = self._log_cut(session_id, count, total, max_lines, max_bytes)
+                self.db.execute("DELETE FROM session_logs WHERE session_id = ? AND seq < ?", (session_id, cut))
+                count, total, dropped = count - gone, total - gone_bytes, dropped + gone
+            self.db.execute("INSERT OR REPLACE INTO session_log_sizes (session_id, lines, bytes, next_seq, dropped, "
+                            "pruned, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                            (session_id, count, total, first + len(lines), dropped, now))
+        return first
+
+    def _log_cut(self, session_id: str, count: int, total: int, max_lines: int,
+                 max_bytes: int) -> tuple[int, int, int]:
+        """The first seq kept so that the log fits its caps, how many lines and bytes go."""
+        gone = gone_bytes = 0
+        cut = 0
+        for seq, length in self.db.execute("SELECT seq, length(line) FROM session_logs WHERE session_id = ? "
+                                           "ORDER BY seq", (session_id,)):
+            if count - gone <= max_lines and total - gone_bytes <= max_bytes:
+                return seq, gone, gone_bytes
+            gone, gone_bytes, cut = gone + 1, gone_bytes + length, seq + 1
+        return cut, gone, gone_bytes
+
+    def log_size(self, session_id: str) -> LogSize:
+        row = self.db.execute("SELECT lines, bytes, next_seq, dropped, pruned FROM session_log_sizes "
+                              "WHERE session_id = ?", (session_id,)).fetchone()
+        if row is None:
+            return LogSize()
+        return LogSize(lines=row[0], bytes=row[1], next_seq=row[2], dropped=row[3], pruned=bool(row[4]))
+
+    def logs(self, session_id: str, *, after: int = -1, tail: int | None = None) -> list[tuple[int, str]]:
+        """The session's kept lines with their seq, in order: those after seq ``after``, or
+        the last ``tail`` of them."""
+        if tail is not None:
+            rows = self.db.execute("SELECT seq, line FROM session_logs WHERE session_id = ? AND seq > ? "
+                                   "ORDER BY seq DESC LIMIT ?", (session_id, after, tail)).fetchall()
+            rows.reverse()
+        else:
+            rows = self.db.execute("SELECT seq, line FROM session_logs WHERE session_id = ? AND seq > ? "
+                                   "ORDER BY seq", (session_id, after)).fetchall()
+        return [(int(seq), str(line)) for seq, line in rows]
+
+    def logs_total_bytes(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(SUM(bytes), 0) FROM session_log_sizes").fetchone()[0])
+
+    def prune_logs(self, max_total_bytes: int, keep: set[str]) -> list[str]:
+        """Delete whole logs, the sessions logged to longest ago first (never those in
+        ``keep``: the live ones), until all fit in ``max_total_bytes``; returns whose went."""
+        total = self.logs_total_bytes()
+        pruned: list[str] = []
+        if total <= max_total_bytes:
+            return pruned
+        with self.db:
+            self.db.execute("BEGIN")
+            for session_id, size in self.db.execute("SELECT session_id, bytes FROM session_log_sizes WHERE pruned = 0 "
+                                                    "ORDER BY updated_at").fetchall():
+                if total <= max_total_bytes:
+                    break
+                if session_id in keep:
+                    continue
+                self.db.execute("DELETE FROM session_logs WHERE session_id = ?", (session_id,))
+                self.db.execute("UPDATE session_log_sizes SET lines = 0, bytes = 0, pruned = 1 WHERE session_id = ?",
+                                (session_id,))
+                total -= size
+                pruned.append(session_id)
+        return pruned
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])

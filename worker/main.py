@@ -55,6 +55,7 @@ from worker.backends import init_sdk, load_backend, sdk_version
 from worker.bot_runner import BotRunner
 from worker.call import CallHost, capabilities
 from worker.liveness import ParentWatch, set_parent_death_signal
+from worker.log_shipping import LogShipper
 
 log = structlog.get_logger("worker")
 
@@ -102,6 +103,7 @@ class Worker:
         self.host.on_call_ended = self._call_ended
         hosted_daily.attach(self.host)  # a hosted bot's CallClient(...) is this host's client
         self.bots = BotRunner(self.host, self.outbox.put_nowait)
+        self.log_shipper = LogShipper(self.outbox.put_nowait, self.outbox.qsize)
 
     # -- outgoing ---------------------------------------------------------------------------
 
@@ -254,6 +256,8 @@ class Worker:
         except asyncio.CancelledError:
             # Every request gets exactly one reply, even when the worker exits under it.
             reply = Err(cmd.id, ErrCode.EXITING, f"worker exiting: {self.exit_reason}")
+        if isinstance(cmd, Leave):
+            self.log_shipper.flush()  # the session's last lines go before the reply that ends it
         self.outbox.put_nowait(reply)
 
     def _spawn(self, coro: Any) -> None:
@@ -283,7 +287,10 @@ class Worker:
             await asyncio.wait({handshake, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             if handshake.done() and handshake.result() and not self.stopping.is_set():
                 self.channel.handle(self._received, self._bad_frame_after_welcome)
+                logs.set_line_tap(self.log_shipper.take)  # each session's lines to the supervisor too
+                shipping = self.loop.create_task(self.log_shipper.run())
                 await self.stopping.wait()
+                shipping.cancel()
             handshake.cancel()
             stop_wait.cancel()
         finally:
@@ -304,6 +311,8 @@ class Worker:
             await self.host.leave(LEAVE_ON_EXIT_TIMEOUT_S)
         except Exception as exc:
             log.warning("leave on exit failed", error=str(exc))
+        logs.set_line_tap(None)
+        self.log_shipper.flush()
         self.outbox.put_nowait(Exiting(reason=self.exit_reason, exit_code=int(self.exit_code)))
         try:
             await asyncio.wait_for(self.outbox.join(), 1.0)

@@ -152,6 +152,10 @@ class Cluster:
         """The node running the session; None if unknown, finished or Redis is down."""
         return await self.directory.owner_of(session_id)
 
+    async def node(self, node_id: str) -> NodeInfo | None:
+        """A member node's address; None once it has left the cluster or while Redis is down."""
+        return await self.directory.node(node_id)
+
     async def view_of(self, session_id: str) -> dict[str, Any] | None:
         """Any node's latest published view of the session (finished ones too)."""
         return await self.directory.view_of(session_id)

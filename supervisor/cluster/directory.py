@@ -317,6 +317,14 @@ class Directory:
 
         return await self.link.run(get, None)
 
+    async def node(self, node_id: str) -> NodeInfo | None:
+        """A member node's address; None once it has left the cluster, or while Redis is down."""
+        async def url(r: Redis) -> Any:
+            return await r.hget(node_key(node_id), "advertise_url")  # type: ignore[misc]
+
+        advertise = await self.link.run(url, None)
+        return None if advertise is None else NodeInfo(node_id=node_id, advertise_url=_text(advertise))
+
     async def owner_of(self, session_id: str) -> NodeInfo | None:
         """The node running an unfinished session; None if unknown, finished or Redis is down."""
         view = await self.view_of(session_id)

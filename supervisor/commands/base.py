@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from supervisor.session_logs import SessionLogs
 from supervisor.sessions.state import SessionState
 
 
@@ -34,6 +35,9 @@ class DaemonControl(Protocol):
 
     @property
     def events_endpoint(self) -> str: ...
+
+    @property
+    def session_logs(self) -> SessionLogs: ...
 
     def request_drain(self) -> None: ...
 

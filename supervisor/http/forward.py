@@ -23,7 +23,7 @@ from aiohttp import web
 from yarl import URL
 
 from supervisor.http import node_auth
-from supervisor.http.errors import ApiError
+from supervisor.http.errors import ApiError, not_found
 from supervisor.http.keys import ClusterNode, HttpDaemon, Node, SessionRegistry
 from supervisor.sessions.state import SessionState
 
@@ -294,3 +294,51 @@ def close_code(code: int | None) -> int:
     if code is None or code in (1005, 1006, 1015) or not 1000 <= code < 5000:
         return int(aiohttp.WSCloseCode.GOING_AWAY if code in (1006, None) else aiohttp.WSCloseCode.OK)
     return code
+
+
+# -- a session's logs ----------------------------------------------------------------------------
+
+
+async def logs_node(daemon: HttpDaemon, request: web.Request, session_id: str) -> Node | None:
+    """The other node whose sessions.db holds the session's logs: the one running it, or
+    the one that ran it. None in single-node mode, for a forwarded request, for a session
+    this node knows and for one the directory does not know (404 here). Raises 404 when the
+    node that ran it has left the cluster (its logs went with it), 503 while the directory
+    cannot be read."""
+    cluster = may_forward(daemon, request)
+    if cluster is None or daemon.registry.describe(session_id) is not None:
+        return None
+    owner = await remote_owner(daemon, request, session_id)
+    if owner is not None:
+        return owner
+    view = await directory_view(daemon, request, session_id)
+    node_id = str(view.get("node_id") or "") if view is not None else ""
+    if not node_id or node_id == cluster.node_id:
+        return None
+    node: Node | None = await cluster.node(node_id)
+    if node is None:
+        raise not_found(f"session {session_id} ran on node {node_id}, which has left the cluster; "
+                        "its logs were kept there")
+    return node
+
+
+async def relay_streamed(daemon: HttpDaemon, request: web.Request, node: Node) -> web.StreamResponse:
+    """Send this GET to ``node`` and stream its reply back as it comes (a followed log lasts
+    as long as its session). Raises a 502 ``node-unreachable`` ``ApiError`` when the node
+    does not answer."""
+    cluster = cluster_of(daemon)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
+    try:
+        async with daemon.http_session.get(_url(node, request), headers=_headers(request, cluster, node, b""),
+                                           timeout=timeout, allow_redirects=False) as resp:
+            reply = web.StreamResponse(status=resp.status)
+            if resp.content_type:
+                reply.content_type = resp.content_type
+            await reply.prepare(request)
+            async for chunk in resp.content.iter_any():
+                await reply.write(chunk)
+            await reply.write_eof()
+            return reply
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("node did not answer", node=node.node_id, path=request.path, error=str(exc) or type(exc).__name__)
+        raise unreachable(node, exc) from None

@@ -18,6 +18,7 @@ from supervisor.config import Config
 from supervisor.daemon_state import DaemonState
 from supervisor.pool.reconcile import BootHistory
 from supervisor.profiles import Profiles
+from supervisor.session_logs import SessionLogs
 from supervisor.sessions.requests import StartRequest
 from supervisor.sessions.session import Session
 from supervisor.sessions.state import SessionState
@@ -66,6 +67,8 @@ class ClusterNode(Protocol):
     async def owner_of(self, session_id: str) -> Node | None: ...
 
     async def view_of(self, session_id: str) -> dict[str, Any] | None: ...
+
+    async def node(self, node_id: str) -> Node | None: ...
 
     async def all_sessions(self, state: str | None, limit: int) -> list[dict[str, Any]]: ...
 
@@ -121,6 +124,9 @@ class HttpDaemon(Protocol):
 
     @property
     def metrics(self) -> MetricsPage: ...
+
+    @property
+    def session_logs(self) -> SessionLogs: ...
 
     def status(self) -> dict[str, Any]:
         """The daemon at a glance (what ``ctl status`` shows), as plain JSON values."""

@@ -164,6 +164,20 @@ def document() -> dict[str, Any]:
                 "requestBody": {"required": True, **_json({"$ref": ref("AppMessageBody")})},
                 "responses": {"200": {"description": "sent", **_json({"type": "object", "properties": {
                     "sent": {"type": "boolean"}}})}, **_errors(400, 401, 404, 409, 413, 502, 503)}}},
+            "/sessions/{id}/logs": {"get": {
+                "summary": "The session's log: every line its worker and bot logged, as NDJSON (structlog JSON "
+                           "objects with session_id, in order; a marker line where the oldest were dropped)",
+                "parameters": [SESSION_ID,
+                               {"name": "tail", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 1000000},
+                                "description": "only the last N lines"},
+                               {"name": "follow", "in": "query", "required": False,
+                                "schema": {"type": "string", "enum": ["1", "0", "true", "false"]},
+                                "description": "1: stream new lines as they are logged; the reply ends when the "
+                                               "session ends"}],
+                "responses": {"200": {"description": "the lines, one JSON object each",
+                                      "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                              **_errors(400, 401, 404, 503)}}},
             "/sessions/{id}/stream": {"get": {
                 "summary": "WebSocket for an external bot engine (see the README for the wire format)",
                 "parameters": [SESSION_ID, {"name": "token", "in": "query", "required": True,

@@ -18,6 +18,7 @@ from supervisor.http.bodies import AppMessageBody, read_body
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON, HttpDaemon
 from supervisor.http.openapi import document
+from supervisor.http.session_logs import session_logs
 from supervisor.http.starts import dialin
 from supervisor.sessions.actor import SessionGone
 from supervisor.sessions.session import CommandRefused
@@ -206,6 +207,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("DELETE", "/sessions/{id}", delete_session),
     ("POST", "/sessions/{id}/app-message", app_message),
     ("GET", "/sessions/{id}/stream", stream),
+    ("GET", "/sessions/{id}/logs", session_logs),
     ("GET", "/healthz", healthz),
     ("GET", "/readyz", readyz),
     ("GET", "/livez", livez),

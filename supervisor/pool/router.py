@@ -30,6 +30,7 @@ from protocol.messages import (
     Event,
     Exiting,
     Hello,
+    LogLines,
     Ok,
     Pong,
     Reject,
@@ -65,6 +66,10 @@ class WorkerRouter:
         self.bad_frames = BadFrameLog()
         self.frames_routed = 0
         self.worker_frames_dropped = 0  # summed from Pongs: a counter that never goes down
+        # Where a worker's log lines go (the sessions' logs), and how many were refused: lines
+        # naming a session other than the one the worker hosts (a bot may send anything).
+        self.on_log_lines: Callable[[str, LogLines], None] | None = None
+        self.log_lines_refused = 0
 
     def start(self) -> None:
         """Handle what arrives from now on, as the loop drains the socket."""
@@ -161,8 +166,21 @@ class WorkerRouter:
             self._on_hello(handle, msg)
         elif isinstance(msg, Exiting):
             handle.exit_reason = handle.exit_reason or msg.reason
+        elif isinstance(msg, LogLines):
+            self._log_lines(handle, msg)
         else:
             self._bad_frame(got.peer, f"unexpected {type(msg).__name__}")
+
+    def _log_lines(self, handle: WorkerHandle, msg: LogLines) -> None:
+        # Filed under the session the worker hosts now; lines of no session or of another
+        # one stay in the worker's stderr only.
+        hosted = handle.session_id
+        if self.on_log_lines is None or hosted is None:
+            return
+        if msg.session_id and msg.session_id != hosted:
+            self.log_lines_refused += len(msg.lines)
+            return
+        self.on_log_lines(hosted, msg)
 
     def reject(self, peer: bytes | None, reason: str) -> None:
         """Refuse a worker's Hello (never blocks: a fresh peer's queue is empty)."""
