@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from protocol.audio import AudioIn
-from protocol.messages import AudioSettings, Command, Err, Event, Join, Ok, RunBot, WebSocketCall
+from protocol.messages import AudioSettings, Command, Err, Event, Join, Ok, RunBot, WebRTCOffer, WebSocketCall
 
 
 class BotContext(Protocol):
@@ -50,6 +50,8 @@ class Seat:
     # A phone call over a WebSocket instead of a room (room_url and token are empty): only a
     # bot the worker hosts can take one (RunBot.websocket).
     websocket: WebSocketCall | None = None
+    # A browser's first WebRTC offer instead of a room: only a hosted bot can take one (RunBot.webrtc).
+    webrtc: WebRTCOffer | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from aiohttp import web
 from supervisor.bots import BOT_KINDS
 from supervisor.bots.services import runs_pipeline
 from supervisor.daemon_state import DaemonState
-from supervisor.http import forward, starts
+from supervisor.http import forward, starts, webrtc
 from supervisor.http.bodies import PipecatStartBody, decode_body
 from supervisor.http.errors import ApiError, invalid
 from supervisor.http.keys import DAEMON, HttpDaemon
@@ -79,12 +79,15 @@ def _phone_start(daemon: HttpDaemon, profile: Any, via: PhoneVia, **fields: Any)
 
 
 async def start(request: web.Request) -> web.StreamResponse:
-    """``POST /start``: a ``"transport": "websocket"`` start here, any other in ``starts``."""
+    """``POST /start``: a ``"transport": "websocket"`` start here, ``"webrtc"`` in ``webrtc``,
+    any other in ``starts``."""
     raw = await request.read()
     try:
         peek = json.loads(raw or b"{}")
     except ValueError:
         peek = None
+    if isinstance(peek, dict) and peek.get("transport") == webrtc.WEBRTC:
+        return await webrtc.start(request, raw)
     if not isinstance(peek, dict) or peek.get("transport") != WEBSOCKET:
         return await starts.pipecat_start(request)
     daemon = request.app[DAEMON]

@@ -176,7 +176,7 @@ async def pipecat_start(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     body = await read_body(request, PipecatStartBody)
     if body.transport not in (None, "daily"):  # "websocket" is supervisor.http.phone's
-        raise invalid(f"transport: expected \"daily\" or \"websocket\", got {body.transport!r}")
+        raise invalid(f"transport: expected \"daily\", \"websocket\" or \"webrtc\", got {body.transport!r}")
     if not body.createDailyRoom:
         raise invalid("createDailyRoom: callfleet runs Daily sessions; it must be true")
     profile = _profile(daemon, body.profile)

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from supervisor.bots.stream import EngineBusy, StreamBot
 from supervisor.daemon_state import DaemonState
-from supervisor.http import daily_proxy, dashboard, forward, middlewares, phone, phone_bots
+from supervisor.http import client_page, daily_proxy, dashboard, forward, middlewares, phone, phone_bots, webrtc
 from supervisor.http.bodies import AppMessageBody, read_body
 from supervisor.http.errors import ApiError, invalid, not_found
 from supervisor.http.keys import DAEMON, HttpDaemon
@@ -208,6 +208,11 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/sessions/{id}/app-message", app_message),
     ("GET", "/sessions/{id}/stream", stream),
     ("GET", "/sessions/{id}/logs", session_logs),
+    ("POST", "/sessions/{id}/api/offer", webrtc.offer),  # a WebRTC session's browser: its SDP offer
+    ("PATCH", "/sessions/{id}/api/offer", webrtc.candidates),  # ... and its trickled ICE candidates
+    ("GET", "/client", client_page.client_redirect),  # Pipecat's prebuilt SmallWebRTC page
+    ("GET", "/client/", client_page.client_index),
+    ("GET", "/client/{path:.+}", client_page.client_asset),
     ("GET", "/healthz", healthz),
     ("GET", "/readyz", readyz),
     ("GET", "/livez", livez),
@@ -225,7 +230,11 @@ ROUTES: list[tuple[str, str, Any]] = [
 # [telephony] auth_token_env makes it check Twilio's signature instead.
 # The dashboard's page and assets hold no data: the data routes it calls ask for the key.
 OPEN_HANDLERS = {healthz, readyz, livez, metrics, openapi, stream, daily_proxy.daily_proxy, phone.phone_socket,
-                 dashboard.page, dashboard.asset}
+                 dashboard.page, dashboard.asset,
+                 # A WebRTC session's id is its capability (Pipecat Cloud's public session routes);
+                 # Pipecat's prebuilt page holds no data and no key.
+                 webrtc.offer, webrtc.candidates, client_page.client_redirect, client_page.client_index,
+                 client_page.client_asset}
 
 
 def setup_routes(app: web.Application) -> None:

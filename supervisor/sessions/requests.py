@@ -9,6 +9,8 @@ Each origin of a start is its own Struct, tagged by ``origin``:
 - ``PhoneStart``: a phone call over a WebSocket instead of a Daily room -- ``POST /start``
   with ``transport: "websocket"`` (Pipecat Cloud's), ``POST /telephony/twilio`` (Twilio's
   voice webhook), or a Daily Bots profile whose transport is the phone's.
+- ``WebRTCStart``: a browser over Pipecat's SmallWebRTC instead of a Daily room --
+  ``POST /start`` with ``transport: "webrtc"`` (Pipecat Cloud's and its development runner's).
 
 A new origin (a phone call the bot places) is one more Struct here. Each one knows what its
 session's room is, what its bot is given (its configuration, a hosted bot's
@@ -264,3 +266,13 @@ class PhoneStart(StartRequest, kw_only=True, tag="phone_start"):
         call = {"via": self.via.value, "provider": self.provider, "call_id": self.call_id, "from": self.from_number,
                 "to": self.to_number}
         return scrub.masked({"body": self.secrets.body, "phone": call})
+
+
+class WebRTCStart(StartRequest, kw_only=True, tag="webrtc_start"):
+    """A browser talking to the bot over Pipecat's SmallWebRTC: no Daily room. The start
+    answers the session's id; the browser's SDP offer to ``/sessions/{id}/api/offer`` is the
+    session's join, answered by the worker's aiortc peer, and the bot is handed Pipecat's
+    ``SmallWebRTCRunnerArguments`` with ``body`` (secret: as given) as its ``runner_args.body``."""
+
+    def recorded(self) -> dict[str, Any]:
+        return scrub.masked({"body": self.secrets.body, "transport": "webrtc"})

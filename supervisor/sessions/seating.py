@@ -1,8 +1,9 @@
 """The bot's seat on its session's worker: the join and the leave, as the session asks them.
 
 The join waits for the worker to boot, claims it, sends the join message the bot's class
-makes (for a room, or for a phone call's WebSocket, which is relayed to the worker from the
-moment the join is on its way) and reads a refusal as the session's end reason. The leave,
+makes (for a room, for a phone call's WebSocket, which is relayed to the worker from the
+moment the join is on its way, or for a browser's WebRTC offer, which the worker answers)
+and reads a refusal as the session's end reason. The leave,
 asked only of a worker that was asked to join, gives the worker back to the pool, or
 retires it when the leave was not answered.
 """
@@ -14,7 +15,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from protocol.messages import AudioSettings, Err, ErrCode, Leave, Ok
+from protocol.messages import AudioSettings, Err, ErrCode, Leave, Ok, WebRTCOffer
 from supervisor.bots import Bot
 from supervisor.bots.base import Hosting, Seat
 from supervisor.daily_rest import DailyAPIError
@@ -28,8 +29,13 @@ from supervisor.sessions.requests import StartRequest
 from supervisor.sessions.room import BOT_NAME, SessionRoom
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason, SessionState
+from supervisor.sessions.webrtc import SignalRefused, WebRTCCall
 
 LEAVE_TIMEOUT_S = 5.0
+
+
+class OfferRefused(Exception):
+    """The worker's aiortc could not take a browser's offer; the worker started nothing."""
 
 # The session's bound on a wait of its way out: the result (None when cut off), and whether
 # the actor was cancelled meanwhile.
@@ -76,6 +82,24 @@ class Seating:
         await self._join(bot, phone=phone)
         return phone.answered(call, BOT_NAME)
 
+    async def join_webrtc(self, bot: Bot, call: WebRTCCall) -> dict[str, Any]:
+        """The browser's first offer arrives, the worker answers it and runs the bot on its
+        peer; the answer goes back to the browser. An offer the worker's aiortc refuses is
+        the browser's 400, and the session waits for another. Returns the join's data, as a
+        room's join reports it. Raises ``End``."""
+        while True:
+            pending = await call.next_offer()
+            try:
+                reply = await self._join(bot, webrtc=pending.offer)
+            except OfferRefused as exc:
+                call.refused(SignalRefused(400, str(exc)))
+                continue
+            except End as exc:
+                call.refused(SignalRefused(502 if exc.reason is EndReason.WORKER_CRASHED else 500,
+                                           f"the session could not start: {exc.detail or exc.reason.value}"))
+                raise
+            return call.answered(reply, BOT_NAME)
+
     def hosting(self) -> Hosting:
         """What a bot the worker hosts is handed for this session: its ``runner_args.body``,
         the Daily proxy and this session's key for it, its profile's env and its keys."""
@@ -84,10 +108,12 @@ class Seating:
                        env=self.s.bot_env(self.request.profile), provider_keys=self.request.secrets.provider_keys)
 
     async def _join(self, bot: Bot, *, room_url: str = "", token: str = "",
-                    phone: PhoneCall | None = None) -> dict[str, Any]:
-        """Seat the bot on the worker: in the room at ``room_url`` with ``token``, or on
-        ``phone``'s call. Returns the join's data. Raises ``End`` when the worker does not
-        start, is lost, or the join is refused (the bot's error or its return included)."""
+                    phone: PhoneCall | None = None, webrtc: WebRTCOffer | None = None) -> dict[str, Any]:
+        """Seat the bot on the worker: in the room at ``room_url`` with ``token``, on
+        ``phone``'s call, or on the peer answering ``webrtc``. Returns the join's data.
+        Raises ``End`` when the worker does not start, is lost, or the join is refused (the
+        bot's error or its return included); ``OfferRefused`` when the worker could not take
+        the offer (nothing was started)."""
         worker = self.link.worker
         assert worker is not None
         try:
@@ -100,7 +126,7 @@ class Seating:
         seat_id = self.link.next_id()
         seat = Seat(id=seat_id, session_id=self.session_id, room_url=room_url, token=token, user_name=BOT_NAME,
                     audio=self.audio, timeout_s=timeout,
-                    websocket=None if phone is None else phone.websocket(seat_id))
+                    websocket=None if phone is None else phone.websocket(seat_id), webrtc=webrtc)
         join = bot.join_message(seat, self.hosting)
         self.join_sent = True
         if phone is None:
@@ -115,6 +141,8 @@ class Seating:
                 raise End(EndReason.BOT_ERROR, reply.message)
             if reply.code == ErrCode.BOT_FINISHED:
                 raise End(EndReason.BOT_FINISHED, reply.message)
+            if reply.code == ErrCode.BAD_REQUEST and webrtc is not None:
+                raise OfferRefused(reply.message)
             raise End(EndReason.JOIN_FAILED, f"{reply.code}: {reply.message}")
         data: dict[str, Any] = reply.result or {}
         return data

@@ -21,6 +21,10 @@ A phone call over a WebSocket (``PhoneStart``) has no room: its side of the sess
 URL, its stream's arrival as the join, the caller hanging up) is ``PhoneCall``
 (``supervisor.sessions.phone_call``). A phone's WebSocket cannot be rejoined, so a worker
 lost mid-call ends the call.
+
+A browser over Pipecat's SmallWebRTC (``WebRTCStart``) has no room either: its first SDP
+offer is the join, and its peer closing is the browser leaving (``WebRTCCall``,
+``supervisor.sessions.webrtc``). Its peer lives in one worker: a worker lost ends the call.
 """
 
 from __future__ import annotations
@@ -59,12 +63,13 @@ from supervisor.sessions.participants import Participants
 from supervisor.sessions.phone import PhoneLine
 from supervisor.sessions.phone_call import PhoneCall
 from supervisor.sessions.record import RecordKeeper
-from supervisor.sessions.requests import InvalidStart, PhoneStart, Prepared, StartRequest
+from supervisor.sessions.requests import InvalidStart, PhoneStart, Prepared, StartRequest, WebRTCStart
 from supervisor.sessions.room import SessionRoom, TokenRefused
 from supervisor.sessions.seating import Seating
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.timers import Timers
+from supervisor.sessions.webrtc import WebRTCCall
 from supervisor.store import SessionRecord
 
 log = structlog.get_logger("supervisor.sessions")
@@ -121,6 +126,10 @@ class Session(Actor):
             if isinstance(request, PhoneStart) else None
         self.phone: PhoneLine | None = None if self.phone_call is None else self.phone_call.line
         self.keeper.phone = self.phone
+        # A browser's WebRTC call, its offers relayed to the worker.
+        self.webrtc = WebRTCCall(self.id, lambda: self.s.config, self.link, self.participants, self.timers, self.call,
+                                 self.stop, self.log, end_on_last_leave=request.end_on_last_leave) \
+            if isinstance(request, WebRTCStart) else None
 
     @property
     def worker(self) -> WorkerHandle | None:
@@ -184,6 +193,8 @@ class Session(Actor):
             raise End(EndReason.ERROR, f"no bot of kind {self.request.kind!r}")
         if self.phone is not None:
             self.prepared.set_result(Prepared(self.id, "", "", self.stream_token, ws_token=self.phone.token))
+        elif self.webrtc is not None:
+            self.prepared.set_result(Prepared(self.id, "", "", self.stream_token))
         else:
             await self._step(self._prepare_room())
         self._set_state(SessionState.ASSIGNED, assigned_at=time.time())
@@ -241,6 +252,8 @@ class Session(Actor):
         assert self.worker is not None and self.bot is not None
         if self.phone_call is not None:
             return await self.seating.join_phone(self.bot, self.phone_call)
+        if self.webrtc is not None:
+            return await self.seating.join_webrtc(self.bot, self.webrtc)
         return await self.seating.join_room(self.bot, self.room, self.ends_by)
 
     async def _failover(self, reason: str) -> None:
@@ -250,6 +263,8 @@ class Session(Actor):
             raise End(EndReason.WORKER_CRASHED, reason)
         if self.phone_call is not None:
             raise End(EndReason.WORKER_CRASHED, f"{reason}; a phone call's WebSocket cannot be rejoined: the call ends")
+        if self.webrtc is not None:
+            raise End(EndReason.WORKER_CRASHED, f"{reason}; a browser's WebRTC peer lived in that worker: the call ends")
         self.log.warning("worker lost; failing over", reason=reason)
         try:
             self.worker = self.s.pool.acquire(self.id, self, failover=True)
@@ -276,6 +291,8 @@ class Session(Actor):
         if isinstance(event, BotFinished):
             if event.error is None and self.phone_call is not None and self.phone_call.hung_up:
                 self.stop(EndReason.PARTICIPANT_LEFT, "the caller hung up")
+            elif event.error is None and self.webrtc is not None and self.webrtc.left:
+                self.stop(EndReason.PARTICIPANT_LEFT, "the browser left")
             elif event.error is None:
                 self.stop(EndReason.BOT_FINISHED, "bot() returned")
             else:
@@ -283,6 +300,9 @@ class Session(Actor):
             return
         if isinstance(event, ParticipantLeft) and self.phone_call is not None:
             self.phone_call.caller_hung_up(event)
+            return
+        if isinstance(event, ParticipantLeft) and self.webrtc is not None:
+            self.webrtc.browser_left(event)
             return
         if isinstance(event, DialinReady) and self.dialin is not None:
             failed = await self.dialin.put_through(self.record.extra.get("sip_endpoint") or event.sip_endpoint)
@@ -321,6 +341,8 @@ class Session(Actor):
         self._cancel_asks()
         if self.phone_call is not None:
             self.phone_call.ending = True
+        if self.webrtc is not None:
+            self.webrtc.end()
         cancelled = await self.seating.leave(self._bounded)
         if self.phone_call is not None:
             _, gone = await self._bounded(self.phone_call.hang_up(reason))
