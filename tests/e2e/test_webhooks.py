@@ -133,6 +133,28 @@ async def test_a_500_is_retried_and_the_event_delivered_once(
         sup.stop()
 
 
+async def test_a_session_left_by_a_crashed_supervisor_is_announced_ended_by_the_next_start(
+        tmp_path: Path, sandbox_proc: SandboxProcess, receivers: list[WebhookReceiver]) -> None:
+    receiver = await receiver_of(receivers)
+    sup = supervisor(tmp_path, sandbox_proc, receiver.url)
+    try:
+        bot = await sup.start_bot("echo", max_duration=300)
+        sid = bot["session_id"]
+        await sup.wait_session(sid, lambda d: d["state"] == "joined", timeout=60, what="the bot joined")
+        await wait_until(lambda: receiver.delivered("session.started"), timeout=20, what="session.started delivered")
+        assert sup.proc is not None
+        sup.proc.kill()  # no drain, no session.ended
+        sup.proc.wait(10)
+        sup.start()
+        ended = await wait_until(lambda: receiver.delivered("session.ended"), timeout=30,
+                                 what="session.ended after the restart")
+        data = ended[0].event["data"]
+        assert data["session_id"] == sid and data["state"] == "failed" and data["end_reason"] == "supervisor_lost"
+        assert verify(SECRET, ended[0]) and len(ended) == 1
+    finally:
+        sup.stop()
+
+
 def gone_url() -> str:
     return f"http://127.0.0.1:{free_port()}/hooks/callfleet"  # nothing listens there
 
