@@ -51,7 +51,11 @@ same bot on the development runner's Twilio shape (``POST /`` → TwiML → ``/w
 call). Its default profile is ``phone_echo`` of ``bench/phone_profiles.toml``
 (``tests/bots/phone_echo.py``, a ``create_transport`` echo bot).
 
-The report is JSON plus a short human summary.
+The report is JSON plus a short human summary. Each host's report keeps its raw samples
+(``samples``: every start and every round trip) beside the percentiles. ``--sessions 5,10,20``
+runs the whole bench once per N, one after the other, and reports ``{"runs": [...]}``;
+``--plot FILE.png`` draws the distributions and, with several N, the capacity curve
+(``bench.plot``; matplotlib is the optional extra ``plot``).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ from bench.floor import ForwardMode, forward
 from bench.peer_host import measure_peer
 from bench.phone import BenchPhone, phone_talk
 from bench.phone_hosts import burst, lone_starts, measure_peer_phone, start_callfleet_call
+from bench.plot import PlotUnavailable, draw, require_matplotlib
 from bench.progress import Progress
 from bench.report import host_report, summary
 from bench.stack import REPO, Stack
@@ -428,10 +433,24 @@ def _pss(pid: int) -> float | None:
     return None if mem is None else mem[0]
 
 
+def session_counts(text: str) -> list[int]:
+    """``--sessions``: one N or several, comma-separated, each >= 1; ascending, without repeats.
+    Raises ``argparse.ArgumentTypeError`` naming what is wrong."""
+    try:
+        counts = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N,N,... (whole numbers), got {text!r}") from None
+    if counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"every N must be >= 1, got {text!r}")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callfleet bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--sessions", type=session_counts, default=[20],
+                        help="sessions at once (default 20); several, comma-separated (5,10,20), run the bench "
+                             "once per N and give --plot its capacity curve")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--burst", action="store_true", default=True,
                         help="send every /bots/start at once (the default; kept for the documented CLI)")
@@ -444,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="daily (rooms, the default) or twilio: phone calls over Media Streams WebSockets "
                              "(default profile phone_echo of bench/phone_profiles.toml)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="draw the start and round-trip distributions, callfleet beside the peer, and with "
+                             "several --sessions the capacity curve (needs the extra: pip install 'callfleet[plot]')")
     parser.add_argument("--repo", type=Path, default=REPO,
                         help="run the sandbox and supervisor from this checkout (default: the bench's own)")
     ns = parser.parse_args(argv)
@@ -452,9 +474,15 @@ def main(argv: list[str] | None = None) -> int:
             ns.profile = "phone_echo"
         if ns.profiles is None:
             ns.profiles = Path(__file__).resolve().parent / "phone_profiles.toml"
-    if ns.sessions < 1 or ns.seconds <= 0:
-        print("callfleet bench: --sessions must be >= 1 and --seconds > 0", file=sys.stderr)
+    if ns.seconds <= 0:
+        print("callfleet bench: --seconds must be > 0", file=sys.stderr)
         return 2
+    if ns.plot is not None:
+        try:
+            require_matplotlib()  # now, not after minutes of measuring
+        except PlotUnavailable as exc:
+            print(f"callfleet bench: {exc}", file=sys.stderr)
+            return 2
     try:
         chosen = load_profile(ns.profiles or ns.repo / "configs" / "profiles.toml", ns.profile)
     except (KeyError, OSError) as exc:
@@ -472,11 +500,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("TWILIO_AUTH_TOKEN", "bench")
     import uvloop
 
-    report, diagnostics = uvloop.run(run_bench(ns.sessions, ns.seconds, Progress(), ns.repo, ns.profile, ns.profiles,
-                                                  ns.transport))
-    text = json.dumps(report, indent=2)
+    runs = []
+    for n in ns.sessions:  # one N after the other, never two at once on the machine
+        runs.append(uvloop.run(run_bench(n, ns.seconds, Progress(), ns.repo, ns.profile, ns.profiles, ns.transport)))
+    reports = [report for report, _ in runs]
+    text = json.dumps(reports[0] if len(reports) == 1 else {"runs": reports}, indent=2)
     if ns.out:
         ns.out.write_text(text + "\n")
     print(text)
-    print(summary(report, diagnostics))
+    for report, diagnostics in runs:
+        print(summary(report, diagnostics))
+    if ns.plot is not None:
+        print(f"callfleet bench: drew {draw(reports, ns.plot)}")
     return 0

@@ -27,8 +27,8 @@ def added(echo: dict[str, float], direct: dict[str, float]) -> dict[str, float]:
 def host_report(sessions: int, seconds: float, start_ms: list[float], alone_ms: list[float],
                 said: Talk, usage: dict[str, float | None]) -> dict[str, Any]:
     """The keys every host's report has, callfleet's and the peer's alike: starts under the
-    burst and alone, echo and direct round trips, added latency, frames, and ``usage``
-    (``cpu_s_per_session_minute``, ``pss_mb_per_session``)."""
+    burst and alone, echo and direct round trips, added latency, frames, ``usage``
+    (``cpu_s_per_session_minute``, ``pss_mb_per_session``), and the raw ``samples``."""
     echo, direct = pcts(said.echo_rtts), pcts(said.direct_rtts)
     return {
         "sessions": sessions,
@@ -41,7 +41,14 @@ def host_report(sessions: int, seconds: float, start_ms: list[float], alone_ms: 
         "frames": {"sent": said.sent, "received": said.received, "lost": said.sent - said.received},
         "cpu_s_per_session_minute": usage.get("cpu_s_per_session_minute"),
         "pss_mb_per_session": usage.get("pss_mb_per_session"),
+        # Every measurement the percentiles above came from (``callfleet bench --plot`` draws them).
+        "samples": {"start_latency_ms": _rounded(start_ms), "start_alone_ms": _rounded(alone_ms),
+                    "echo_rtt_ms": _rounded(said.echo_rtts), "direct_rtt_ms": _rounded(said.direct_rtts)},
     }
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 3) for v in values]
 
 
 def holds(report: dict[str, Any]) -> bool:

@@ -42,12 +42,12 @@ from supervisor.pool import Pool
 from supervisor.rooms.ledger import delete_leftover_rooms
 from supervisor.rooms.pool import RoomPool
 from supervisor.sandbox_child import SandboxChild
-from supervisor.session_logs import SessionLogs
 from supervisor.sessions.recovery import reconcile_store
 from supervisor.sessions.registry import Registry
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.view import describe_record
+from supervisor.session_logs import SessionLogs
 from supervisor.store import Store
 from supervisor.webhooks import WebhookSender, sender_for
 

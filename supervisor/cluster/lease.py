@@ -129,6 +129,8 @@ class Lease:
         self.last_token: str | None = None  # the token of the lease this node was fenced out of
         self.valid_until = 0.0  # monotonic: lease_s after the last renewal sent that Redis confirmed
         self.on_fenced: Callable[[str], None] | None = None
+        # Told of each session this node marked node_lost for a lost node (its final view): webhooks.
+        self.on_session_lost: Callable[[dict[str, Any]], None] | None = None
         self._writing = asyncio.Lock()  # one join or renewal at a time: two would race their tokens
         self._said_waiting = False  # "waiting to join" is logged once per wait
         self._task: asyncio.Task[None] | None = None
@@ -339,16 +341,19 @@ class Lease:
         if not sids:
             return 0
         raws = await r.mget([session_key(s) for s in sids])
-        marked = 0
+        lost: list[dict[str, Any]] = []
         async with r.pipeline(transaction=False) as p:
             for sid, raw in zip(sids, raws, strict=True):
                 view = decode(raw)
                 if view is not None and not is_finished(view):
-                    p.set(session_key(sid), encode(fail_node_lost(view, node)), ex=FINISHED_TTL_S)
-                    marked += 1
+                    lost.append(fail_node_lost(view, node))
+                    p.set(session_key(sid), encode(lost[-1]), ex=FINISHED_TTL_S)
             p.srem(node_sessions_key(node), *sids)
             await p.execute()
-        return marked
+        if self.on_session_lost is not None:
+            for view in lost:
+                self.on_session_lost(view)
+        return len(lost)
 
     async def _delete_rooms(self, node: str) -> int | None:
         """Delete every room in the lost node's ledger; returns how many are left (None:

@@ -121,7 +121,7 @@ class WebhookSender:
         bound = log.bind(session_id=event.session_id, type=event.type.value, event_id=event.id,
                          endpoint=self.endpoint)
         if self.claim is not None and not await self.claim(claim_key(event), CLAIM_TTL_S):
-            bound.debug("webhook sent by another node")
+            bound.info("webhook left to the node that claimed it first")
             return
         report = await delivery.deliver(event)
         if report.outcome is Outcome.DELIVERED:

@@ -1,11 +1,13 @@
 """``callfleet bench --profile pipecat_echo`` end to end, small: a real sandbox, supervisor
 and workers, then the peer (Pipecat's runner stand-in, ``bench.peer``) on the same
-sandbox, with real synthetic callers. It checks what the report says, not how fast."""
+sandbox, with real synthetic callers. It checks what the report says, not how fast, and that
+``--plot`` draws it."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +20,22 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("pipecat") is None,
                                 reason="pipecat-ai is not installed (the pipecat extra)")
 
 HOST_KEYS = {"sessions", "seconds", "start_latency_ms", "start_alone_ms", "echo_rtt_ms", "direct_rtt_ms",
-             "added_latency_ms", "frames", "cpu_s_per_session_minute", "pss_mb_per_session", "leaks"}
+             "added_latency_ms", "frames", "cpu_s_per_session_minute", "pss_mb_per_session", "leaks", "samples"}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """A PNG file's width and height; fails unless it is one."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
 
 
 def test_bench_of_a_pipecat_profile_reports_the_peer_beside_callfleet(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
+    picture = tmp_path / "bench.png"
     result = subprocess.run([sys.executable, "-m", "cli", "bench", "--profile", "pipecat_echo",
-                             "--sessions", "2", "--seconds", "2", "--out", str(out)],
+                             "--sessions", "2", "--seconds", "2", "--out", str(out), "--plot", str(picture)],
                             cwd=REPO, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -36,11 +47,33 @@ def test_bench_of_a_pipecat_profile_reports_the_peer_beside_callfleet(tmp_path: 
         # Both hosts' bots echoed the same callers (a loaded machine may drop a few frames).
         assert host["frames"]["sent"] > 0 and host["frames"]["received"] >= 0.9 * host["frames"]["sent"]
         assert host["cpu_s_per_session_minute"] > 0 and host["pss_mb_per_session"] > 0
+        # The raw samples behind the percentiles: every start, every echo heard.
+        samples = host["samples"]
+        assert len(samples["start_latency_ms"]) == 2 and len(samples["echo_rtt_ms"]) == host["frames"]["received"]
+        assert max(samples["echo_rtt_ms"]) >= host["echo_rtt_ms"]["p99"] >= min(samples["echo_rtt_ms"])
     assert report["leaks"] == {"processes": 0, "rooms": 0}
     # Every peer bot ended when its caller left; the rooms it made are the runner's to leave.
     assert peer["leaks"]["sessions"] == 0 and peer["leaks"]["processes"] == 0
     assert report["worker_pss_mb"]["idle"] and report["worker_pss_mb"]["in_call"]
     assert "Pipecat's development runner" in result.stdout
+    assert png_size(picture) == (1320, 495)  # one N: the distributions, no capacity row
+    assert f"callfleet bench: drew {picture}" in result.stdout
+
+
+def test_bench_of_several_n_runs_each_and_draws_the_capacity_curve(tmp_path: Path) -> None:
+    out = tmp_path / "ladder.json"
+    picture = tmp_path / "ladder.png"
+    result = subprocess.run([sys.executable, "-m", "cli", "bench", "--sessions", "2,1", "--seconds", "1",
+                             "--out", str(out), "--plot", str(picture)],
+                            cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert [run["sessions"] for run in runs] == [1, 2]  # ascending, one after the other
+    for run in runs:
+        assert run["profile"] == "echo" and "peer" not in run  # echo is no pipecat profile: no peer
+        assert run["frames"]["sent"] > 0 and len(run["samples"]["echo_rtt_ms"]) == run["frames"]["received"]
+        assert run["leaks"] == {"processes": 0, "rooms": 0}
+    assert png_size(picture) == (1320, 935)  # the distributions and the capacity row
 
 
 def test_bench_of_phone_calls_reports_callfleet_and_the_runners_ws_peer(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_a_host_report_has_the_spec_keys_and_per_session_usage() -> None:
     report = host_report(2, 2.0, [30.0, 40.0], [12.0], _talk(sent=100, received=97, echo_ms=21.0), USAGE)
     assert set(report) == {"sessions", "seconds", "start_latency_ms", "start_alone_ms", "echo_rtt_ms",
                            "direct_rtt_ms", "added_latency_ms", "frames", "cpu_s_per_session_minute",
-                           "pss_mb_per_session"}
+                           "pss_mb_per_session", "samples"}
     assert report["frames"] == {"sent": 100, "received": 97, "lost": 3}
     assert report["added_latency_ms"] == {"p50": 16.0, "p99": 16.0}
     assert report["start_alone_ms"] == {"p50": 12.0, "p99": 12.0}
