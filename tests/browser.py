@@ -37,6 +37,16 @@ def chromium_missing() -> str | None:
     return None
 
 
+def start_chromium(profile: str, *extra_args: str) -> webdriver.Chrome:
+    """Headless chromium with its profile in the folder ``profile`` and ``extra_args`` as flags."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (*BASE_ARGS, f"--user-data-dir={profile}", *extra_args):
+        options.add_argument(arg)
+    # An explicit driver path, so Selenium Manager never looks for (or downloads) one.
+    return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+
+
 @pytest.fixture(name="browser")
 def browser_fixture() -> Iterator[BrowserFactory]:
     """A factory of headless chromium WebDrivers; extra positional args are chromium flags."""
@@ -47,14 +57,9 @@ def browser_fixture() -> Iterator[BrowserFactory]:
     profiles: list[str] = []
 
     def make(*extra_args: str) -> webdriver.Chrome:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
         profile = tempfile.mkdtemp(prefix="callfleet-chromium-")
         profiles.append(profile)
-        for arg in (*BASE_ARGS, f"--user-data-dir={profile}", *extra_args):
-            options.add_argument(arg)
-        # An explicit driver path, so Selenium Manager never looks for (or downloads) one.
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+        driver = start_chromium(profile, *extra_args)
         drivers.append(driver)
         return driver
 

@@ -53,5 +53,4 @@ async def asset(request: web.Request) -> web.Response:
 async def workers(request: web.Request) -> web.Response:
     """``GET /workers``: this node's worker processes as ``ctl workers`` shows them."""
     daemon = request.app[DAEMON]
-    node_id = None if daemon.cluster is None else daemon.cluster.node_id
-    return web.json_response({"node_id": node_id, "data": daemon.workers()})
+    return web.json_response({"node_id": daemon.registry.node_id, "data": daemon.workers()})

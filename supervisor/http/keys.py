@@ -27,6 +27,11 @@ from supervisor.sessions.state import SessionState
 class SessionRegistry(Protocol):
     """The live sessions (``supervisor.sessions.registry.Registry``)."""
 
+    @property
+    def node_id(self) -> str:
+        """The node every session view names: ``[cluster] node_id``, or the host's name."""
+        ...
+
     def start(self, request: StartRequest) -> Session: ...
 
     def get(self, session_id: str) -> Session | None: ...

@@ -200,6 +200,25 @@ def document() -> dict[str, Any]:
                                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}}}},
+            "/dashboard": {"get": {"summary": "The operator's dashboard: one HTML page (its data comes from the "
+                                              "routes below, with the bearer key when one is set)", "security": [],
+                                   "responses": {"200": {"description": "the page",
+                                                         "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+            "/dashboard/{asset}": {"get": {
+                "summary": "A file the dashboard page loads (dashboard.js, dashboard.css)", "security": [],
+                "parameters": [{"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file", "content": {
+                    "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+                    **_errors(404)}}},
+            "/workers": {"get": {
+                "summary": "This node's worker processes, as ctl workers shows them",
+                "responses": {"200": {"description": "workers", **_json({"type": "object", "properties": {
+                    "node_id": {"type": "string", "description": "this node, as sessions name it"},
+                    "data": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "pid": {"type": ["integer", "null"]}, "state": {"type": "string"},
+                        "session_id": {"type": ["string", "null"]}, "pss_mb": {"type": ["number", "null"]},
+                        "uptime_s": {"type": "number"}, "calls_done": {"type": "integer"}}}}}})},
+                              **_errors(401)}}},
             "/daily/v1/{tail}": {method: _DAILY_PROXY for method in ("get", "post", "delete")},
         },
     }

@@ -51,6 +51,8 @@ class BareDaemon:
 class NoSessions:
     """A registry with no session, live or finished; it takes no start."""
 
+    node_id = "this-node"
+
     def start(self, request: StartRequest) -> Session:
         raise AssertionError("this stand-in registry starts no session")
 

@@ -3,6 +3,7 @@ sandbox, the page in Debian's headless chromium (tests/browser.py)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -107,7 +108,7 @@ async def test_workers_lists_what_ctl_workers_shows(keyed_sup: SupervisorProcess
     listed = await keyed_sup.workers(lambda ws: len(ws) >= 2)
     status, body, _ = await keyed_sup.http("GET", "/workers", headers=bearer())
     assert status == 200
-    assert body["node_id"] is None  # a single node
+    assert body["node_id"] == socket.gethostname()  # a single node names itself as its sessions do
     assert {w["id"] for w in body["data"]} == {w["id"] for w in listed}
     for worker in body["data"]:
         assert {"id", "pid", "state", "session_id", "pss_mb", "uptime_s", "calls_done"} <= set(worker)

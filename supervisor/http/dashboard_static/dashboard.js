@@ -91,14 +91,12 @@ function people(s) {
   return list.length ? `${list.length}: ${list.map((p) => p.name || p.id).join(", ")}` : "0";
 }
 
-// Voice-to-voice per turn, from the session detail's ``turns`` when it has them.
+// Voice-to-voice per turn (seconds), from the session detail's ``turns``: null until a
+// Pipecat pipeline has measured a turn, and absent from a record written before turn figures.
 function voiceToVoice(s, quantile) {
-  const turns = s.turns;
-  if (!turns) return "—";
-  const figures = turns.voice_to_voice_s || turns.voice_to_voice;
-  const value = figures ? figures[quantile] : undefined;
-  if (typeof value !== "number") return "—";
-  return `${Math.round(value * 1000)} ms`;
+  const figures = s.turns ? s.turns.voice_to_voice_s : null;
+  const value = figures ? figures[quantile] : null;
+  return typeof value === "number" ? `${Math.round(value * 1000)} ms` : "—";
 }
 
 function sandboxState(sandbox) {
@@ -176,10 +174,10 @@ const mono = (text) => ({ text: dash(text), cls: "id" });
 const stateCell = (state) => ({ text: dash(state), cls: `state-${state}` });
 
 function renderNodes(health, nodeId, sessions) {
-  const here = nodeId || "this node";
-  const rows = [{ key: here, cells: [mono(here), stateCell(health.state), stateCell(health.status),
+  const rows = [{ key: nodeId, cells: [mono(nodeId), stateCell(health.state), stateCell(health.status),
     counts(health.workers), counts(health.sessions), dash(health.capacity), sandboxState(health.sandbox)] }];
-  // In a cluster, the listing holds every node's sessions: the nodes that run live ones are shown too.
+  // This node's figures are its own; in a cluster the listing holds every node's sessions,
+  // so the other nodes that run live ones are shown with their count.
   const others = new Map();
   for (const s of sessions) {
     if (s.node_id && s.node_id !== nodeId && !FINISHED.has(s.state)) {
