@@ -35,6 +35,7 @@ from protocol.messages import (
     ExitCode,
     Exiting,
     Hello,
+    Join,
     Leave,
     Ok,
     Ping,
@@ -256,7 +257,10 @@ class Worker:
         except asyncio.CancelledError:
             # Every request gets exactly one reply, even when the worker exits under it.
             reply = Err(cmd.id, ErrCode.EXITING, f"worker exiting: {self.exit_reason}")
-        if isinstance(cmd, Leave):
+        if isinstance(cmd, Join) and isinstance(reply, Ok):
+            log.info("joined the call", room_url=cmd.meeting_url)
+        elif isinstance(cmd, Leave):
+            log.info("left the call", ok=isinstance(reply, Ok))
             self.log_shipper.flush()  # the session's last lines go before the reply that ends it
         self.outbox.put_nowait(reply)
 

@@ -2,7 +2,8 @@
 ``DailyTransport`` and logs with loguru, as a user's bot does.
 
 On start it logs, through loguru, a line naming its session, and a line holding the secret
-its profile gave it (``$LOGGING_BOT_SECRET``), which must never reach any log. Pipecat's own
+its profile gave it (``$LOGGING_BOT_SECRET``), which must never reach any log, then, when its
+body asks (``{"lines": N}``), N lines ``line 0`` ... ``line N-1``. Pipecat's own
 transport logs its join ("Joining ...") and, once the session is stopped, its leave
 ("Leaving ...", "Left ...").
 """
@@ -37,6 +38,8 @@ class Echo(FrameProcessor):
 async def bot(runner_args: RunnerArguments) -> None:
     logger.info(f"logging bot started for session {runner_args.session_id}")
     logger.info(f"my key is {os.environ.get(SECRET_ENV, '')}")
+    for n in range(int((runner_args.body or {}).get("lines", 0))):
+        logger.info(f"line {n}")
     transport = DailyTransport(runner_args.room_url, runner_args.token, "Logging bot",
                                DailyParams(audio_in_enabled=True, audio_out_enabled=True))
     worker = PipelineWorker(Pipeline([transport.input(), Echo(), transport.output()]),
