@@ -3,6 +3,9 @@ sandbox, the page in Debian's headless chromium (tests/browser.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,9 +18,12 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from sandbox.caller import CallerOptions
 from supervisor.http.dashboard import ASSETS
 from tests.browser import browser_fixture  # noqa: F401
 from tests.conftest import REPO, SandboxProcess
+from tests.e2e import test_turn_figures as turn_figures  # its voice pipeline, stand-in services and caller
+from tests.rtvi_client import RTVIClient
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 
@@ -208,3 +214,45 @@ async def test_with_a_key_the_page_asks_for_it_then_shows_the_data(keyed_sup: Su
     await seen("the workers, once the key is given", lambda: len(texts(driver, "#workers tbody tr")) >= 2)
     assert not driver.find_element(By.ID, "auth").is_displayed()
     assert driver.execute_script("return sessionStorage.getItem('callfleet.apiKey')") == KEY
+
+
+@pytest.fixture(scope="module")
+def pipecat_sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorProcess]:
+    tmp = tmp_path_factory.mktemp("dashboard-pipecat")
+    (tmp / "profiles.toml").write_text(turn_figures.PROFILES)
+    sup = SupervisorProcess(tmp, None, supervisor={"profiles": str(tmp / "profiles.toml")},
+                            sessions={"idle_timeout_s": 60, "join_timeout_s": 20})
+    sup.start(timeout=60)
+    try:
+        yield sup
+    finally:
+        sup.stop()
+
+
+def milliseconds(seconds: float) -> str:
+    """As the page writes a figure (JavaScript's Math.round: halves up)."""
+    return f"{math.floor(seconds * 1000 + 0.5)} ms"
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Silero's VAD needs real speech: apt-get install espeak-ng")
+async def test_the_page_shows_a_pipecat_sessions_voice_to_voice_figures(pipecat_sup: SupervisorProcess, tmp_path: Path,
+                                                                        browser: Callable[..., WebDriver]) -> None:
+    ai = f"http://127.0.0.1:{pipecat_sup.config['sandbox']['port']}/ai"
+    driver = browser()  # before the caller joins: its connection lives on this loop
+    driver.get(pipecat_sup.url + "/dashboard")
+    wav = await turn_figures.speech_wav(tmp_path)
+    bot = await pipecat_sup.start_bot("voice_2024_10", **turn_figures.voice_body(ai))
+    sid = bot["session_id"]
+    client = RTVIClient(CallerOptions(room_url=bot["room_url"], token=bot["token"], tone_hz=None, markers=False))
+    await client.join()
+    try:
+        await turn_figures.talk(client, ai, wav, turns=1)
+        detail = await pipecat_sup.wait_session(sid, lambda d: d["turns"]["voice_to_voice_s"] is not None,
+                                                what="a turn's voice-to-voice")
+        v2v = detail["turns"]["voice_to_voice_s"]
+        # The browser is asked from a thread, so that the caller's connection keeps up meanwhile.
+        cells = await wait_until(lambda: asyncio.to_thread(texts, driver, row(sid, "live") + " td"), 20,
+                                 "the session's voice-to-voice figures on the page", until=lambda c: c and c[5] != "—")
+        assert cells[5] == milliseconds(v2v["p50"]) and cells[6] == milliseconds(v2v["p99"]), (cells, v2v)
+    finally:
+        await client.leave()
