@@ -44,6 +44,7 @@ from supervisor.rooms.pool import RoomPool
 from supervisor.sandbox_child import SandboxChild
 from supervisor.sessions.recovery import reconcile_store
 from supervisor.sessions.registry import Registry
+from supervisor.sessions.resources import ResourceSampler
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.view import describe_record
@@ -198,6 +199,8 @@ class Daemon:
             self.cluster.capacity_probe = self.pool.capacity
         self.room_pool.start()
         self.registry = Registry(self.services)
+        self.resources = ResourceSampler(lambda: list(self.registry.live.values()))  # each live session's CPU, PSS
+        self.resources.start()
         # Each session's lines, its worker's and this daemon's, kept in sessions.db.
         self.session_logs = SessionLogs(self.store, cfg.logs, lambda sid: sid in self.registry.live)
         self.pool.router.on_log_lines = self.session_logs.from_worker

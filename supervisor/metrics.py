@@ -13,6 +13,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from protocol.messages import TurnFigures
+
+# Conversational latencies: sub-second is good, past a few seconds the caller talks over it.
+TURN_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -24,6 +29,15 @@ class Metrics:
         # Counted as they happen, so the total never goes down when a session ends.
         self._dropped = Counter("callfleet_frames_dropped", "Bot audio frames the supervisor dropped on back-pressure",
                                 registry=self.registry)
+        # Pipecat's figures from every session's pipelines (supervisor.sessions.turns keeps
+        # each session's own); the service label is a service class, never an instance.
+        self._voice_to_voice = Histogram("callfleet_turn_voice_to_voice_seconds",
+                                         "User stopped speaking to bot started speaking, per turn",
+                                         buckets=TURN_BUCKETS, registry=self.registry)
+        self._ttfb = Histogram("callfleet_service_ttfb_seconds", "Time to first byte of each service call",
+                               ["service"], buckets=TURN_BUCKETS, registry=self.registry)
+        self._usage = Counter("callfleet_usage", "What the bots' services used (tokens, characters, seconds)",
+                              ["kind"], registry=self.registry)
         self._daemon: Any = None
 
     def bind(self, daemon: Any) -> None:
@@ -38,6 +52,15 @@ class Metrics:
 
     def failover(self, seconds: float) -> None:
         self._failover.observe(seconds)
+
+    def turn_figures(self, figures: TurnFigures) -> None:
+        for turn in figures.turns:
+            self._voice_to_voice.observe(turn.voice_to_voice_s)
+        for service, seconds in figures.ttfb_s:
+            self._ttfb.labels(service=service).observe(seconds)
+        for kind, amount in figures.usage.items():
+            if amount > 0:
+                self._usage.labels(kind=kind).inc(amount)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,12 +30,13 @@ import structlog
 
 from callfleet import scrub
 from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot, SocketBytes, SocketClose, SocketText, WebSocketCall
-from worker import telephony_api
+from worker import hosted_daily, pipeline_hooks, telephony_api, tracing
 from worker.bot_loader import BotLoadError, is_loaded, load_bot
 from worker.call import CallHost
 from worker.daily_bots import handlers, keys
 from worker.phone_socket import RelayedSocket, SocketUnavailable
 from worker.sdk_threads import CommandFailed
+from worker.turn_metrics import FigureBook, FigureShipper
 from worker.webrtc_call import OfferRefused, WebRTCPeer
 
 log = structlog.get_logger("worker.bot")
@@ -60,6 +61,8 @@ class BotRunner:
         self._outcome: str | None = None  # how a bot that raised failed: one line, scrubbed
         self._secrets: tuple[str, ...] = ()  # what this session was given: scrubbed from logs and errors
         self._env: dict[str, str] = {}  # what this session's bot was given in os.environ
+        self._figures: FigureShipper | None = None  # the session's turn figures, to the supervisor
+        self._tracing = False  # the session's pipelines export Pipecat's traces
 
     @property
     def running(self) -> bool:
@@ -133,6 +136,7 @@ class BotRunner:
                                            cmd.client_function_timeout_s)
         if cmd.websocket is not None:
             telephony_api.set_for_session(context, cmd.websocket.api_urls)
+        self._measure(cmd, context)
         self.task = asyncio.get_running_loop().create_task(self._call(fn, args), name=f"bot-{cmd.session_id}",
                                                            context=context)
         self.task.add_done_callback(self._clear_env)
@@ -167,7 +171,7 @@ class BotRunner:
     async def _call(self, fn: Callable[[Any], Any], args: Any) -> None:
         self._outcome = None
         try:
-            await fn(args)
+            await self._hosted(fn, args)
         except asyncio.CancelledError:
             if not self._cancelled:
                 self._report("the bot's task was cancelled from inside")
@@ -180,6 +184,30 @@ class BotRunner:
             return
         log.info("bot returned")
         self._report(None)
+
+    def _measure(self, cmd: RunBot, context: Any) -> None:
+        """The session's pipelines, whoever builds them, get a turn figure observer and, with an
+        OTLP endpoint, Pipecat's tracing (``worker.pipeline_hooks``); its audio is counted
+        from zero (``worker.hosted_daily``)."""
+        hosted_daily.audio.reset()
+        book = FigureBook()
+        self._figures = FigureShipper(book, self.emit)
+        self._tracing = bool(cmd.otlp_endpoint) and tracing.enable(cmd.otlp_endpoint,
+                                                                    cmd.otlp_service_name or "callfleet")
+        pipeline_hooks.install()
+        pipeline_hooks.set_for_session(context, pipeline_hooks.SessionHooks(cmd.session_id, book, self._tracing))
+
+    async def _hosted(self, fn: Callable[[Any], Any], args: Any) -> None:
+        """``bot(runner_args)``; then, however it ended, its last figures and spans are sent
+        before its end is reported."""
+        try:
+            await fn(args)
+        finally:
+            if self._figures is not None:
+                self._figures.close()
+                self._figures = None
+            if self._tracing:
+                await tracing.flush()
 
     def _phone_call_over(self, socket: RelayedSocket) -> None:
         # The bot is done with its call: the socket closes if it left it open.

@@ -14,6 +14,8 @@ commands (stop, app messages) act on the call the bot is in. So:
 * Its ``send_app_message`` takes out every secret the worker holds for the session first:
   a provider's error that quotes a key (Pipecat's RTVI ``error`` message) reaches the
   call's participants, browsers included, without it.
+* the bot's audio is counted here (``audio``): its renderers' frames in, its sources'
+  writes out, since none of it crosses the worker's socket for the supervisor to count.
 * ``Daily.init()`` is idempotent (a second real init aborts the process) and
   ``Daily.deinit()`` is left to the worker, after every client is gone.
 
@@ -33,6 +35,24 @@ from callfleet import scrub
 from worker.backends import init_sdk
 
 _host: BotHost | None = None
+
+
+class BotAudio:
+    """A hosted bot's audio as the worker's client handles it (it never crosses the worker's
+    socket, so the supervisor cannot count it): frames delivered to its transport's audio
+    renderers, and writes of its voice to its custom audio sources. Each counter has one
+    writing thread (the SDK's renderer thread, the bot's loop); the worker's Pong reads them."""
+
+    def __init__(self) -> None:
+        self.frames_in = 0
+        self.frames_out = 0
+
+    def reset(self) -> None:
+        """A new session's bot: its counts start from zero."""
+        self.frames_in = self.frames_out = 0
+
+
+audio = BotAudio()
 
 
 class BotHost(Protocol):
@@ -86,12 +106,47 @@ class HostedCallClient:
 
         self._client.leave(completion=left)
 
+    def set_audio_renderer(self, participant_id: str, callback: Callable[..., None], *args: Any,
+                           **kwargs: Any) -> Any:
+        """daily-python's, counting each frame the bot's renderer gets."""
+
+        def counted(*cb_args: Any) -> None:  # the SDK's renderer thread
+            audio.frames_in += 1
+            callback(*cb_args)
+
+        return self._client.set_audio_renderer(participant_id, counted, *args, **kwargs)
+
     def release(self) -> None:
         """The worker releases its client when it exits, after leaving; not the bot."""
 
     def send_app_message(self, message: Any, *args: Any, **kwargs: Any) -> Any:
         """daily-python's, with the session's secrets taken out of the message."""
         return self._client.send_app_message(scrub.without_known(message), *args, **kwargs)
+
+
+def _counted_audio(backend: Any) -> tuple[type, Callable[..., Any]]:
+    """``CustomAudioSource`` counting the bot's writes, and ``CustomAudioTrack`` taking it.
+    daily-python's native classes cannot be subclassed, so the source is a proxy that the
+    track unwraps."""
+    real_source, real_track = backend.CustomAudioSource, backend.CustomAudioTrack
+
+    class CustomAudioSource:
+        """daily-python's ``CustomAudioSource``; ``write_frames`` is counted."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.wrapped = real_source(*args, **kwargs)
+
+        def write_frames(self, frames: bytes, *args: Any, **kwargs: Any) -> Any:
+            audio.frames_out += 1
+            return self.wrapped.write_frames(frames, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.wrapped, name)
+
+    def custom_audio_track(source: Any, *args: Any, **kwargs: Any) -> Any:
+        return real_track(getattr(source, "wrapped", source), *args, **kwargs)
+
+    return CustomAudioSource, custom_audio_track
 
 
 def _daily_class(backend: Any) -> type:
@@ -120,6 +175,7 @@ def install(backend: types.ModuleType) -> types.ModuleType:
     module.__dict__.update({k: v for k, v in vars(backend).items() if not k.startswith("__")})
     module.CallClient = HostedCallClient  # type: ignore[attr-defined]
     module.Daily = _daily_class(backend)  # type: ignore[attr-defined]
+    module.CustomAudioSource, module.CustomAudioTrack = _counted_audio(backend)  # type: ignore[attr-defined]
     module.__wrapped__ = backend  # type: ignore[attr-defined]
     sys.modules["daily"] = module
     return module

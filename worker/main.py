@@ -195,6 +195,8 @@ class Worker:
                 frames_in=self.host.frames_in,
                 frames_out=self.host.frames_out,
                 frames_dropped=self.host.frames_dropped + self.audio_dropped,
+                bot_frames_in=hosted_daily.audio.frames_in,
+                bot_frames_out=hosted_daily.audio.frames_out,
             )
         )
 

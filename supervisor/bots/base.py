@@ -63,6 +63,8 @@ class Hosting:
     api_key: str = field(repr=False)  # the session's own key for it
     env: dict[str, str] = field(repr=False)  # its profile's secrets and env
     provider_keys: dict[str, str] = field(repr=False)  # a built-in pipeline's keys
+    otlp_endpoint: str = ""  # [observability]: where its pipelines' traces go ("" none)
+    otlp_service_name: str = ""
 
 
 class BotConfigError(ValueError):

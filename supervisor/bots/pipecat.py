@@ -77,4 +77,5 @@ class PipecatBot(Bot):
                       timeout_s=seat.timeout_s, env=given.env, provider_keys=given.provider_keys,
                       functions=dict(self.config.get("functions", {})),
                       client_function_timeout_s=self.config.get("client_function_timeout_s"),
-                      websocket=seat.websocket, webrtc=seat.webrtc)
+                      websocket=seat.websocket, otlp_endpoint=given.otlp_endpoint,
+                      otlp_service_name=given.otlp_service_name, webrtc=seat.webrtc)

@@ -38,6 +38,7 @@ from protocol.messages import (
     SocketBytes,
     SocketClose,
     SocketText,
+    TurnFigures,
     WebRTCCandidates,
     WebRTCOffer,
 )
@@ -156,12 +157,13 @@ class WorkerRouter:
                 handle.listener.on_worker_socket(msg)
         elif isinstance(msg, (Ok, Err)):
             handle.pending.resolve(msg)
-        elif isinstance(msg, (Event, BotFinished)):
+        elif isinstance(msg, (Event, BotFinished, TurnFigures)):
             if handle.listener is not None:
                 handle.listener.on_worker_event(msg)
         elif isinstance(msg, Pong):
             self.worker_frames_dropped += max(0, msg.frames_dropped - handle.frames_dropped)
             handle.frames_out, handle.frames_dropped = msg.frames_out, msg.frames_dropped
+            handle.bot_frames_in, handle.bot_frames_out = msg.bot_frames_in, msg.bot_frames_out
         elif isinstance(msg, Hello):
             self._on_hello(handle, msg)
         elif isinstance(msg, Exiting):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocol.audio import AudioIn
-from protocol.messages import BotFinished, Event, SocketBytes, SocketClose, SocketText
+from protocol.messages import BotFinished, Event, SocketBytes, SocketClose, SocketText, TurnFigures
 from supervisor.pool.pending import PendingRequests
 from supervisor.pool.reconcile import WorkerState, WorkerView
 
@@ -22,7 +22,7 @@ class WorkerGone(Exception):
 class WorkerListener(Protocol):
     """What a session gives the pool to hear from its worker."""
 
-    def on_worker_event(self, event: Event | BotFinished) -> None: ...
+    def on_worker_event(self, event: Event | BotFinished | TurnFigures) -> None: ...
     def on_worker_audio(self, header: AudioIn, pcm: Any) -> None: ...
     def on_worker_gone(self, reason: str) -> None: ...
     def on_worker_socket(self, msg: SocketText | SocketBytes | SocketClose) -> None: ...
@@ -54,6 +54,8 @@ class WorkerHandle:
     frames_in: int = 0
     frames_out: int = 0  # the worker's own counts, from its last Pong
     frames_dropped: int = 0
+    bot_frames_in: int = 0  # a hosted bot's own audio, as the worker counts it (its last Pong)
+    bot_frames_out: int = 0
     ready: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     pending: PendingRequests = field(default_factory=PendingRequests)
     # Part of the worker's routing id, known only to it and the supervisor: a bot that

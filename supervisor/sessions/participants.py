@@ -31,15 +31,19 @@ class Participants:
     def __init__(self) -> None:
         self.humans: dict[str, Participant] = {}
         self.bot_id: str | None = None
+        self.bot_name = "bot"  # the bot's name in the call, as its join reported it
         self._former_bot_ids: set[str] = set()
         self.had_human = False
 
-    def bot_joined(self, bot_id: str | None) -> None:
-        """The bot (re)joined as ``bot_id``; an earlier bot id is never a human."""
+    def bot_joined(self, bot_id: str | None, name: str | None = None) -> None:
+        """The bot (re)joined as ``bot_id`` named ``name`` (a hosted Pipecat bot names itself:
+        ``DailyTransport``'s ``bot_name``); an earlier bot id is never a human."""
         if self.bot_id is not None and self.bot_id != bot_id:
             self._former_bot_ids.add(self.bot_id)
             self.humans.pop(self.bot_id, None)
         self.bot_id = bot_id
+        if name:
+            self.bot_name = name
 
     def _is_bot(self, pid: str, participant: dict[str, Any]) -> bool:
         info = participant.get("info") or {}

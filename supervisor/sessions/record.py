@@ -8,8 +8,10 @@ from typing import Any
 
 from supervisor.sessions.bot_link import BotLink
 from supervisor.sessions.participants import Participants
+from supervisor.sessions.resources import SessionResources
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import SessionState
+from supervisor.sessions.turns import SessionFigures
 from supervisor.sessions.view import describe_record
 from supervisor.store import SessionRecord
 
@@ -25,6 +27,8 @@ class RecordKeeper:
         self.participants = participants
         self.log = log
         self.phone: Any = None  # a phone call's line (supervisor.sessions.phone): its media are the frames
+        self.figures = SessionFigures()  # what its bot's Pipecat pipelines measured
+        self.resources = SessionResources()  # its worker's CPU and memory, sampled
 
     def set_state(self, state: SessionState, **stamps: Any) -> None:
         """Move the record to ``state`` (with timestamps such as ``joined_at``), write it,
@@ -53,9 +57,14 @@ class RecordKeeper:
         if worker is not None:
             r.worker_id, r.worker_pid = worker.id, worker.pid
             r.frames_in = worker.frames_in
+            if r.kind == "pipecat":  # a hosted bot's audio stays in its worker, which counts it (its Pongs)
+                r.frames_in, r.frames_out = worker.bot_frames_in, worker.bot_frames_out
         r.worker_frames_out, r.worker_frames_dropped = self.link.worker_frames()
-        r.frames_out = self.link.frames_out_sent
+        if r.kind != "pipecat":
+            r.frames_out = self.link.frames_out_sent
         r.frames_dropped = self.link.frames_out_dropped
+        r.extra["turns"], r.extra["usage"] = self.figures.turns_view(), self.figures.usage_view()
+        r.extra["resources"] = self.resources.view()
         if self.phone is not None:  # the call's audio messages, as the supervisor relayed them
             r.frames_in, r.frames_out, r.frames_dropped = self.phone.media_in, self.phone.media_out, \
                 self.phone.dropped_out
@@ -63,4 +72,5 @@ class RecordKeeper:
     def describe(self) -> dict[str, Any]:
         """The live session as the API shows it."""
         self.save_counters()
-        return describe_record(self.record, participants=self.participants.views(), bot_id=self.participants.bot_id)
+        return describe_record(self.record, participants=self.participants.views(), bot_id=self.participants.bot_id,
+                               bot_name=self.participants.bot_name)

@@ -70,7 +70,7 @@ class Seating:
             raise End(EndReason.REST_FAILED, str(exc)) from None
         data = await self._join(bot, room_url=room.url, token=token)
         local = (data.get("participants") or {}).get("local") or {}
-        self.participants.bot_joined(local.get("id"))
+        self.participants.bot_joined(local.get("id"), (local.get("info") or {}).get("userName"))
         return data
 
     async def join_phone(self, bot: Bot, phone: PhoneCall) -> dict[str, Any]:
@@ -104,8 +104,10 @@ class Seating:
         """What a bot the worker hosts is handed for this session: its ``runner_args.body``,
         the Daily proxy and this session's key for it, its profile's env and its keys."""
         url = self.s.daily_proxy_url
+        obs = self.s.config.observability
         return Hosting(body=self.request.runner_body(self.daily_key, url), api_url=url, api_key=self.daily_key,
-                       env=self.s.bot_env(self.request.profile), provider_keys=self.request.secrets.provider_keys)
+                       env=self.s.bot_env(self.request.profile), provider_keys=self.request.secrets.provider_keys,
+                       otlp_endpoint=obs.otlp_endpoint or "", otlp_service_name=obs.service_name)
 
     async def _join(self, bot: Bot, *, room_url: str = "", token: str = "",
                     phone: PhoneCall | None = None, webrtc: WebRTCOffer | None = None) -> dict[str, Any]:

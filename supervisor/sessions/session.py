@@ -51,6 +51,7 @@ from protocol.messages import (
     SocketBytes,
     SocketClose,
     SocketText,
+    TurnFigures,
 )
 from supervisor.bots import BOT_KINDS, Bot
 from supervisor.daily_rest import DailyAPIError
@@ -144,7 +145,14 @@ class Session(Actor):
 
     # -- WorkerListener (called by the pool) -------------------------------------------------
 
-    def on_worker_event(self, event: Event | BotFinished) -> None:
+    def on_worker_event(self, event: Event | BotFinished | TurnFigures) -> None:
+        if isinstance(event, TurnFigures):
+            # Figures, not events: added at once, so the last batch (sent as the bot is
+            # stopped, before the worker answers the Leave) lands in the final record.
+            self.keeper.figures.add(event)
+            if self.s.metrics is not None:
+                self.s.metrics.turn_figures(event)
+            return
         self.mailbox.put_nowait(WorkerEvent(event))
 
     def on_worker_audio(self, header: AudioIn, pcm: Any) -> None:

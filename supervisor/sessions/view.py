@@ -10,16 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from callfleet import scrub
+from supervisor.sessions.resources import empty_resources
 from supervisor.sessions.state import EndReason
+from supervisor.sessions.turns import empty_turns, empty_usage
 from supervisor.store import SessionRecord
 
 
 def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None = None,
-                    bot_id: str | None = None, node_id: str | None = None) -> dict[str, Any]:
+                    bot_id: str | None = None, node_id: str | None = None, bot_name: str = "bot") -> dict[str, Any]:
     detail = scrub.one_line(r.error)  # the record keeps how the session ended, failure or not
     people = list(participants or [])
     if bot_id:
-        people.insert(0, {"id": bot_id, "name": "bot", "is_bot": True})
+        people.insert(0, {"id": bot_id, "name": bot_name, "is_bot": True})
     return {
         "session_id": r.id,
         "state": r.state.value,
@@ -44,6 +46,11 @@ def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None 
         "failovers": r.failovers,
         "failover_gap_ms": r.failover_gap_ms,
         "max_duration_s": r.max_duration_s,
+        # What Pipecat measured (voice-to-voice, TTFB per service, usage) and the worker's
+        # CPU and memory, kept in the record (supervisor.sessions.turns, .resources).
+        "turns": r.extra.get("turns") or empty_turns(),
+        "usage": r.extra.get("usage") or empty_usage(),
+        "resources": r.extra.get("resources") or empty_resources(),
         "node_id": node_id,  # the supervisor that runs (or ran) it: where a cluster sends its requests
     }
 

@@ -186,7 +186,7 @@ def assemble(request: BotRequest, transport: Any, middle: Sequence[FrameProcesso
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(audio_in_sample_rate=AUDIO_IN_RATE, audio_out_sample_rate=audio_out_rate,
-                              enable_metrics=True),
+                              enable_metrics=True, enable_usage_metrics=True),  # the session's turn figures
         observers=[rtvi.create_rtvi_observer(params=observer_params)],
         idle_timeout_secs=idle_timeout_secs,
     )
