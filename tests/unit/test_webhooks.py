@@ -14,7 +14,9 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
+from callfleet import scrub
 from callfleet.backoff import Backoff, Jitter
+from supervisor import operator_secrets
 from supervisor.config import ConfigError, WebhooksSection, parse
 from supervisor.webhooks import sender_for
 from supervisor.webhooks.delivery import Delivery, Outcome
@@ -314,3 +316,13 @@ def test_a_webhook_event_names_its_session() -> None:
     event = WebhookEvent(type=EventType.SESSION_STARTED, id="evt_x", created_at="2026-01-01T00:00:00.000Z",
                          data={"session_id": "s-9"})
     assert event.session_id == "s-9"
+
+
+def test_the_webhook_secret_is_registered_with_the_scrubber() -> None:
+    config = parse('[webhooks]\nurl = "https://hooks.example.com/x"\nsecret_env = "HOOK_SECRET"')
+    held = operator_secrets.register(config, [], {"HOOK_SECRET": SECRET})
+    try:
+        assert SECRET in held
+        assert SECRET not in scrub.scrub(f"a line holding {SECRET}")
+    finally:
+        scrub.forget(held)
