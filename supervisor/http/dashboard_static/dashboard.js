@@ -199,6 +199,8 @@ function renderWorkers(workers) {
 }
 
 function renderLive(sessions, now) {
+  const live = new Set(sessions.map((s) => s.session_id));
+  for (const id of stopsAsked) if (!live.has(id)) stopsAsked.delete(id); // over: nothing more to show
   renderTable("live", sessions.map((s) => {
     const stopping = stopsAsked.has(s.session_id) || s.state === "leaving";
     return {
