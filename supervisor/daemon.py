@@ -42,6 +42,7 @@ from supervisor.pool import Pool
 from supervisor.rooms.ledger import delete_leftover_rooms
 from supervisor.rooms.pool import RoomPool
 from supervisor.sandbox_child import SandboxChild
+from supervisor.session_logs import SessionLogs
 from supervisor.sessions.recovery import reconcile_store
 from supervisor.sessions.registry import Registry
 from supervisor.sessions.resources import ResourceSampler
