@@ -49,7 +49,6 @@ from supervisor.sessions.resources import ResourceSampler
 from supervisor.sessions.services import Services
 from supervisor.sessions.state import EndReason, SessionState
 from supervisor.sessions.view import describe_record
-from supervisor.session_logs import SessionLogs
 from supervisor.store import Store
 from supervisor.webhooks import WebhookSender, sender_for
 
