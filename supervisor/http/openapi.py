@@ -59,6 +59,12 @@ SESSION: dict[str, Any] = {
         "failovers": {"type": "integer"},
         "failover_gap_ms": {"type": "number"},
         "max_duration_s": {"type": "integer"},
+        "turns": {"type": "object", "description": "what Pipecat measured: count, voice_to_voice_s {p50, p90, p99, "
+                  "last}, ttfb_s and processing_s {service: {p50, p90, p99}}, recent (the last 5 turns)"},
+        "usage": {"type": "object", "description": "llm_prompt_tokens, llm_completion_tokens, tts_characters, ...",
+                  "additionalProperties": {"type": "number"}},
+        "resources": {"type": "object", "description": "the worker's cpu_s, cpu_percent, pss_mb and samples "
+                      "[[t, cpu_percent, pss_mb], ...]"},
     },
 }
 _DAILY_PROXY: dict[str, Any] = {
