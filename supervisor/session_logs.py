@@ -80,8 +80,8 @@ class SessionLogs:
         self._lock = threading.Lock()  # the line tap runs on whatever thread logged
         self._pending: dict[str, list[str]] = {}
         self._pending_count = 0
+        self._lost: dict[str, int] = {}  # lines not kept (the buffer was full), by session, for a marker
         self._followers: dict[str, set[Follower]] = {}
-        self.lost = 0  # lines not kept because sessions.db fell behind
         self._task: asyncio.Task[None] | None = None
 
     # -- lines in ------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class SessionLogs:
     def _add(self, session_id: str, lines: list[str]) -> None:
         with self._lock:
             if self._pending_count + len(lines) > MAX_PENDING_LINES:
-                self.lost += len(lines)
+                self._lost[session_id] = self._lost.get(session_id, 0) + len(lines)
                 return
             self._pending.setdefault(session_id, []).extend(lines)
             self._pending_count += len(lines)
@@ -116,6 +116,10 @@ class SessionLogs:
         """Write what is buffered to the store and hand it to the followers."""
         with self._lock:
             pending, self._pending, self._pending_count = self._pending, {}, 0
+            lost, self._lost = self._lost, {}
+        for session_id, count in lost.items():  # said after the lines written before they went
+            pending.setdefault(session_id, []).append(
+                marker(session_id, f"{count} lines not kept: sessions.db fell behind", dropped=count))
         now = time.time()
         for session_id, lines in pending.items():
             first = self.store.append_logs(session_id, lines, self.caps.max_lines_per_session,

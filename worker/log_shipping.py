@@ -41,7 +41,6 @@ class LogShipper:
         self._lines: list[tuple[str, str]] = []  # (session_id or "", line), in the order logged
         self._bytes = 0
         self._dropped = 0
-        self.dropped_total = 0
 
     def take(self, session_id: str, line: str) -> None:
         """One rendered line (``callfleet.logs`` line tap): buffered, or dropped and counted
@@ -49,7 +48,6 @@ class LogShipper:
         with self._lock:
             if len(self._lines) >= MAX_BUFFERED_LINES or self._bytes + len(line) > MAX_BUFFERED_BYTES:
                 self._dropped += 1
-                self.dropped_total += 1
                 return
             self._lines.append((session_id, line))
             self._bytes += len(line)
