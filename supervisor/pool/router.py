@@ -67,10 +67,7 @@ class WorkerRouter:
         self.bad_frames = BadFrameLog()
         self.frames_routed = 0
         self.worker_frames_dropped = 0  # summed from Pongs: a counter that never goes down
-        # Where a worker's log lines go (the sessions' logs), and how many were refused: lines
-        # naming a session other than the one the worker hosts (a bot may send anything).
-        self.on_log_lines: Callable[[str, LogLines], None] | None = None
-        self.log_lines_refused = 0
+        self.on_log_lines: Callable[[str, LogLines], None] | None = None  # where a worker's log lines go
 
     def start(self) -> None:
         """Handle what arrives from now on, as the loop drains the socket."""
@@ -174,13 +171,11 @@ class WorkerRouter:
             self._bad_frame(got.peer, f"unexpected {type(msg).__name__}")
 
     def _log_lines(self, handle: WorkerHandle, msg: LogLines) -> None:
-        # Filed under the session the worker hosts now; lines of no session or of another
-        # one stay in the worker's stderr only.
+        # Filed under the session the worker hosts now. Lines while it hosts none, and lines
+        # naming another session (a previous session's latecomers, or a bot -- which may send
+        # anything -- writing into someone else's log), stay in the worker's stderr only.
         hosted = handle.session_id
-        if self.on_log_lines is None or hosted is None:
-            return
-        if msg.session_id and msg.session_id != hosted:
-            self.log_lines_refused += len(msg.lines)
+        if self.on_log_lines is None or hosted is None or (msg.session_id and msg.session_id != hosted):
             return
         self.on_log_lines(hosted, msg)
 
