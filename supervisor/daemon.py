@@ -347,6 +347,10 @@ class Daemon:
             raise CommandError(str(exc)) from None
         return {"min_idle": desired.min_idle, "max_workers": desired.max_workers}
 
+    async def list_sessions(self, state: SessionState | None, limit: int) -> list[dict[str, Any]]:
+        """Sessions newest first, a cluster's included, as ``GET /sessions`` lists them."""
+        return await list_sessions(self.registry, self.cluster, state, limit)
+
     async def stop_session(self, session_id: str) -> bool:
         """End a live session here (``stopped``); False when it is not live here."""
         session = self.registry.get(session_id)
@@ -354,10 +358,6 @@ class Daemon:
             return False
         session.stop(EndReason.STOPPED)
         return True
-
-    async def list_sessions(self, state: SessionState | None, limit: int) -> list[dict[str, Any]]:
-        """Sessions newest first, a cluster's included, as ``GET /sessions`` lists them."""
-        return await list_sessions(self.registry, self.cluster, state, limit)
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -393,6 +393,13 @@ class Daemon:
             "loop_busy_ms_recent": self.loop_probe.recent_busy_ms(),
         }
 
+    def _sandbox_view(self) -> dict[str, Any] | str | None:
+        """The embedded sandbox's state; ``"external"`` for one this daemon uses but did not
+        start (``[sandbox] start = false``); None in cloud mode, where there is no sandbox."""
+        if self.sandbox is not None:
+            return {"state": self.sandbox.state, "restarts": self.sandbox.restarts, "last_exit": self.sandbox.last_exit}
+        return sandbox_child.EXTERNAL if self.config.daily.mode == "sandbox" else None
+
     def workers(self) -> list[dict[str, Any]]:
         """Every worker process as ``ctl workers`` shows it."""
         now = time.monotonic()
@@ -401,13 +408,6 @@ class Daemon:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callfleet supervisor", description="Run the callfleet daemon.")
-    def _sandbox_view(self) -> dict[str, Any] | str | None:
-        """The embedded sandbox's state; ``"external"`` for one this daemon uses but did not
-        start (``[sandbox] start = false``); None in cloud mode, where there is no sandbox."""
-        if self.sandbox is not None:
-            return {"state": self.sandbox.state, "restarts": self.sandbox.restarts, "last_exit": self.sandbox.last_exit}
-        return sandbox_child.EXTERNAL if self.config.daily.mode == "sandbox" else None
-
     parser.add_argument("--config", default="configs/sandbox.toml")
     ns = parser.parse_args(argv)
     try:
