@@ -3,7 +3,9 @@
 
 On start it logs, through loguru, a line naming its session, and a line holding the secret
 its profile gave it (``$LOGGING_BOT_SECRET``), which must never reach any log, then, when its
-body asks (``{"lines": N}``), N lines ``line 0`` ... ``line N-1``. Pipecat's own
+body asks (``{"lines": N}``), N lines ``line 0`` ... ``line N-1``; ``{"forge": SESSION_ID}``
+makes it log ``forged line`` naming another session, as a bot trying to write into someone
+else's log would. Pipecat's own
 transport logs its join ("Joining ...") and, once the session is stopped, its leave
 ("Leaving ...", "Left ...").
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import structlog
 from loguru import logger
 from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -38,8 +41,11 @@ class Echo(FrameProcessor):
 async def bot(runner_args: RunnerArguments) -> None:
     logger.info(f"logging bot started for session {runner_args.session_id}")
     logger.info(f"my key is {os.environ.get(SECRET_ENV, '')}")
-    for n in range(int((runner_args.body or {}).get("lines", 0))):
+    body = runner_args.body or {}
+    for n in range(int(body.get("lines", 0))):
         logger.info(f"line {n}")
+    if body.get("forge"):
+        structlog.get_logger("bot").info("forged line", session_id=body["forge"])
     transport = DailyTransport(runner_args.room_url, runner_args.token, "Logging bot",
                                DailyParams(audio_in_enabled=True, audio_out_enabled=True))
     worker = PipelineWorker(Pipeline([transport.input(), Echo(), transport.output()]),

@@ -198,6 +198,18 @@ async def test_a_session_over_its_line_cap_keeps_its_newest_lines_and_says_how_m
 
 
 @needs_pipecat
+async def test_a_bot_cannot_write_into_another_sessions_log(pipecat_fleet: SupervisorProcess) -> None:
+    victim = await start_echo(pipecat_fleet)
+    forger = await start_pipecat(pipecat_fleet, body={"forge": victim})
+    await log_until(pipecat_fleet, forger, "Joined")  # logged after the forged line, by the same bot
+    await stop(pipecat_fleet, forger)
+    await stop(pipecat_fleet, victim)
+    assert "forged line" in pipecat_fleet.log_path.read_text()  # it was logged: its worker's stderr has it
+    for sid in (victim, forger):
+        assert "forged line" not in await log_text(pipecat_fleet, sid)
+
+
+@needs_pipecat
 async def test_tail_gives_the_last_lines(pipecat_fleet: SupervisorProcess) -> None:
     sid = await start_pipecat(pipecat_fleet, body={"lines": 5})
     await stop(pipecat_fleet, sid)
