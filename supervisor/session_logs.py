@@ -17,14 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
+import structlog
+
 from protocol.messages import LogLines
 from supervisor.config import LogsSection
 from supervisor.store import Store
+
+log = structlog.get_logger("supervisor.session_logs")
 
 FLUSH_INTERVAL_S = 0.2
 PRUNE_INTERVAL_S = 10.0
@@ -139,10 +144,13 @@ class SessionLogs:
         last_prune = 0.0
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
-            self.flush()
-            if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
-                last_prune = time.monotonic()
-                self.prune(live())
+            try:
+                self.flush()
+                if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
+                    last_prune = time.monotonic()
+                    self.prune(live())
+            except sqlite3.Error as exc:  # a full or failing disk: those lines are lost, the next go on
+                log.error("session logs could not be written", error=str(exc))
 
     async def stop(self) -> None:
         """Write the last lines (before the store closes)."""
