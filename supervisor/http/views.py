@@ -213,6 +213,8 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/client", client_page.client_redirect),  # Pipecat's prebuilt SmallWebRTC page
     ("GET", "/client/", client_page.client_index),
     ("GET", "/client/{path:.+}", client_page.client_asset),
+    ("GET", "/talk", client_page.talk_page),  # callfleet's own page for it, offline
+    ("GET", "/talk/{asset}", client_page.talk_asset),
     ("GET", "/healthz", healthz),
     ("GET", "/readyz", readyz),
     ("GET", "/livez", livez),
@@ -234,7 +236,7 @@ OPEN_HANDLERS = {healthz, readyz, livez, metrics, openapi, stream, daily_proxy.d
                  # A WebRTC session's id is its capability (Pipecat Cloud's public session routes);
                  # Pipecat's prebuilt page holds no data and no key.
                  webrtc.offer, webrtc.candidates, client_page.client_redirect, client_page.client_index,
-                 client_page.client_asset}
+                 client_page.client_asset, client_page.talk_page, client_page.talk_asset}
 
 
 def setup_routes(app: web.Application) -> None:

@@ -43,6 +43,10 @@ secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 
 [profiles.echo]
 kind = "echo"
+
+[profiles.voice_2024_10]
+kind = "pipecat"
+bot = "worker.daily_bots.voice:bot"
 """
 RATE = 48000  # what WebRTC's Opus carries
 SPEECH = "Hello bot. Can you hear me? I am talking to you from a browser, with no Daily account at all."
@@ -239,11 +243,36 @@ async def test_a_webrtc_start_of_a_bot_the_worker_does_not_host_is_422(fleet: Fl
                              "(the worker hosts the browser's peer)"}
 
 
+async def test_a_webrtc_start_of_a_daily_bots_pipeline_is_422(fleet: Fleet) -> None:
+    status, reply, _ = await fleet.sup.http("POST", "/start", json={"transport": "webrtc",
+                                                                    "profile": "voice_2024_10"})
+    assert status == 422
+    assert reply["info"] == ("profile voice_2024_10 runs a built-in Daily Bots pipeline: those talk in Daily "
+                             "rooms and phone calls, not over WebRTC yet")
+
+
 async def test_a_webrtc_start_naming_no_profile_without_a_default_is_422(fleet: Fleet) -> None:
     status, reply, _ = await fleet.sup.http("POST", "/start", json={"transport": "webrtc"})
     assert status == 422
     assert reply["info"] == ("profile: missing, and no [webrtc] default_profile is configured (the /client page "
                              "takes ?profile=NAME)")
+
+
+async def test_the_prebuilt_pages_start_runs_the_profile_its_url_names(fleet: Fleet) -> None:
+    # Pipecat's prebuilt page POSTs /start with no profile; its own URL (the Referer) names one.
+    body = {"createDailyRoom": False, "enableDefaultIceServers": True, "transport": "webrtc"}
+    status, reply, _ = await fleet.sup.http("POST", "/start", json=body,
+                                            headers={"Referer": f"{fleet.sup.url}/client/?profile=webrtc_echo"})
+    assert status == 200, reply
+    assert reply["iceConfig"] == {"iceServers": []}  # no public STUN server, whatever the page asked
+    sid = reply["sessionId"]
+    try:
+        assert (await fleet.sup.session(sid))["profile"] == "webrtc_echo"
+    finally:
+        await fleet.sup.http("DELETE", f"/sessions/{sid}")
+    status, reply, _ = await fleet.sup.http("POST", "/start", json=body,
+                                            headers={"Referer": "http://elsewhere.example/client/?profile=webrtc_echo"})
+    assert status == 422  # another site's page names nothing here
 
 
 async def test_a_webrtc_start_asking_for_a_daily_room_is_400(fleet: Fleet) -> None:
@@ -346,3 +375,59 @@ async def test_the_client_page_and_its_assets_are_served_from_the_installed_pack
     assert status == 200 and headers["Content-Type"] in ("text/javascript", "application/javascript")
     status, reply, _ = await fleet.sup.http("GET", "/client/%2e%2e/%2e%2e/__init__.py")
     assert status == 404
+
+
+# The bytes and audio energy the page has received from the bot (callfleet's page keeps its peer
+# in window.callfleetTalk).
+INBOUND_AUDIO = """
+const done = arguments[arguments.length - 1];
+const pc = window.callfleetTalk && window.callfleetTalk.pc;
+if (!pc) { done({bytes: 0, energy: 0}); return; }
+pc.getStats().then((stats) => {
+  let bytes = 0, energy = 0;
+  stats.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") { bytes += s.bytesReceived || 0; energy += s.totalAudioEnergy || 0; }
+  });
+  done({bytes, energy, session: window.callfleetTalk.sessionId});
+}).catch((e) => done({error: String(e)}));
+"""
+
+
+def _click_connect(driver: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 30).until(expected_conditions.element_to_be_clickable((By.ID, "connect"))).click()
+
+
+@needs_espeak
+async def test_a_browser_talks_to_the_bot_from_the_talk_page_and_hears_it(
+        fleet: Fleet, browser: Any, speech_pcm: bytes, tmp_path: Path) -> None:
+    from callfleet.audio import write_wav
+
+    microphone = tmp_path / "speech.wav"
+    write_wav(microphone, speech_pcm, RATE)
+    driver = browser("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={microphone}", "--autoplay-policy=no-user-gesture-required")
+    driver.get(f"{fleet.sup.url}/talk?profile=webrtc_echo")
+    await asyncio.to_thread(_click_connect, driver)
+
+    def received() -> dict[str, Any]:
+        stats: dict[str, Any] = driver.execute_async_script(INBOUND_AUDIO)
+        return stats
+
+    stats = await wait_until(lambda: asyncio.to_thread(received), 60, "the bot's audio in the page",
+                             until=lambda s: s.get("energy", 0) > 0, interval=0.5)
+    assert stats["bytes"] > 0
+    sid = stats["session"]
+    start = await fleet.wait_record(sid, "start")
+    assert start["args"] == "SmallWebRTCRunnerArguments"
+    heard = await fleet.wait_record(sid, "heard", timeout=40)  # the bot's VAD heard the WAV's speech
+    assert heard["speech"] >= 1 and heard["frames"] > 0
+
+    pid = (await fleet.sup.session(sid))["worker_pid"]
+    driver.quit()  # the browser goes away: its peer closes
+    ended = await fleet.ended(sid, timeout=60)
+    assert ended["state"] == "ended" and ended["end_reason"] == "participant_left", ended
+    await wait_until(lambda: not alive(pid), 20, "the session's worker to exit")
