@@ -431,3 +431,25 @@ async def test_a_browser_talks_to_the_bot_from_the_talk_page_and_hears_it(
     ended = await fleet.ended(sid, timeout=60)
     assert ended["state"] == "ended" and ended["end_reason"] == "participant_left", ended
     await wait_until(lambda: not alive(pid), 20, "the session's worker to exit")
+
+
+async def test_with_a_bearer_key_the_pages_and_offer_routes_are_open_and_start_needs_the_key(
+        tmp_path: Path) -> None:
+    sup = SupervisorProcess(tmp_path, None, env={"CALLFLEET_TEST_KEY": "s3cret"},
+                            supervisor={"api_key_env": "CALLFLEET_TEST_KEY"}, pool={"min_idle": 0})
+    sup.start(timeout=60)
+    try:
+        for page in ("/talk", "/talk/talk.js", "/client/"):
+            status, text, _ = await sup.http("GET", page)
+            assert status == 200 and "s3cret" not in text, page
+        status, reply, _ = await sup.http("POST", "/start", json={"transport": "webrtc", "profile": "echo"})
+        assert status == 401 and reply["error"] == "authentication-error"
+        # The session id is the offer route's capability: an unknown one is 404, not 401.
+        status, reply, _ = await sup.http("POST", "/sessions/6f1c1d39-0000-4000-8000-000000000000/api/offer",
+                                          json={"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "type": "offer"})
+        assert status == 404
+        status, reply, _ = await sup.http("POST", "/start", json={"transport": "webrtc", "profile": "echo"},
+                                          headers={"Authorization": "Bearer s3cret"})
+        assert status == 422  # past the key: echo is no bot the worker hosts
+    finally:
+        sup.stop()
