@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from supervisor.commands.base import CommandError, ControlCommand, DaemonControl, require_str, table
+from supervisor.commands.turn_lines import SHOWN, figure_lines
 from supervisor.sessions.state import SessionState
 
 
@@ -20,7 +21,7 @@ def _people(view: dict[str, Any]) -> int:
 
 
 # Shown by ``_how_it_ended`` (one line, labelled by whether the end was a failure) or as a list.
-_SHOWN_APART = frozenset({"participants", "end_detail", "error"})
+_SHOWN_APART = frozenset({"participants", "end_detail", "error"}) | SHOWN  # turn figures: figure_lines
 
 
 def _how_it_ended(view: dict[str, Any]) -> str | None:
@@ -82,6 +83,7 @@ class Session(ControlCommand):
         how = _how_it_ended(result)
         if how is not None:
             lines.append(how)
+        lines += figure_lines(result)
         lines.append("participants:")
         lines += [f"  {p['id']}  {p['name'] or '-'}{'  (bot)' if p['is_bot'] else ''}" for p in result["participants"]]
         return "\n".join(lines)

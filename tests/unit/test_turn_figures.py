@@ -31,9 +31,13 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from protocol import decode, encode
 from protocol.messages import Turn, TurnFigures
+from supervisor.commands.sessions import Session
 from supervisor.config import ConfigError, parse
 from supervisor.sessions.resources import SAMPLES_KEPT, SessionResources
+from supervisor.sessions.state import SessionState
 from supervisor.sessions.turns import RECENT_TURNS, SessionFigures, percentile
+from supervisor.sessions.view import describe_record
+from supervisor.store import SessionRecord
 from worker import pipeline_hooks
 from worker.tracing import traces_url
 from worker.turn_metrics import FigureBook, FigureShipper, TurnFigureObserver, service_name
@@ -211,3 +215,31 @@ def test_traces_are_off_by_default_and_named_callfleet() -> None:
     assert (obs.otlp_endpoint, obs.service_name) == (None, "callfleet")
     assert parse('[observability]\notlp_endpoint = "https://otel.example:4318"').observability.otlp_endpoint \
         == "https://otel.example:4318"
+
+
+# -- ctl session -------------------------------------------------------------------------------------
+
+
+def test_ctl_session_shows_the_figures_one_line_each_and_not_the_samples() -> None:
+
+    figures, resources = SessionFigures(), SessionResources()
+    figures.add(TurnFigures(turns=[Turn(at=1.0, voice_to_voice_s=0.75)], ttfb_s=[("OpenAILLMService", 0.25)],
+                            usage={"tts_characters": 12}))
+    resources.add(pid=1, at=1.0, cpu=0.5, pss_mb=90.0)
+    record = SessionRecord(id="s1", state=SessionState.JOINED, profile="voice", kind="pipecat",
+                           extra={"turns": figures.turns_view(), "usage": figures.usage_view(),
+                                  "resources": resources.view()})
+    shown = Session().render(describe_record(record)).splitlines()
+    labelled = {line[:16].rstrip(): line[16:] for line in shown}
+    assert labelled["turns"] == "1  voice-to-voice p50 0.750s  p90 0.750s  p99 0.750s  last 0.750s"
+    assert labelled["ttfb"] == "OpenAILLMService  p50 0.250s  p90 0.250s  p99 0.250s"
+    assert labelled["usage"] == "tts_characters 12"
+    assert labelled["resources"] == "cpu 0.0s (- lately)  pss 90.0 MB  1 samples"
+    assert not any(line.startswith(("recent", "samples")) for line in shown)
+
+
+def test_ctl_session_of_a_session_that_measured_nothing_shows_no_figure_lines() -> None:
+
+    shown = Session().render(describe_record(SessionRecord(id="s1", state=SessionState.JOINED, profile="echo",
+                                                           kind="echo")))
+    assert not [line for line in shown.splitlines() if line[:16].rstrip() in ("turns", "ttfb", "usage", "resources")]
