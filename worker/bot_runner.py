@@ -13,6 +13,10 @@ answer, which the reply carries. When ``bot()`` returns or raises later, a
 ``BotFinished`` says so. A stop from the supervisor cancels the bot's task -- what Pipecat
 Cloud does at its session limit -- and Pipecat's transport leaves on its way out.
 
+Every pipeline the bot builds is measured (``worker.pipeline_hooks``): its turn figures go
+to the supervisor as ``TurnFigures`` and, with an OTLP endpoint, its spans to the collector,
+the last of both sent before its end is reported.
+
 Pipecat logs with loguru: its lines are routed into the worker's structlog stream, with
 ``session_id`` and ``worker_id`` bound like every other line.
 """
