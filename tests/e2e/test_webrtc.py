@@ -44,6 +44,10 @@ secrets = ["CALLFLEET_TEST_BOT_RECORD"]
 [profiles.echo]
 kind = "echo"
 
+[profiles.pipecat_talk]
+kind = "pipecat"
+bot = "examples/pipecat_talk.py:bot"
+
 [profiles.voice_2024_10]
 kind = "pipecat"
 bot = "worker.daily_bots.voice:bot"
@@ -233,6 +237,18 @@ async def test_a_python_webrtc_client_talks_to_a_pipecat_bot_and_hears_it(
     assert ended["state"] == "ended" and ended["end_reason"] == "participant_left", ended
     await fleet.wait_record(sid, "disconnected")
     await wait_until(lambda: not alive(pid), 20, "the session's worker to exit")
+
+
+@needs_espeak
+async def test_the_shipped_example_echoes_a_browser(fleet: Fleet, python_browser: PythonBrowser) -> None:
+    sid = (await fleet.start("pipecat_talk"))["sessionId"]
+    status, answer, _ = await fleet.sup.http("POST", f"/sessions/{sid}/api/offer", json=await python_browser.offer())
+    assert status == 200, answer
+    await python_browser.answered(answer)
+    await wait_until(lambda: python_browser.heard_loud_s() >= 1.0, 30, "the example's echo of the speech")
+    await python_browser.close()
+    ended = await fleet.ended(sid)
+    assert ended["end_reason"] == "participant_left", ended
 
 
 async def test_a_webrtc_start_of_a_bot_the_worker_does_not_host_is_422(fleet: Fleet) -> None:
