@@ -120,7 +120,8 @@ def document() -> dict[str, Any]:
                     "room_url": {"type": "string"}, "token": {"type": "string"}, "session_id": {"type": "string"},
                     "stream_token": {"type": "string"}}})}, **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
             "/start": {"post": {
-                "summary": "Start a bot the Pipecat Cloud way (transport \"websocket\": a phone call)",
+                "summary": "Start a bot the Pipecat Cloud way (transport \"websocket\": a phone call; \"webrtc\": "
+                           "a browser over SmallWebRTC, its body {transport, profile?, body?})",
                 "requestBody": {"required": True, **_json({"$ref": ref("PipecatStartBody")})},
                 "responses": {"200": {"description": "started", **_json({"oneOf": [
                     {"type": "object", "required": ["dailyRoom", "dailyToken", "sessionId", "streamToken"],
@@ -128,7 +129,11 @@ def document() -> dict[str, Any]:
                                     "sessionId": {"type": "string"}, "streamToken": {"type": "string"}}},
                     {"type": "object", "required": ["wsUrl", "sessionId"], "description": "transport websocket: "
                      "the call's one-time WebSocket URL", "properties": {"wsUrl": {"type": "string"},
-                                                                         "sessionId": {"type": "string"}}}]})},
+                                                                         "sessionId": {"type": "string"}}},
+                    {"type": "object", "required": ["sessionId", "iceConfig"], "description": "transport webrtc: "
+                     "POST the browser's offer to /sessions/{sessionId}/api/offer", "properties": {
+                         "sessionId": {"type": "string"}, "iceConfig": {"type": "object", "properties": {
+                             "iceServers": {"type": "array", "items": {"type": "object"}}}}}}]})},
                     **_errors(400, 401, 413, 422, 429, 502, 503, 504)}}},
             "/telephony/twilio": {"post": {
                 "summary": "Twilio's voice webhook: TwiML connecting the call to a new session of "
@@ -190,6 +195,45 @@ def document() -> dict[str, Any]:
                                             "schema": {"type": "string"}, "description": "the session's stream_token"}],
                 "security": [],
                 "responses": {"101": {"description": "switching to WebSocket"}, **_errors(401, 404, 409, 503)}}},
+            "/sessions/{id}/api/offer": {
+                "post": {"summary": "A WebRTC session's browser: its SDP offer, answered by the worker's peer (the "
+                                    "first is the join; later ones name pc_id and renegotiate). Open: the session id "
+                                    "is the capability", "parameters": [SESSION_ID], "security": [],
+                         "requestBody": {"required": True, **_json({"type": "object", "required": ["sdp", "type"],
+                                                                    "properties": {
+                             "sdp": {"type": "string"}, "type": {"type": "string", "enum": ["offer"]},
+                             "pc_id": {"type": ["string", "null"]}, "restart_pc": {"type": ["boolean", "null"]}}})},
+                         "responses": {"200": {"description": "the answer", **_json({"type": "object", "properties": {
+                             "sdp": {"type": "string"}, "type": {"type": "string"}, "pc_id": {"type": "string"}}})},
+                             **_errors(400, 404, 409, 413, 502, 503)}},
+                "patch": {"summary": "A WebRTC session's browser: trickled ICE candidates for its peer",
+                          "parameters": [SESSION_ID], "security": [],
+                          "requestBody": {"required": True, **_json({"type": "object",
+                                                                     "required": ["pc_id", "candidates"], "properties": {
+                              "pc_id": {"type": "string"}, "candidates": {"type": "array", "items": {
+                                  "type": "object", "required": ["candidate", "sdp_mid", "sdp_mline_index"],
+                                  "properties": {"candidate": {"type": "string"}, "sdp_mid": {"type": "string"},
+                                                 "sdp_mline_index": {"type": "integer"}}}}}})},
+                          "responses": {"200": {"description": "taken", **_json({"type": "object"})},
+                                        **_errors(400, 404, 409, 413, 502, 503)}}},
+            "/talk": {"get": {"summary": "callfleet's page to talk to a bot from a browser (offline; ?profile=NAME)",
+                              "security": [], "responses": {"200": {"description": "the page", "content": {
+                                  "text/html": {"schema": {"type": "string"}}}}}}},
+            "/talk/{asset}": {"get": {"summary": "The talk page's script (talk.js)", "security": [],
+                                      "parameters": [{"name": "asset", "in": "path", "required": True,
+                                                      "schema": {"type": "string"}}],
+                                      "responses": {"200": {"description": "the file", "content": {
+                                          "text/javascript": {"schema": {"type": "string"}}}}, **_errors(404)}}},
+            "/client": {"get": {"summary": "Pipecat's prebuilt SmallWebRTC page: redirects to /client/ (query kept)",
+                                "security": [], "responses": {"302": {"description": "to /client/"}}}},
+            "/client/": {"get": {"summary": "Pipecat's prebuilt SmallWebRTC page (?profile=NAME; it loads Daily's "
+                                            "call-machine bundle from c.daily.co)", "security": [],
+                                 "responses": {"200": {"description": "the page", "content": {
+                                     "text/html": {"schema": {"type": "string"}}}}, **_errors(503)}}},
+            "/client/{path}": {"get": {"summary": "A file of Pipecat's prebuilt page", "security": [],
+                                       "parameters": [{"name": "path", "in": "path", "required": True,
+                                                       "schema": {"type": "string"}}],
+                                       "responses": {"200": {"description": "the file"}, **_errors(404, 503)}}},
             "/healthz": {"get": {"summary": "Liveness and readiness", "security": [],
                                  "responses": {"200": {"description": "ok", **_json({"type": "object"})},
                                                "503": {"description": "draining, or no worker can start",
