@@ -118,7 +118,10 @@ class CustomAudioSource:
                 sent += piece
             with self._lock:
                 self._queue.popleft()
-            loop.guarded(completion, self._frame_count(pcm))
+            # On the loop's next turn, as daily-python queues it, not inline: called inline, a
+            # Pipecat writer's next write came before anything else the turn held, and the
+            # runner's shared SDK loop fell behind by a second (bench, peer, N=4..10).
+            sdk.loop.call_soon(loop.guarded, completion, self._frame_count(pcm))
 
     def _ahead(self) -> float:
         """How long to wait before the next piece may be handed over: up to ``LEAD_S`` of
