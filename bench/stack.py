@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+WORKER_USER_ENV = "CALLFLEET_BENCH_WORKER_USER"  # pool.worker_user for the bench's supervisor, when set
 
 
 def free_port() -> int:
@@ -43,6 +44,11 @@ class Stack:
 
     def config(self) -> str:
         n = self.sessions
+        # A host whose Python the workers' user cannot read (a 0700 /root) benches with
+        # CALLFLEET_BENCH_WORKER_USER="" (workers as the supervisor's user): per frame the
+        # same, since a worker switches users once, at boot.
+        user = os.environ.get(WORKER_USER_ENV)
+        worker_user = "" if user is None else f'worker_user = "{user}"'
         return f"""
 [supervisor]
 http_port = {self.http_port}
@@ -56,6 +62,7 @@ sessions_per_worker = 1
 ping_interval_s = 1.0
 ping_timeout_s = 10.0
 start_timeout_s = 60.0
+{worker_user}
 
 [daily]
 mode = "sandbox"
