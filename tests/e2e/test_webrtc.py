@@ -340,7 +340,7 @@ async def test_a_malformed_offer_is_400_naming_what_is_wrong(fleet: Fleet, body:
 
 
 @needs_espeak
-async def test_an_offer_aiortc_cannot_take_is_400_and_the_session_takes_the_next(
+async def test_an_offer_aiortc_cannot_take_is_400_and_the_session_takes_the_next_and_renegotiates(
         fleet: Fleet, python_browser: PythonBrowser) -> None:
     sid = (await fleet.start())["sessionId"]
     try:
@@ -353,6 +353,18 @@ async def test_an_offer_aiortc_cannot_take_is_400_and_the_session_takes_the_next
         assert status == 200, answer
         await python_browser.answered(answer)
         await fleet.wait_record(sid, "connected")
+        pc_id = answer["pc_id"]
+
+        # Pipecat's renegotiation: an offer naming the peer is answered by the same peer.
+        status, again, _ = await fleet.sup.http("POST", f"/sessions/{sid}/api/offer",
+                                                json={**await python_browser.offer(), "pc_id": pc_id})
+        assert status == 200, again
+        assert again["type"] == "answer" and again["pc_id"] == pc_id
+        await python_browser.answered(again)
+        # Trickled candidates reach it too (here the end-of-candidates marker).
+        status, reply, _ = await fleet.sup.http("PATCH", f"/sessions/{sid}/api/offer", json={
+            "pc_id": pc_id, "candidates": [{"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}]})
+        assert (status, reply) == (200, {"status": "success"})
 
         # One browser per session: another first offer is refused; candidates for another peer are not its.
         status, reply, _ = await fleet.sup.http("POST", f"/sessions/{sid}/api/offer",
@@ -469,3 +481,18 @@ async def test_with_a_bearer_key_the_pages_and_offer_routes_are_open_and_start_n
         assert status == 422  # past the key: echo is no bot the worker hosts
     finally:
         sup.stop()
+
+
+async def test_candidates_before_any_offer_are_409_and_a_malformed_patch_is_400(fleet: Fleet) -> None:
+    sid = (await fleet.start())["sessionId"]
+    try:
+        status, reply, _ = await fleet.sup.http("PATCH", f"/sessions/{sid}/api/offer",
+                                                json={"pc_id": "p", "candidates": []})
+        assert status == 409
+        assert reply["info"] == f"session {sid} has answered no offer yet: POST the offer first"
+        status, reply, _ = await fleet.sup.http("PATCH", f"/sessions/{sid}/api/offer",
+                                                json={"pc_id": "p", "candidates": [{"candidate": "x"}]})
+        assert status == 400
+        assert reply["info"] == "candidates[0]: object missing required field sdp_mid"
+    finally:
+        await fleet.sup.http("DELETE", f"/sessions/{sid}")
