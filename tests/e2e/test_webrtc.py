@@ -496,3 +496,23 @@ async def test_candidates_before_any_offer_are_409_and_a_malformed_patch_is_400(
         assert reply["info"] == "candidates[0]: object missing required field sdp_mid"
     finally:
         await fleet.sup.http("DELETE", f"/sessions/{sid}")
+
+
+@needs_espeak
+async def test_the_talk_page_connects_to_a_webrtc_session_an_api_client_started(
+        fleet: Fleet, browser: Any, speech_pcm: bytes, tmp_path: Path) -> None:
+    from callfleet.audio import write_wav
+
+    microphone = tmp_path / "speech.wav"
+    write_wav(microphone, speech_pcm, RATE)
+    sid = (await fleet.start(body={"from": "api"}))["sessionId"]
+    driver = browser("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={microphone}")
+    driver.get(f"{fleet.sup.url}/talk?session={sid}")
+    await asyncio.to_thread(_click_connect, driver)
+    start = await fleet.wait_record(sid, "start", timeout=30)
+    assert start["body"] == {"from": "api"}
+    await fleet.wait_record(sid, "connected", timeout=30)
+    driver.quit()
+    ended = await fleet.ended(sid, timeout=60)
+    assert ended["end_reason"] == "participant_left", ended

@@ -7,8 +7,13 @@
 
 const KEY_STORAGE = "callfleet.apiKey";
 const $ = (id) => document.getElementById(id);
-const profile = new URLSearchParams(location.search).get("profile");
+const params = new URLSearchParams(location.search);
+const profile = params.get("profile");
+// ?session=ID: a WebRTC session already started (POST /start by an API client) that waits
+// for its browser; the page offers to it directly (its id is the capability: no key needed).
+const givenSession = params.get("session");
 if (profile) $("profile").textContent = profile;
+if (givenSession) $("profile").textContent = `session ${givenSession}`;
 
 // What a test (or a curious person in the console) reads: the peer and the session.
 window.callfleetTalk = { pc: null, sessionId: null };
@@ -50,7 +55,9 @@ function gathered(pc) {
 async function connect() {
   $("connect").disabled = true;
   status("Starting a session…");
-  const started = await post("/start", { transport: "webrtc", ...(profile ? { profile } : {}) });
+  const started = givenSession
+    ? { sessionId: givenSession, iceConfig: { iceServers: [] } }
+    : await post("/start", { transport: "webrtc", ...(profile ? { profile } : {}) });
   window.callfleetTalk.sessionId = started.sessionId;
   const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
   const pc = new RTCPeerConnection({ iceServers: (started.iceConfig || {}).iceServers || [] });
