@@ -15,6 +15,10 @@ Pipecat's own clients (``/client``, ``@pipecat-ai/small-webrtc-transport``) work
   its ``pc_id``). ``PATCH`` there ``{"pc_id", "candidates": [{"candidate", "sdp_mid",
   "sdp_mline_index"}]}``: trickled ICE candidates.
 
+A ``kind = "pipecat"`` profile's bot gets ``SmallWebRTCRunnerArguments``; a built-in Daily
+Bots pipeline's body is checked as ``/bots/start`` checks it, with no room to transcribe
+(``"stt": "daily"`` is a 422), and the vision and phone pipelines are refused (422).
+
 The offer routes need no bearer key: the session id, a random UUID only its starter was
 told, is the capability, as on Pipecat Cloud's public session routes. An unknown id is a
 404; a session that is not a WebRTC one, or has finished, a 409.
@@ -30,7 +34,7 @@ from aiohttp import web
 
 from protocol.messages import IceCandidate
 from supervisor.bots import BOT_KINDS
-from supervisor.bots.services import runs_pipeline
+from supervisor.bots.services import PIPELINE_BOT_PREFIX, runs_phone_pipeline, runs_pipeline
 from supervisor.http import forward, starts
 from supervisor.http.bodies import decode_body, read_body
 from supervisor.http.errors import ApiError, invalid, not_found
@@ -41,6 +45,7 @@ from supervisor.sessions.session import Session
 from supervisor.sessions.webrtc import SignalRefused
 
 WEBRTC = "webrtc"
+VISION_PIPELINE = PIPELINE_BOT_PREFIX + "vision:"
 CLIENT_PATH = "/client/"  # the prebuilt page (supervisor.http.client_page)
 
 
@@ -98,11 +103,23 @@ def _webrtc_profile(daemon: HttpDaemon, name: str) -> Any:
         raise ApiError(422, "invalid-request-error", f"profile {name} runs a {profile.kind} bot: only kind = "
                                                      f"\"pipecat\" bots take WebRTC sessions (the worker hosts "
                                                      f"the browser's peer)")
-    if runs_pipeline(profile.kind, profile.config):
-        # Their bots build a DailyTransport (or the phone's); SmallWebRTC is not wired into them yet.
-        raise ApiError(422, "invalid-request-error", f"profile {name} runs a built-in Daily Bots pipeline: those "
-                                                     f"talk in Daily rooms and phone calls, not over WebRTC yet")
+    spec = str(profile.config.get("bot", ""))
+    if runs_phone_pipeline(profile.kind, profile.config):
+        raise ApiError(422, "invalid-request-error", f"profile {name} runs a phone call's pipeline: it takes "
+                                                     f"calls over WebSockets, not WebRTC")
+    if spec.startswith(VISION_PIPELINE):
+        raise ApiError(422, "invalid-request-error", f"profile {name} runs a vision pipeline, which reads a Daily "
+                                                     f"room's camera: not over WebRTC")
     return profile
+
+
+def _no_room_services(name: str, runner: Any) -> None:
+    """A Daily Bots pipeline over WebRTC has no room: no room transcription for its STT."""
+    services = runner.get("services", {}) if isinstance(runner, dict) else {}
+    if services.get("stt") == "daily":
+        raise ApiError(422, "invalid-request-error", f"body.services.stt: \"daily\" transcribes a Daily room; "
+                                                     f"profile {name} talks to a browser over WebRTC (name an STT "
+                                                     f"service, e.g. deepgram)")
 
 
 async def start(request: web.Request, raw: bytes) -> web.Response:
@@ -112,10 +129,14 @@ async def start(request: web.Request, raw: bytes) -> web.Response:
     if body.createDailyRoom:
         raise invalid("createDailyRoom: a WebRTC session has no Daily room; it must be false or absent")
     profile = _webrtc_profile(daemon, _profile_name(daemon, request, body))
+    runner, keys, own = body.body, dict[str, str](), dict[str, str]()
+    if runs_pipeline(profile.kind, profile.config):  # a built-in Daily Bots pipeline, checked as /bots/start checks it
+        runner, keys, own = starts._pipeline_start_body(daemon, profile, body.body)
+        _no_room_services(profile.name, runner)
     start = WebRTCStart(profile=profile.name, kind=profile.kind, profile_config=dict(profile.config),
                         max_duration_s=starts._max_duration(daemon, None, profile),
                         end_on_last_leave=profile.end_on_last_leave)
-    start.holding(RequestSecrets(body=body.body))
+    start.holding(RequestSecrets(body=runner, api_keys=own, provider_keys=keys))
     ice = [{k: v for k, v in s.items() if v is not None}
            for s in msgspec.to_builtins(daemon.config.webrtc.ice_servers)]
     return await starts.start_reply(request, start, lambda p: {"sessionId": p.session_id,

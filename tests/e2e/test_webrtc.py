@@ -259,12 +259,39 @@ async def test_a_webrtc_start_of_a_bot_the_worker_does_not_host_is_422(fleet: Fl
                              "(the worker hosts the browser's peer)"}
 
 
-async def test_a_webrtc_start_of_a_daily_bots_pipeline_is_422(fleet: Fleet) -> None:
-    status, reply, _ = await fleet.sup.http("POST", "/start", json={"transport": "webrtc",
-                                                                    "profile": "voice_2024_10"})
+def voice_body(fleet: Fleet, stt: str = "deepgram") -> dict[str, Any]:
+    """A Daily Bots voice request on the sandbox's stand-in AI services (the request's own dummy keys)."""
+    ai = f"http://127.0.0.1:{fleet.sup.config['sandbox']['port']}/ai"
+    return {"services": {"stt": stt, "llm": "custom_llm", "tts": "openai_tts"},
+            "api_keys": {"deepgram": "sandbox", "openai_tts": "sandbox"},
+            "service_options": {"deepgram": {"base_url": f"{ai}/deepgram"},
+                                "custom_llm": {"base_url": f"{ai}/openai/v1"},
+                                "openai_tts": {"base_url": f"{ai}/openai/v1"}},
+            "config": [{"service": "llm", "options": [
+                {"name": "model", "value": "stand-in"},
+                {"name": "initial_messages", "value": [{"role": "system", "content": "Greet the caller."}]}]}]}
+
+
+@needs_espeak
+async def test_a_daily_bots_voice_pipeline_greets_a_browser_over_webrtc(
+        fleet: Fleet, python_browser: PythonBrowser) -> None:
+    sid = (await fleet.start("voice_2024_10", body=voice_body(fleet)))["sessionId"]
+    status, answer, _ = await fleet.sup.http("POST", f"/sessions/{sid}/api/offer", json=await python_browser.offer())
+    assert status == 200, answer
+    await python_browser.answered(answer)
+    # The greeting: the stand-in LLM's words, spoken by the stand-in TTS, over the browser's peer.
+    await wait_until(lambda: python_browser.heard_loud_s() >= 0.5, 60, "the bot's spoken greeting")
+    await python_browser.close()
+    ended = await fleet.ended(sid)
+    assert ended["end_reason"] == "participant_left", ended
+
+
+async def test_a_daily_bots_pipeline_over_webrtc_cannot_use_a_rooms_transcription(fleet: Fleet) -> None:
+    status, reply, _ = await fleet.sup.http("POST", "/start", json={"transport": "webrtc", "profile": "voice_2024_10",
+                                                                    "body": voice_body(fleet, stt="daily")})
     assert status == 422
-    assert reply["info"] == ("profile voice_2024_10 runs a built-in Daily Bots pipeline: those talk in Daily "
-                             "rooms and phone calls, not over WebRTC yet")
+    assert reply["info"] == ("body.services.stt: \"daily\" transcribes a Daily room; profile voice_2024_10 talks "
+                             "to a browser over WebRTC (name an STT service, e.g. deepgram)")
 
 
 async def test_a_webrtc_start_naming_no_profile_without_a_default_is_422(fleet: Fleet) -> None:

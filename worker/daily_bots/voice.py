@@ -17,6 +17,7 @@ from typing import Any
 
 from callfleet.providers import ServiceType
 from worker.daily_bots import functions, keys, services
+from worker.daily_bots.browser import browser_transport, from_browser, wire_browser
 from worker.daily_bots.pipeline import (
     AUDIO_IN_RATE,
     BOT_NAME,
@@ -76,10 +77,13 @@ async def bot(runner_args: Any) -> None:
     from pipecat.transports.daily.transport import DailyTransport
 
     request = parse_request(runner_args.body, keys.current())
-    transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
-                               daily_params(request, audio_out_rate=tts_rate(request),
-                                            daily_stt=uses_daily_stt(request)))
+    if from_browser(runner_args):  # a browser over SmallWebRTC (transport "webrtc"), no room
+        transport = browser_transport(runner_args, request, audio_out_rate=tts_rate(request))
+    else:
+        transport = DailyTransport(runner_args.room_url, runner_args.token, BOT_NAME,
+                                   daily_params(request, audio_out_rate=tts_rate(request),
+                                                daily_stt=uses_daily_stt(request)))
     # Off the loop: services and VAD/turn models load for a moment, and the worker answers pings meanwhile.
     built = await asyncio.to_thread(build, request, transport, idle_timeout_secs=runner_args.pipeline_idle_timeout_secs)
-    wire_greeting(built, transport)
+    (wire_browser if from_browser(runner_args) else wire_greeting)(built, transport)
     await run(built, runner_args)
