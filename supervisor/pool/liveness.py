@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import random
 import time
+import zlib
 from collections.abc import Callable, Mapping
 
 import structlog
@@ -47,18 +48,32 @@ def welcome(handle: WorkerHandle, hello: Hello, settings: PoolSection, router: W
     return True
 
 
+PING_SLOTS = 16  # an interval's pings are spread over this many instants
+
+
 async def ping_forever(workers: Mapping[str, WorkerHandle], router: WorkerRouter,
                        interval_s: Callable[[], float]) -> None:
-    """Ping every welcomed worker each ``interval_s()`` (read each time: a reload may change it)."""
+    """Ping every welcomed worker once each ``interval_s()`` (read each time: a reload may
+    change it), each at its own fixed phase of the interval (``ping_slot``): pinged all at
+    once, every worker woke and answered in the same instant, a burst of work on the
+    machine's cores once a second while every session's audio waits behind it."""
     seq = itertools.count(1)
+    slot = 0
     while True:
-        await asyncio.sleep(interval_s())
+        await asyncio.sleep(interval_s() / PING_SLOTS)
         ping = Ping(seq=next(seq), sent_at=time.time())
         for handle in list(workers.values()):
-            if handle.booted and handle.state != WorkerState.DEAD:
+            if handle.booted and handle.state != WorkerState.DEAD and ping_slot(handle.id) == slot:
                 # Never waits: a worker whose queue is full misses this ping, and missed
                 # pings are judged by reconcile.
                 router.tell(handle, ping)
+        slot = (slot + 1) % PING_SLOTS
+
+
+def ping_slot(worker_id: str) -> int:
+    """The worker's phase in the ping interval, fixed for its life, so it is pinged exactly
+    once per interval however many workers come and go."""
+    return zlib.crc32(worker_id.encode()) % PING_SLOTS
 
 
 def jittered(limit: int) -> int:
