@@ -32,7 +32,9 @@ def _idle_workers(sup: SupervisorProcess) -> set[str]:
 async def test_readyz_says_503_until_min_idle_workers_are_warm_and_the_first_echo_takes_one(
         tmp_path: Path, sandbox_proc: SandboxProcess) -> None:
     sup = SupervisorProcess(tmp_path, sandbox_proc.port, pool={"min_idle": MIN_IDLE, "max_workers": 5})
-    sup.start()  # returns as the HTTP API listens: the workers are still being forked
+    # start() returns as the HTTP API listens: the pool's first reconcile step, which forks
+    # the workers, comes a reconcile interval after the pool started, so none is warm yet.
+    sup.start()
     try:
         answers = await _readyz_until_200(sup)
         *cold, (_, ready) = answers
