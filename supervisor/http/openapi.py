@@ -41,6 +41,7 @@ SESSION: dict[str, Any] = {
         "state": {"type": "string", "enum": [state.value for state in SessionState]},
         "profile": {"type": "string"},
         "kind": {"type": "string"},
+        "transport": {"type": "string", "enum": ["daily", "phone", "webrtc"]},
         "room_url": {"type": ["string", "null"]},
         "room_created": {"type": "boolean"},
         "worker_id": {"type": ["string", "null"]},

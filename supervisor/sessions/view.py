@@ -27,6 +27,7 @@ def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None 
         "state": r.state.value,
         "profile": r.profile,
         "kind": r.kind,
+        "transport": transport(r),
         "room_url": r.room_url,
         "room_created": r.room_created,
         "worker_id": r.worker_id,
@@ -53,6 +54,14 @@ def describe_record(r: SessionRecord, participants: list[dict[str, Any]] | None 
         "resources": r.extra.get("resources") or empty_resources(),
         "node_id": node_id,  # the supervisor that runs (or ran) it: where a cluster sends its requests
     }
+
+
+def transport(r: SessionRecord) -> str:
+    """How the bot meets its caller: ``daily`` (a room), ``phone`` (a provider's WebSocket) or
+    ``webrtc`` (a browser over SmallWebRTC, joined through ``/talk?session=ID``)."""
+    if r.extra.get("transport") == "webrtc":
+        return "webrtc"
+    return "phone" if "phone" in r.extra else "daily"
 
 
 def _failed(end_reason: str | None) -> bool:

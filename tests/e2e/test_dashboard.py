@@ -171,8 +171,7 @@ async def test_the_page_shows_a_session_its_logs_and_its_end(open_sup: Superviso
     assert cells[0] == sid and cells[1] == "echo"
     assert cells[4].startswith("1: ")  # the bot alone in the call
     assert cells[5] == cells[6] == "—"  # no turn yet: no voice-to-voice figure
-    talk = driver.find_element(By.CSS_SELECTOR, row(sid, "live") + " a")
-    assert talk.get_attribute("href") == f"{open_sup.url}/client?session={sid}"
+    assert not driver.find_elements(By.CSS_SELECTOR, row(sid, "live") + " a")  # a room's caller needs no talk link
     await seen("the session's worker busy with it",
                lambda: sid in texts(driver, "#workers tbody td.id"))
 
@@ -256,3 +255,22 @@ async def test_the_page_shows_a_pipecat_sessions_voice_to_voice_figures(pipecat_
         assert cells[5] == milliseconds(v2v["p50"]) and cells[6] == milliseconds(v2v["p99"]), (cells, v2v)
     finally:
         await client.leave()
+
+
+async def test_a_browser_session_waiting_for_its_browser_links_to_the_talk_page(pipecat_sup: SupervisorProcess,
+                                                                                browser: Callable[..., WebDriver]) -> None:
+    ai = f"http://127.0.0.1:{pipecat_sup.config['sandbox']['port']}/ai"
+    driver = browser()
+    driver.get(pipecat_sup.url + "/dashboard")
+    status, reply, _ = await pipecat_sup.http("POST", "/start", json={
+        "transport": "webrtc", "profile": "voice_2024_10", "body": turn_figures.voice_body(ai)})
+    assert status == 200, reply
+    sid = reply["sessionId"]
+    detail = await pipecat_sup.wait_session(sid, lambda d: d["state"] in ("assigned", "joining"), what="waiting")
+    assert detail["transport"] == "webrtc" and detail["joined_at"] is None
+    talk = await seen("the session's talk link",
+                      lambda: driver.find_elements(By.CSS_SELECTOR, row(sid, "live") + " a"))
+    assert talk[0].get_attribute("href") == f"{pipecat_sup.url}/talk?session={sid}"
+    status, _, _ = await pipecat_sup.http("DELETE", f"/sessions/{sid}")
+    assert status in (200, 202, 204)
+    await seen("the session gone from the live table", lambda: not texts(driver, row(sid, "live")))

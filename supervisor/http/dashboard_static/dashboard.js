@@ -210,7 +210,9 @@ function renderLive(sessions, now) {
         { buttons: [
           { label: "logs", action: "logs" },
           { label: stopping ? "stopping…" : "stop", action: "stop", cls: "stop", disabled: stopping },
-          { label: "talk", href: "client?session=" + encodeURIComponent(s.session_id) },
+          // A browser session waits for its browser at /talk; a room or a phone call is joined elsewhere.
+          ...(s.transport === "webrtc" && !s.joined_at
+            ? [{ label: "talk", href: "talk?session=" + encodeURIComponent(s.session_id) }] : []),
         ] }],
     };
   }));
