@@ -115,15 +115,11 @@ class CallCore:
             elif not bind and (self, name) in sinks:
                 sinks.remove((self, name))
 
-    def _send_audio(self, pcm: bytes, rate: int, channels: int, track: str, *, on_sdk_thread: bool) -> None:
-        # From a blocking writer's thread the frame is handed to the SDK loop; on the SDK
-        # thread (a write with a completion) it is sent at once, with no hop.
+    def _send_audio(self, pcm: bytes, rate: int, channels: int, track: str) -> None:
+        # Called on the writer's thread: hand the frame to the SDK loop.
         conn = self._conn
         if conn is not None and self._state is CallState.JOINED:
-            if on_sdk_thread:
-                conn.send_audio(pcm, rate, channels, track)
-            else:
-                self._sdk.call(conn.send_audio, pcm, rate, channels, track)
+            self._sdk.call(conn.send_audio, pcm, rate, channels, track)
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sandbox.sdk import loop
@@ -17,18 +18,18 @@ from sandbox.sdk.native import not_constructible
 class AudioSink(Protocol):
     """A client in a call sending a track: it takes each paced piece of the track's audio."""
 
-    def _send_audio(self, pcm: bytes, rate: int, channels: int, track: str, *, on_sdk_thread: bool) -> None: ...
+    def _send_audio(self, pcm: bytes, rate: int, channels: int, track: str) -> None: ...
 
 
 class CustomAudioSource:
     """Audio a client sends. ``write_frames`` paces in real time: without a completion it
-    blocks for the audio's duration; with one it returns at once, the source's queue is
-    paced on the SDK thread, and the completion is called there, as daily-python calls it.
+    blocks for the audio's duration; with one it returns at once, the audio is paced on the
+    source's own pacing thread, and the completion is called on the SDK thread, as
+    daily-python calls it.
 
-    No thread is started per write: a write with a completion is one hand-off to the SDK
-    thread (none when that thread is already draining the source's queue), and the audio
-    goes out from there with no further hop. Writes leave in the order they were made,
-    with or without a completion.
+    No thread is started per write: one pacing thread per source, started by its first write
+    with a completion, waits for the next write and ends with the source. Writes leave in
+    the order they were made; a blocking write waits for the queued ones.
 
     ``auto_silence`` is accepted and kept; the sandbox sends no silence between writes (a
     gap is a gap to the other participants) whichever it is."""
@@ -40,13 +41,9 @@ class CustomAudioSource:
         self._sample_rate = sample_rate
         self._channels = channels
         self._auto_silence = bool(auto_silence)
-        self._bytes_per_ms = sample_rate * channels * 2 // 1000
-        self._clock = 0.0  # when what was handed over so far ends playing (monotonic)
-        self._lock = threading.Lock()
-        # Writes not yet sent: [pcm, bytes already sent, completion]; drained on the SDK thread.
-        self._queue: collections.deque[list[Any]] = collections.deque()
-        self._sending = False  # a blocking write or the SDK thread's drain is sending
         self._sinks: list[tuple[AudioSink, str]] = []  # (client, track name)
+        self._pacer = _Pacer(sample_rate, channels, self._sinks, self.PIECE_MS, self.LEAD_S)
+        weakref.finalize(self, self._pacer.close)  # the pacing thread ends with the source
 
     @property
     def sample_rate(self) -> int:
@@ -62,83 +59,86 @@ class CustomAudioSource:
         Raises RuntimeError for a write with a completion before ``Daily.init()``."""
         if completion is not None:
             sdk = loop.require()
-            with self._lock:
-                self._queue.append([bytes(frames), 0, completion])
-                start = not self._sending
-                self._sending = True
-            if start:
-                sdk.call(self._drain, sdk)
+            self._pacer.queue(bytes(frames), lambda n: sdk.call(loop.guarded, completion, n))
             return 0
-        return self._write_blocking(bytes(frames))
+        return self._pacer.write(bytes(frames))
 
-    def _write_blocking(self, frames: bytes) -> int:
-        """Send on the caller's thread, sleeping to keep pace; after any queued writes."""
-        done = threading.Event()
-        with self._lock:
-            if self._sending:  # queued writes go first: this one waits its turn in the queue
-                self._queue.append([frames, 0, lambda n: done.set()])
-                queued = True
-            else:
-                self._sending, queued = True, False
-        if queued:
-            done.wait()
-            return self._frame_count(frames)
-        piece = self.PIECE_MS * self._bytes_per_ms
-        for start in range(0, len(frames), piece):
-            chunk = frames[start : start + piece]
-            if (ahead := self._ahead()) > 0:
-                time.sleep(ahead)
-            self._send(chunk, on_sdk_thread=False)
-        sdk = loop.current()
-        with self._lock:
-            if not self._queue or sdk is None:
-                self._sending = False
-                sdk = None
-        if sdk is not None:  # writes with a completion came meanwhile: the SDK thread takes over
-            sdk.call(self._drain, sdk)
-        return self._frame_count(frames)
 
-    def _drain(self, sdk: loop.SdkLoop) -> None:
-        """On the SDK thread: send what is queued, as far as the pace allows, calling each
-        write's completion once all of it is handed over; come back when it is time."""
-        piece = self.PIECE_MS * self._bytes_per_ms
+class _Pacer:
+    """A source's pacing: its clock, its queue of writes with a completion and the thread
+    that sends them. Holds no reference to the source, so the source can be collected (and
+    close it)."""
+
+    def __init__(self, rate: int, channels: int, sinks: list[tuple[AudioSink, str]], piece_ms: int,
+                 lead_s: float) -> None:
+        self.rate, self.channels, self.sinks, self.lead_s = rate, channels, sinks, lead_s
+        self.bytes_per_ms = rate * channels * 2 // 1000
+        self.piece = piece_ms * self.bytes_per_ms
+        self.clock = 0.0  # when what was handed over so far ends playing (monotonic)
+        self.cond = threading.Condition()
+        self.pending: collections.deque[tuple[bytes, Callable[[int], None]]] = collections.deque()
+        self.sending = False  # the pacing thread or a blocking writer is sending
+        self.closed = False
+        self.thread: threading.Thread | None = None
+
+    def queue(self, pcm: bytes, done: Callable[[int], None]) -> None:
+        with self.cond:
+            self.pending.append((pcm, done))
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="sandbox-audio-pacer", daemon=True)
+                self.thread.start()
+            self.cond.notify_all()
+
+    def write(self, pcm: bytes) -> int:
+        """A blocking write: after the queued ones, on the caller's thread."""
+        with self.cond:
+            while self.sending or self.pending:
+                self.cond.wait()
+            self.sending = True
+        try:
+            return self.send(pcm)
+        finally:
+            with self.cond:
+                self.sending = False
+                self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    def run(self) -> None:
         while True:
-            with self._lock:
-                if not self._queue:
-                    self._sending = False
+            with self.cond:
+                while (self.sending or not self.pending) and not self.closed:
+                    self.cond.wait()
+                if self.closed:
                     return
-                write = self._queue[0]
-            pcm, sent, completion = write
-            while sent < len(pcm):
-                if (ahead := self._ahead()) > 0:
-                    write[1] = sent
-                    sdk.loop.call_later(ahead, self._drain, sdk)
-                    return
-                self._send(pcm[sent : sent + piece], on_sdk_thread=True)
-                sent += piece
-            with self._lock:
-                self._queue.popleft()
-            # On the loop's next turn, as daily-python queues it, not inline: called inline, a
-            # Pipecat writer's next write came before anything else the turn held, and the
-            # runner's shared SDK loop fell behind by a second (bench, peer, N=4..10).
-            sdk.loop.call_soon(loop.guarded, completion, self._frame_count(pcm))
+                pcm, done = self.pending.popleft()
+                self.sending = True
+            try:
+                n = self.send(pcm)
+            finally:
+                with self.cond:
+                    self.sending = False
+                    self.cond.notify_all()
+            done(n)
 
-    def _ahead(self) -> float:
-        """How long to wait before the next piece may be handed over: up to ``LEAD_S`` of
-        audio may go ahead of real time, like an audio device's playout buffer, so steady
-        input passes straight through (no added latency) and a burst is smoothed out."""
-        now = time.monotonic()
-        if self._clock < now:
-            self._clock = now  # idle since the last write: start afresh
-        return self._clock - now - self.LEAD_S
-
-    def _send(self, chunk: bytes, *, on_sdk_thread: bool) -> None:
-        for client, track in list(self._sinks):
-            client._send_audio(chunk, self._sample_rate, self._channels, track, on_sdk_thread=on_sdk_thread)
-        self._clock += len(chunk) / self._bytes_per_ms / 1000
-
-    def _frame_count(self, frames: bytes) -> int:
-        return len(frames) // (2 * self._channels)
+    def send(self, pcm: bytes) -> int:
+        """Send in 20 ms pieces at real-time pace. Like an audio device's playout buffer,
+        up to ``lead_s`` of audio may be handed over ahead of time: steady input passes
+        straight through (no added latency), a burst is smoothed out."""
+        for start in range(0, len(pcm), self.piece):
+            chunk = pcm[start : start + self.piece]
+            now = time.monotonic()
+            if self.clock < now:
+                self.clock = now  # idle since the last write: start afresh
+            while (ahead := self.clock - time.monotonic()) > self.lead_s:
+                time.sleep(ahead - self.lead_s)
+            for client, track in list(self.sinks):
+                client._send_audio(chunk, self.rate, self.channels, track)
+            self.clock += len(chunk) / self.bytes_per_ms / 1000
+        return len(pcm) // (2 * self.channels)
 
 
 # Every live track by id: inputs name a custom microphone track by its id.

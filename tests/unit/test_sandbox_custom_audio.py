@@ -1,13 +1,15 @@
 """sandbox.client's CustomAudioSource keeps daily-python's contract for ``write_frames``
 without a thread per write: completions arrive on the SDK thread, once per write, with the
 frame count, in the order of the writes; audio leaves in 20 ms pieces at real-time pace
-(at most ``LEAD_S`` ahead), from the SDK thread or the blocking writer's own thread.
+(at most ``LEAD_S`` ahead), from the source's one pacing thread (which ends with the
+source) or the blocking writer's own thread.
 
 A small sink stands in for the call client the source's track is bound to (its only
 method is the one the source calls)."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -24,13 +26,13 @@ PIECE = RATE * 2 * 20 // 1000  # 20 ms of 16-bit mono
 
 
 class Sink:
-    """Records every piece sent: its bytes, when, from which thread, flagged how."""
+    """Records every piece sent: its bytes, when, from which thread."""
 
     def __init__(self) -> None:
-        self.pieces: list[tuple[bytes, float, int, bool]] = []
+        self.pieces: list[tuple[bytes, float, int]] = []
 
-    def _send_audio(self, pcm: bytes, rate: int, channels: int, track: str, *, on_sdk_thread: bool) -> None:
-        self.pieces.append((pcm, time.monotonic(), threading.get_ident(), on_sdk_thread))
+    def _send_audio(self, pcm: bytes, rate: int, channels: int, track: str) -> None:
+        self.pieces.append((pcm, time.monotonic(), threading.get_ident()))
 
 
 class Completions:
@@ -73,17 +75,20 @@ async def test_completions_come_on_the_sdk_thread_once_per_write_in_order() -> N
     assert [p[0] for p in sink.pieces] == [_frame(i) for i in range(30)]
 
 
-async def test_writes_with_a_completion_start_no_thread_and_send_from_the_sdk_thread() -> None:
+async def test_writes_with_a_completion_share_one_pacing_thread_that_ends_with_the_source() -> None:
     source, sink = _source_with_sink()
     completions = Completions()
     before = set(threading.enumerate())
     for i in range(50):
         source.write_frames(_frame(i), completion=completions.of(i))
-    during = set(threading.enumerate())  # most of the second of audio is still queued
+    during = set(threading.enumerate()) - before  # most of the second of audio is still queued
     await wait_until(lambda: len(completions.calls) == 50, timeout=5)
-    assert during - before == set()
-    assert set(threading.enumerate()) - before == set()
-    assert {(p[2], p[3]) for p in sink.pieces} == {(_sdk_ident(), True)}
+    assert [t.name for t in during] == ["sandbox-audio-pacer"]
+    (pacer,) = during
+    assert {p[2] for p in sink.pieces} == {pacer.ident}
+    del source
+    gc.collect()
+    await wait_until(lambda: not pacer.is_alive(), timeout=5, what="the pacing thread to end")
 
 
 async def test_a_burst_is_paced_in_real_time_at_most_lead_ahead() -> None:
@@ -94,7 +99,7 @@ async def test_a_burst_is_paced_in_real_time_at_most_lead_ahead() -> None:
     await wait_until(lambda: completions.calls, timeout=5)
     assert len(sink.pieces) == 50 and {len(p[0]) for p in sink.pieces} == {PIECE}
     # Piece k may leave once k * 20 ms minus the lead has passed, never before.
-    for k, (_, sent_at, _, _) in enumerate(sink.pieces):
+    for k, (_, sent_at, _) in enumerate(sink.pieces):
         assert sent_at - started >= k * 0.020 - source.LEAD_S - 0.001, k
     assert completions.calls == [(0, PIECE * 50 // 2, _sdk_ident())]
 
@@ -119,7 +124,7 @@ async def test_a_blocking_write_waits_for_queued_writes_and_keeps_their_order() 
 async def test_a_blocking_write_with_nothing_queued_sends_from_the_callers_thread() -> None:
     source, sink = _source_with_sink()
     assert source.write_frames(bytes(PIECE * 3)) == PIECE * 3 // 2
-    assert [(p[2], p[3]) for p in sink.pieces] == [(threading.get_ident(), False)] * 3
+    assert [p[2] for p in sink.pieces] == [threading.get_ident()] * 3
 
 
 async def test_a_write_after_a_completion_write_drained_is_sent_again() -> None:
