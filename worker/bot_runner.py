@@ -27,21 +27,23 @@ import asyncio
 import os
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
 from callfleet import scrub
 from protocol.messages import BotFinished, Err, ErrCode, Ok, RunBot, SocketBytes, SocketClose, SocketText, WebSocketCall
-from worker import hosted_daily, pipeline_hooks, telephony_api, tracing
+from worker import hosted_daily, telephony_api
 from worker.bot_loader import BotLoadError, is_loaded, load_bot
 from worker.call import CallHost
 from worker.daily_bots import handlers, keys
 from worker.phone_socket import RelayedSocket, SocketUnavailable
 from worker.sdk_threads import CommandFailed
-from worker.turn_metrics import FigureBook, FigureShipper
 from worker.webrtc_call import OfferRefused, WebRTCPeer
+
+if TYPE_CHECKING:  # imported with Pipecat, by a worker that hosts a Pipecat bot: never by an echo worker's boot
+    from worker.turn_metrics import FigureShipper
 
 log = structlog.get_logger("worker.bot")
 
@@ -193,6 +195,12 @@ class BotRunner:
         """The session's pipelines, whoever builds them, get a turn figure observer and, with an
         OTLP endpoint, Pipecat's tracing (``worker.pipeline_hooks``); its audio is counted
         from zero (``worker.hosted_daily``)."""
+        # Imported here, not at the top: they import Pipecat (and OpenTelemetry), which a
+        # worker hosting a built-in bot never needs, and which would print Pipecat's banner
+        # before its loguru lines are routed through structlog.
+        from worker import pipeline_hooks, tracing
+        from worker.turn_metrics import FigureBook, FigureShipper
+
         hosted_daily.audio.reset()
         book = FigureBook()
         self._figures = FigureShipper(book, self.emit)
@@ -211,6 +219,8 @@ class BotRunner:
                 self._figures.close()
                 self._figures = None
             if self._tracing:
+                from worker import tracing
+
                 await tracing.flush()
 
     def _phone_call_over(self, socket: RelayedSocket) -> None:
