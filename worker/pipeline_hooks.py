@@ -25,7 +25,7 @@ from typing import Any
 
 from pipecat.pipeline.worker import PipelineWorker
 
-from worker.turn_metrics import FigureBook, TurnFigureObserver
+from worker.turn_metrics import FigureBook, TurnFigureObserver, ride
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ def install() -> None:
                 kwargs["conversation_id"] = hooks.session_id
         original(self, pipeline, *args, **kwargs)
         if hooks is not None:
-            self.add_observer(TurnFigureObserver(hooks.book))
+            observer = TurnFigureObserver(hooks.book)
+            carrier = self.turn_tracking_observer  # None: the bot turned turn tracking off
+            if carrier is None or carrier.observe_every_push:
+                self.add_observer(observer)
+            else:
+                ride(carrier, observer)  # no queue and task of its own per frame
 
     PipelineWorker.__init__ = __init__  # type: ignore[method-assign]

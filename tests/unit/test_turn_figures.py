@@ -122,8 +122,7 @@ def test_a_pipeline_built_in_the_sessions_context_gets_the_observer_and_tracing_
     pipeline_hooks.set_for_session(context, pipeline_hooks.SessionHooks("session-1", book, tracing=True))
 
     hosted = context.run(lambda: PipelineWorker(Pipeline([])))
-    observers = hosted._observer._observers
-    assert [o.book for o in observers if isinstance(o, TurnFigureObserver)] == [book]
+    assert not any(isinstance(o, TurnFigureObserver) for o in hosted._observer._observers)  # no queue of its own
     assert hosted._conversation_id == "session-1" and hosted.turn_trace_observer is not None
 
     mine = context.run(lambda: PipelineWorker(Pipeline([]), enable_tracing=False, conversation_id="theirs"))
@@ -132,6 +131,24 @@ def test_a_pipeline_built_in_the_sessions_context_gets_the_observer_and_tracing_
     elsewhere = PipelineWorker(Pipeline([]))
     assert not any(isinstance(o, TurnFigureObserver) for o in elsewhere._observer._observers)
     assert elsewhere.turn_trace_observer is None
+
+
+async def test_the_observer_rides_the_turn_tracking_observer_and_is_added_only_without_one() -> None:
+    pipeline_hooks.install()
+    book = FigureBook()
+    context = contextvars.copy_context()
+    pipeline_hooks.set_for_session(context, pipeline_hooks.SessionHooks("session-1", book))
+    plain = PipelineWorker(Pipeline([]))
+    hosted = context.run(lambda: PipelineWorker(Pipeline([])))
+    assert len(hosted._observer._observers) == len(plain._observer._observers)  # one proxy fewer per frame
+    carrier = hosted.turn_tracking_observer
+    assert carrier is not None
+    await carrier.on_push_frame(pushed(MetricsFrame(data=[TTFBMetricsData(processor="OpenAILLMService#0",
+                                                                          value=0.25)]), FrameProcessor()))
+    assert book.ttfb == [("OpenAILLMService", 0.25)]  # what the carrier sees reaches the book
+
+    untracked = context.run(lambda: PipelineWorker(Pipeline([]), enable_turn_tracking=False))
+    assert [o.book for o in untracked._observer._observers if isinstance(o, TurnFigureObserver)] == [book]
 
 
 def test_the_traces_path_is_added_to_a_collectors_base_url_once() -> None:
