@@ -4,8 +4,8 @@ Every line the worker logs (its own structlog lines, Pipecat's loguru lines rout
 structlog, the standard library's) reaches ``LogShipper.take`` already rendered as JSON and
 scrubbed (``callfleet.logs``), so nothing leaves that stderr would not show. ``take`` only
 appends to a bounded buffer -- it runs on whatever thread logged, the audio path's included
--- and a task on the worker's loop ships the buffer every ``FLUSH_INTERVAL_S`` as
-``LogLines``, one per run of lines of the same session, through the worker's ordered
+-- and a task on the worker's loop, woken by the first line of a batch (an idle worker is
+never woken for nothing), ships what ``FLUSH_INTERVAL_S`` gathered as ``LogLines``, one per run of lines of the same session, through the worker's ordered
 outbox. The supervisor files a line without a session under the session it gave this
 worker, and drops it while it gave none.
 
@@ -41,6 +41,7 @@ class LogShipper:
         self._lines: list[tuple[str, str]] = []  # (session_id or "", line), in the order logged
         self._bytes = 0
         self._dropped = 0
+        self._wake: Callable[[], None] | None = None  # set while run() waits: the first line wakes it
 
     def take(self, session_id: str, line: str) -> None:
         """One rendered line (``callfleet.logs`` line tap): buffered, or dropped and counted
@@ -49,8 +50,12 @@ class LogShipper:
             if len(self._lines) >= MAX_BUFFERED_LINES or self._bytes + len(line) > MAX_BUFFERED_BYTES:
                 self._dropped += 1
                 return
+            first = not self._lines
             self._lines.append((session_id, line))
             self._bytes += len(line)
+        wake = self._wake
+        if first and wake is not None:
+            wake()
 
     def flush(self) -> None:
         """Put everything buffered in the outbox now (before a reply that ends a session,
@@ -62,11 +67,24 @@ class LogShipper:
             self._send(batch)
 
     async def run(self) -> None:
-        """Ship the buffer every ``FLUSH_INTERVAL_S`` while the outbox keeps up."""
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            if self._lines and self._queued() < MAX_QUEUED_MESSAGES:
-                self.flush()
+        """Ship what ``FLUSH_INTERVAL_S`` gathered after the first line of each batch, while
+        the outbox keeps up (a backed-up outbox is tried again an interval later)."""
+        loop = asyncio.get_running_loop()
+        pending = asyncio.Event()
+        self._wake = lambda: loop.call_soon_threadsafe(pending.set)  # take() runs on any thread
+        if self._lines:
+            pending.set()
+        try:
+            while True:
+                await pending.wait()
+                await asyncio.sleep(FLUSH_INTERVAL_S)
+                pending.clear()  # before the flush: a line after it wakes the next round
+                if self._queued() < MAX_QUEUED_MESSAGES:
+                    self.flush()
+                elif self._lines:
+                    pending.set()
+        finally:
+            self._wake = None
 
 
 def batches(lines: list[tuple[str, str]], dropped: int) -> list[LogLines]:

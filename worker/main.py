@@ -63,7 +63,7 @@ log = structlog.get_logger("worker")
 LEAVE_ON_EXIT_TIMEOUT_S = 5.0
 BOT_EXIT_WAIT_S = 5.0  # for a hosted bot to return after its transport left the call
 RELEASE_TIMEOUT_S = 5.0
-WATCH_INTERVAL_S = 0.25
+WATCH_INTERVAL_S = 1.0  # a fallback: the kernel's parent-death signal most often ends an orphan at once
 
 @dataclass(frozen=True)
 class WorkerOptions:

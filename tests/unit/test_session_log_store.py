@@ -4,6 +4,7 @@ what it ships, and how the supervisor files a worker's lines."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from supervisor import session_logs
 from supervisor.config import LogsSection
 from supervisor.session_logs import SessionLogs, with_session
 from supervisor.store import Store
+from tests.waiting import wait_until
 from worker import log_shipping
 from worker.log_shipping import LogShipper, batches
 
@@ -168,3 +170,21 @@ def test_worker_buffer_is_bounded_and_counts_what_it_drops(monkeypatch: pytest.M
     shipper.take("s1", "line 5")  # room again once shipped
     shipper.flush()
     assert sent[-1].lines == ["line 5"] and sent[-1].dropped == 0
+
+
+async def test_the_shipper_sleeps_until_a_line_comes_and_ships_lines_from_any_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_shipping, "FLUSH_INTERVAL_S", 0.01)
+    sent: list[LogLines] = []
+    shipper = LogShipper(sent.append, lambda: 0)  # type: ignore[arg-type]
+    task = asyncio.create_task(shipper.run())
+    try:
+        await asyncio.sleep(0.1)
+        assert sent == []  # nothing logged: nothing sent
+        await asyncio.to_thread(shipper.take, "s1", "from a thread")
+        await wait_until(lambda: sent, 5, "the thread's line shipped")
+        shipper.take("s1", "from the loop")
+        await wait_until(lambda: len(sent) == 2, 5, "the loop's line shipped")
+        assert [b.lines for b in sent] == [["from a thread"], ["from the loop"]]
+    finally:
+        task.cancel()
