@@ -195,17 +195,20 @@ class BotRunner:
         """The session's pipelines, whoever builds them, get a turn figure observer and, with an
         OTLP endpoint, Pipecat's tracing (``worker.pipeline_hooks``); its audio is counted
         from zero (``worker.hosted_daily``)."""
-        # Imported here, not at the top: they import Pipecat (and OpenTelemetry), which a
-        # worker hosting a built-in bot never needs, and which would print Pipecat's banner
-        # before its loguru lines are routed through structlog.
-        from worker import pipeline_hooks, tracing
+        # Imported here, not at the top: they import Pipecat, which a worker hosting a
+        # built-in bot never needs (a Pipecat worker's forkserver preloads them:
+        # worker.pipecat_preload), and the OTLP exporter's set-up only with an endpoint.
+        from worker import pipeline_hooks
         from worker.turn_metrics import FigureBook, FigureShipper
 
         hosted_daily.audio.reset()
         book = FigureBook()
         self._figures = FigureShipper(book, self.emit)
-        self._tracing = bool(cmd.otlp_endpoint) and tracing.enable(cmd.otlp_endpoint,
-                                                                    cmd.otlp_service_name or "callfleet")
+        self._tracing = False
+        if cmd.otlp_endpoint:
+            from worker import tracing
+
+            self._tracing = tracing.enable(cmd.otlp_endpoint, cmd.otlp_service_name or "callfleet")
         pipeline_hooks.install()
         pipeline_hooks.set_for_session(context, pipeline_hooks.SessionHooks(cmd.session_id, book, self._tracing))
 

@@ -29,6 +29,8 @@ def prepare(backend_name: str) -> None:
     route_loguru()  # Pipecat logs from its first import on: through structlog
     import pipecat.transports.daily.transport  # noqa: F401
 
+    import worker.pipeline_hooks  # noqa: F401  (every session's turn figures: not on its start's path)
+
 
 def _preload() -> None:
     from worker.bot_loader import BotLoadError, load_bot
