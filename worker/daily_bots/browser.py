@@ -14,10 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from loguru import logger
-from pipecat.frames.frames import LLMRunFrame
-from pipecat.processors.frameworks.rtvi import RTVIProcessor
 
-from worker.daily_bots.pipeline import AUDIO_IN_RATE, BotPipeline, noise_filter
+from worker.daily_bots.pipeline import AUDIO_IN_RATE, BotPipeline, greeter, noise_filter
 from worker.daily_bots.request import BotRequest
 
 
@@ -41,20 +39,7 @@ def browser_transport(runner_args: Any, request: BotRequest, *, audio_out_rate: 
 def wire_browser(bot: BotPipeline, transport: Any) -> None:
     """Who speaks first and when the call ends, for a browser: as ``wire_greeting`` does for
     a room, with the browser connecting as its first participant and leaving as its last."""
-    greeted = False
-
-    async def greet(why: str) -> None:
-        nonlocal greeted
-        if greeted or not bot.request.initial_messages:
-            return
-        greeted = True
-        logger.info(f"greeting ({why})")
-        await bot.worker.queue_frames([LLMRunFrame()])
-
-    @bot.rtvi.event_handler("on_client_ready")
-    async def on_client_ready(rtvi: RTVIProcessor) -> None:
-        if bot.request.run_on_config:
-            await greet("client-ready")
+    greet = greeter(bot)
 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(transport: Any, client: Any) -> None:

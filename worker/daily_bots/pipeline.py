@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,12 +194,10 @@ def assemble(request: BotRequest, transport: Any, middle: Sequence[FrameProcesso
                        request=request, services=services, functions=functions, handoff=handoff)
 
 
-def wire_greeting(bot: BotPipeline, transport: Any) -> None:
-    """Who speaks first: with ``run_on_config`` the bot answers the RTVI client's
-    ``client-ready`` with an LLM run over ``initial_messages``; without it, it greets when
-    the first participant joins. The call ends when the last participant leaves (one leaving
-    while others remain does not end it), and a handoff mute mutes on a third participant
-    (``worker.daily_bots.participants``)."""
+def greeter(bot: BotPipeline) -> Callable[[str], Awaitable[None]]:
+    """The bot's one greeting, an LLM run over ``initial_messages`` (none without them): on
+    the RTVI client's ``client-ready`` with ``run_on_config``; otherwise whoever wires the
+    transport calls it when the caller arrives."""
     greeted = False
 
     async def greet(why: str) -> None:
@@ -214,6 +212,17 @@ def wire_greeting(bot: BotPipeline, transport: Any) -> None:
     async def on_client_ready(rtvi: RTVIProcessor) -> None:
         if bot.request.run_on_config:
             await greet("client-ready")
+
+    return greet
+
+
+def wire_greeting(bot: BotPipeline, transport: Any) -> None:
+    """Who speaks first: with ``run_on_config`` the bot answers the RTVI client's
+    ``client-ready`` with an LLM run over ``initial_messages``; without it, it greets when
+    the first participant joins. The call ends when the last participant leaves (one leaving
+    while others remain does not end it), and a handoff mute mutes on a third participant
+    (``worker.daily_bots.participants``)."""
+    greet = greeter(bot)
 
     @transport.event_handler("on_first_participant_joined")
     async def on_first_participant_joined(transport: Any, participant: Any) -> None:
