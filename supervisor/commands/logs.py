@@ -8,7 +8,6 @@ printed, until the session has ended and its last lines are printed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -58,7 +57,7 @@ def print_log(result: dict[str, Any], args: dict[str, Any], follow: bool,
               ask: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
     """Print the first reply's lines, then (``follow``) the new ones until the session ends;
     0, or 1 when the daemon stops answering. ``ask`` sends the command again and returns the
-    daemon's reply. A closed stdout (``| head``) ends it quietly."""
+    daemon's reply. A closed stdout (``| head``) is cli.main's to answer, as for every command."""
     try:
         _print(result["lines"])
         while follow and result["live"]:
@@ -73,9 +72,6 @@ def print_log(result: dict[str, Any], args: dict[str, Any], follow: bool,
                 return 1
             result = reply["result"]
             _print(result["lines"])
-    except BrokenPipeError:
-        # Whoever read stdout has gone: nothing more to say, and nothing to flush at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except KeyboardInterrupt:
         pass
     return 0
