@@ -55,6 +55,11 @@ async def shoot(out: Path, tmp: Path) -> None:
         await wait_until(lambda: count("#live tbody tr"), 30, "two live sessions on the page", until=lambda n: n == 2)
         await wait_until(lambda: count("#ended tbody tr"), 30, "the stopped session on the page")
         await wait_until(lambda: count("#workers tbody tr"), 30, "the workers on the page", until=lambda n: n >= 3)
+        # The pool samples each worker's PSS every few seconds: the picture waits for the first samples.
+        await wait_until(lambda: asyncio.to_thread(driver.execute_script,
+                                                   "return [...document.querySelectorAll('#workers tbody tr')]"
+                                                   ".filter(r => r.cells[4].textContent !== '—').length"),
+                         30, "the workers' PSS on the page", until=lambda n: n >= 3)
         await asyncio.to_thread(driver.execute_script,
                                 "document.querySelector(`#live tr[data-key='${arguments[0]}'] button[data-action=logs]`)"
                                 ".click()", called["session_id"])
