@@ -305,13 +305,8 @@ async def measure_callfleet(stack: Stack, n: int, seconds: float, progress: Prog
         await asyncio.to_thread(stack.supervisor.wait, 60)
         _, listed = await json_request(http, "GET", f"{stack.sandbox_api}/rooms", headers=SANDBOX_AUTH)
 
-    routed, breakdown, window_s = window.routed, window.breakdown, max(window.ended - window.started, 1e-9)
-    diagnostics = {
-        "profile": profile,
-        "cores": {k: round(v / window_s, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
-        "supervisor_us_per_frame_by_thread": {k.removeprefix("supervisor "): round(v / routed * 1e6, 1)
-                                              for k, v in breakdown.items() if k.startswith("supervisor ") and routed},
-    }
+    routed = window.routed
+    diagnostics = _diagnostics(profile, window, routed)
     report = {
         **host_report(n, seconds, latencies, alone, said, window.figures(n)),
         "profile": profile.name,
@@ -366,13 +361,7 @@ async def measure_callfleet_phone(stack: Stack, n: int, seconds: float, progress
 
     # The supervisor relays every media message both ways: the phones' chunks and the echoes.
     relayed = said.sent + said.received
-    breakdown, window_s = window.breakdown, max(window.ended - window.started, 1e-9)
-    diagnostics = {
-        "profile": profile,
-        "cores": {k: round(v / window_s, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
-        "supervisor_us_per_frame_by_thread": {k.removeprefix("supervisor "): round(v / relayed * 1e6, 1)
-                                              for k, v in breakdown.items() if k.startswith("supervisor ") and relayed},
-    }
+    diagnostics = _diagnostics(profile, window, relayed)
     report = {
         **host_report(n, seconds, latencies, alone, said, window.figures(n)),
         "profile": profile.name,
@@ -384,6 +373,18 @@ async def measure_callfleet_phone(stack: Stack, n: int, seconds: float, progress
         "loop_busy_ms_max": window.loop_busy_ms_max,
     }
     return report, diagnostics
+
+
+def _diagnostics(profile: Profile, window: CallfleetWindow, frames: float) -> dict[str, Any]:
+    """For the summary: the cores each part of the host used over the speaking window, and the
+    supervisor's CPU by thread per frame it handled (``frames``: routed, or relayed both ways)."""
+    breakdown, window_s = window.breakdown, max(window.ended - window.started, 1e-9)
+    return {
+        "profile": profile,
+        "cores": {k: round(v / window_s, 2) for k, v in breakdown.items() if not k.startswith("supervisor ")},
+        "supervisor_us_per_frame_by_thread": {k.removeprefix("supervisor "): round(v / frames * 1e6, 1)
+                                              for k, v in breakdown.items() if k.startswith("supervisor ") and frames},
+    }
 
 
 async def _await_live(http: aiohttp.ClientSession, api: str, timeout_s: float = 30) -> None:

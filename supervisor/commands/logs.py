@@ -8,6 +8,7 @@ printed, until the session has ended and its last lines are printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -58,7 +59,7 @@ def print_log(result: dict[str, Any], args: dict[str, Any], follow: bool,
     """Print the first reply's lines, then (``follow``) the new ones until the session ends;
     0, or 1 when the daemon stops answering. ``ask`` sends the command again and returns the
     daemon's reply. A closed stdout (``| head``) is cli.main's to answer, as for every command."""
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a follow, as tail -f's does
         _print(result["lines"])
         while follow and result["live"]:
             time.sleep(FOLLOW_POLL_S)
@@ -72,8 +73,6 @@ def print_log(result: dict[str, Any], args: dict[str, Any], follow: bool,
                 return 1
             result = reply["result"]
             _print(result["lines"])
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

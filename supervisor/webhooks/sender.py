@@ -15,6 +15,7 @@ from every node, so a receiver can drop the repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -139,10 +140,8 @@ class WebhookSender:
         delivered, then stop (what is left is counted in one warning line)."""
         self._closing = True
         if self._tasks:
-            try:
+            with contextlib.suppress(TimeoutError):  # what is still queued is counted below
                 await asyncio.wait_for(self._queue.join(), grace_s)
-            except TimeoutError:
-                pass
         left = self._queue.qsize() + self._in_flight
         for task in self._tasks:
             task.cancel()
