@@ -18,7 +18,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from sandbox.caller import CallerOptions
+from sandbox.caller import Caller, CallerOptions
 from supervisor.http.dashboard import ASSETS
 from tests.browser import browser_fixture  # noqa: F401
 from tests.conftest import REPO, SandboxProcess
@@ -274,3 +274,27 @@ async def test_a_browser_session_waiting_for_its_browser_links_to_the_talk_page(
     status, _, _ = await pipecat_sup.http("DELETE", f"/sessions/{sid}")
     assert status in (200, 202, 204)
     await seen("the session gone from the live table", lambda: not texts(driver, row(sid, "live")))
+
+
+async def test_a_callers_chosen_name_is_shown_as_text_never_as_markup(open_sup: SupervisorProcess,
+                                                                      browser: Callable[..., WebDriver]) -> None:
+    """A caller names itself (so does a browser's request): the page must not run it."""
+    hostile = '<img src=x onerror="window.pwned=1">'
+    driver = browser()
+    driver.get(open_sup.url + "/dashboard")
+    started = await open_sup.start_bot("echo")
+    sid = started["session_id"]
+    caller = Caller(CallerOptions(room_url=started["room_url"], token=started["token"], user_name=hostile,
+                                  tone_hz=None))
+    await caller.join()
+    try:
+        cells = await seen("the caller's name in the live table",
+                           lambda: (c := texts(driver, row(sid, "live") + " td")) and hostile in c[4] and c)
+        assert cells[4] == f"2: bot, {hostile}"
+        click(driver, row(sid, "live") + ' button[data-action="logs"]')
+        await seen("the log panel for the session", lambda: texts(driver, "#logs-session") == [sid])
+        assert not driver.find_elements(By.CSS_SELECTOR, "#live img, #logs-lines img")
+        assert driver.execute_script("return window.pwned") is None
+    finally:
+        await caller.leave()
+        await open_sup.http("DELETE", f"/sessions/{sid}")
