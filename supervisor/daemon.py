@@ -188,7 +188,8 @@ class Daemon:
         self.control = ControlServer(self, self.run_dir)
         self.events_endpoint = self.control.events_endpoint
         self.pool = Pool(cfg, startup.workers_endpoint(self.run_dir, self.isolation), publish=self.control.publish,
-                         pipecat_bots=list(self.profiles.pipecat_bots().values()), worker_user=self.isolation.user)
+                         lanes=self.profiles.lanes(), pipecat_bots=list(self.profiles.pipecat_bots().values()),
+                         worker_user=self.isolation.user)
         await self.pool.start()
         self.services = Services(cfg, self.pool, self.rest, self.store, self.control.publish, self.metrics,
                                  room_pool=self.room_pool)
@@ -325,7 +326,7 @@ class Daemon:
             await check_bots_async(profiles.pipecat_bots(), new.backend, self.isolation.user)
         except ConfigError as exc:
             raise CommandError(f"config not reloaded: {exc}") from None
-        await self.pool.preload_bots(list(profiles.pipecat_bots().values()))
+        await self.pool.reload_lanes(profiles.lanes(), list(profiles.pipecat_bots().values()))
         needs_restart = [name for name in ("supervisor", "daily", "audio", "sandbox", "cluster", "webhooks")
                          if getattr(new, name) != getattr(self.config, name)]
         self.config = new
@@ -380,7 +381,9 @@ class Daemon:
             "worker_user": None if self.isolation.user is None else self.isolation.user.name,
             "pool": {"min_idle": self.pool.desired.min_idle, "max_workers": self.pool.desired.max_workers,
                      "capacity": self.pool.capacity(), "restarts": self.pool.restarts,
-                     "idle": self.pool.idle(), "warm": self.pool.warm},
+                     "idle": self.pool.idle(), "warm": self.pool.warm,
+                     "lanes": {lane: {"idle": self.pool.idle(lane), "min_idle": target}
+                               for lane, target in self.pool.desired.idle_targets().items()}},
             "room_pool": {"size": self.room_pool.size, "ready": len(self.room_pool.ready), "taken": self.room_pool.taken,
                           "too_short": self.room_pool.too_short},
             "sandbox": self._sandbox_view(),

@@ -29,6 +29,7 @@ from typing import Any
 from supervisor.bots import BOT_KINDS
 from supervisor.bots.base import BotConfigError
 from supervisor.config import ConfigError
+from supervisor.pool.lanes import lanes_of
 
 KINDS = ("echo", "playback", "recorder", "stream", "pipecat")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,6 +55,10 @@ class Profiles:
 
     def get(self, name: str) -> Profile | None:
         return self.profiles.get(name)
+
+    def lanes(self) -> tuple[str, ...]:
+        """The worker lanes these profiles need (``supervisor.pool.lanes``)."""
+        return lanes_of(p.kind for p in self.profiles.values())
 
     def pipecat_bots(self) -> dict[str, str]:
         """profile name -> bot spec, for every profile that hosts a Pipecat bot."""

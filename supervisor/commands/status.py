@@ -18,7 +18,8 @@ class Status(ControlCommand):
             f"uptime     {result['uptime_s']:.0f} s",
             f"http       {result['http_url']}",
             f"daily      {result['daily_mode']} ({result['daily_api_url']})",
-            f"pool       min_idle={result['pool']['min_idle']} max_workers={result['pool']['max_workers']}",
+            f"pool       min_idle={result['pool']['min_idle']} max_workers={result['pool']['max_workers']}  idle: "
+            + ", ".join(f"{lane} {n['idle']}/{n['min_idle']}" for lane, n in result["pool"]["lanes"].items()),
             "workers    " + (", ".join(f"{k}={v}" for k, v in sorted(result["workers"].items())) or "none"),
             "sessions   " + (", ".join(f"{k}={v}" for k, v in sorted(result["sessions"].items())) or "none"),
             f"loop       worst stall {result['loop_stall_ms_max']:.1f} ms since start "

@@ -14,4 +14,4 @@ class Workers(ControlCommand):
 
     def render(self, result: Any) -> str:
         rows = [{**r, "worker": r["id"], "session": r["session_id"], "pss": r["pss_mb"]} for r in result]
-        return table(rows, ["worker", "pid", "state", "session", "pss", "uptime_s", "sessions_done"])
+        return table(rows, ["worker", "pid", "lane", "state", "session", "pss", "uptime_s", "sessions_done"])

@@ -16,7 +16,6 @@ from aiohttp import web
 
 from supervisor.config import Config
 from supervisor.daemon_state import DaemonState
-from supervisor.pool.reconcile import BootHistory
 from supervisor.profiles import Profiles
 from supervisor.session_logs import SessionLogs
 from supervisor.sessions.requests import StartRequest
@@ -83,12 +82,13 @@ class ClusterNode(Protocol):
 
 
 class PoolHealth(Protocol):
-    """What ``/healthz`` reads of the worker pool (``supervisor.pool.Pool``)."""
+    """What ``/healthz`` and ``/readyz`` read of the worker pool (``supervisor.pool.Pool``)."""
 
-    @property
-    def boot(self) -> BootHistory: ...
+    def boot_failing(self) -> bool: ...
 
     def capacity(self) -> int: ...
+
+    def warming(self) -> list[str]: ...
 
 
 class MetricsPage(Protocol):

@@ -144,7 +144,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 async def healthz(request: web.Request) -> web.Response:
     daemon = _daemon(request)
     status = daemon.status()
-    can_start = daemon.pool.capacity() > 0 or daemon.pool.boot.failures == 0
+    can_start = daemon.pool.capacity() > 0 or not daemon.pool.boot_failing()
     sandbox = status["sandbox"]
     # The embedded sandbox (a dict) is Daily here; an external one's health is its own to report.
     daily_up = not isinstance(sandbox, dict) or sandbox["state"] == "up"
@@ -158,15 +158,14 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 only while taking sessions and able to start one at once (Kubernetes
     takes a 503 node out of its Service, so a draining, full or still cold node -- fewer
-    than ``min_idle`` workers booted since start-up -- gets no new calls)."""
+    than ``min_idle`` workers of each lane booted since start-up -- gets no new calls)."""
     daemon = _daemon(request)
     status = daemon.status()
     sandbox = status["sandbox"]
     reasons = []
     if daemon.state is not DaemonState.RUNNING:
         reasons.append(f"the supervisor is {daemon.state.value}")
-    if not status["pool"]["warm"]:  # the first callers would wait for a forkserver's preload and a boot
-        reasons.append(f"{status['pool']['idle']} of min_idle {status['pool']['min_idle']} workers are warm yet")
+    reasons += daemon.pool.warming()  # else the first callers would wait for a forkserver's preload and a boot
     if status["pool"]["capacity"] <= 0:
         reasons.append("every worker is busy and max_workers is reached")
     if isinstance(sandbox, dict) and sandbox["state"] != "up":

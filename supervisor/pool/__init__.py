@@ -5,7 +5,9 @@
 - ``reconcile``: the one decision step, pure (desired state and observed workers in,
   actions out);
 - ``processes``: starting, killing and reaping processes off the event loop;
-- ``forkserver``: the forkserver and what it preloads;
+- ``lanes``: which workers host which bots (built-in or Pipecat), each lane with its own
+  forkserver and warm workers;
+- ``forkserver``: a lane's forkserver and what it preloads;
 - ``router``: the workers' socket -- what arrives goes where it belongs, what is sent leaves
   through it;
 - ``pending``: request correlation (every command's one reply);

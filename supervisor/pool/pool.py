@@ -1,10 +1,11 @@
 """The Pool: worker processes kept as desired, promised to sessions and taken back.
 
 The pool owns its desired state (``set_desired``: the config's pool settings, ``min_idle``,
-``max_workers``, draining) and a loop that runs ``reconcile`` against the workers it
-observes and carries out its actions: spawns, graceful retirements and kills. A session
-acquires a worker, reaches it through ``request`` and ``send_audio`` (the one way a
-session's messages go to its worker), and releases it.
+``max_workers``, draining, the lanes the profiles need) and a loop that runs ``reconcile``
+against the workers it observes and carries out its actions: spawns, graceful retirements
+and kills. A session acquires a worker of its lane (``supervisor.pool.lanes``), reaches it
+through ``request`` and ``send_audio`` (the one way a session's messages go to its worker),
+and releases it.
 
 Accounting: every live process counts against ``max_workers``, retiring ones included, so
 the process count never exceeds it. A worker's hosted calls are the worker's own count
@@ -32,7 +33,8 @@ from protocol.messages import Err, ExitCode, Hello, Ok, Shutdown
 from protocol.transport import BadFrameLog
 from supervisor.config import Config
 from supervisor.pool import liveness, memory
-from supervisor.pool.forkserver import Forkserver
+from supervisor.pool.forkserver import Forkserver, set_environment
+from supervisor.pool.lanes import BUILTIN, PIPECAT, can_host
 from supervisor.pool.processes import Processes, describe_exit
 from supervisor.pool.reconcile import (
     ALIVE,
@@ -64,8 +66,8 @@ class Pool:
     """The worker processes of one supervisor; runs on its event loop."""
 
     def __init__(self, config: Config, endpoint: str, *, supervisor_pid: int | None = None,
-                 publish: Publish | None = None, pipecat_bots: list[str] | None = None,
-                 worker_user: WorkerUser | None = None) -> None:
+                 publish: Publish | None = None, lanes: tuple[str, ...] = (BUILTIN,),
+                 pipecat_bots: list[str] | None = None, worker_user: WorkerUser | None = None) -> None:
         self.config = config
         self.endpoint = endpoint
         self.supervisor_pid = supervisor_pid or os.getpid()
@@ -73,10 +75,14 @@ class Pool:
         self.ctx = zmq.Context()
         self.workers: dict[str, WorkerHandle] = {}
         self.router = WorkerRouter(self.ctx, endpoint, self.workers, self._hello)
-        self.desired = _desired(config, config.pool.min_idle, config.pool.max_workers, draining=False)
-        self.boot = BootHistory()
-        self.forkserver = Forkserver(config.backend, pipecat_bots or [], worker_user)
-        self.processes = Processes(self.forkserver, self._started, self._dead)
+        self.desired = _desired(config, config.pool.min_idle, config.pool.max_workers, draining=False, lanes=lanes)
+        self.boot: dict[str, BootHistory] = {}  # each lane's boot failures; none yet
+        self.bots = list(pipecat_bots or [])
+        self._worker_user = worker_user
+        set_environment(config.backend, self.bots, worker_user)
+        self.forkservers = {lane: Forkserver(lane) for lane in lanes}
+        self.processes = Processes(self.forkservers, self._started, self._dead)
+        self._after_exit: dict[str, WorkerHandle] = {}  # a worker's id -> the spawn waiting for its exit
         self.restarts = 0  # workers that died or were killed while not retiring
         self.spawned = 0
         self._ids = itertools.count(1)
@@ -88,9 +94,11 @@ class Pool:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the forkserver (it imports the preload modules now, not on the first
-        spawn), listen to the workers, and start the reconcile, ping and memory loops."""
-        await self.processes.run(self.forkserver.ensure_running)
+        """Start each lane's forkserver (it imports its preload modules now, not on the
+        first spawn; the lean one first, so built-in workers need not wait for Pipecat's
+        imports), listen to the workers, and start the reconcile, ping and memory loops."""
+        for forkserver in self.forkservers.values():
+            await self.processes.run(forkserver.ensure_running)
         loop = asyncio.get_running_loop()
         self.router.start()
         self._tasks = [loop.create_task(self._manage()),
@@ -103,14 +111,15 @@ class Pool:
                     max_workers: int | None = None, draining: bool | None = None) -> Desired:
         """Change what the pool converges to and wake its reconcile loop: the config (its
         pool settings and backend, for the workers started from now on), the idle workers
-        kept warm, the process cap, whether it drains. What is not given stays.
+        each lane keeps warm, the process cap, whether it drains. What is not given stays;
+        the lanes change with the profiles (``reload_lanes``).
 
         Raises ``ValueError`` when ``min_idle`` would exceed ``max_workers``; nothing changes then.
         """
         now = self.desired
         desired = _desired(config or self.config, now.min_idle if min_idle is None else min_idle,
                            now.max_workers if max_workers is None else max_workers,
-                           draining=now.draining if draining is None else draining)
+                           draining=now.draining if draining is None else draining, lanes=now.lanes)
         if desired.min_idle > desired.max_workers:
             raise ValueError(f"min_idle ({desired.min_idle}) cannot exceed max_workers ({desired.max_workers})")
         self.config = config or self.config
@@ -122,15 +131,25 @@ class Pool:
         """Run the reconcile step now rather than at its next interval."""
         self._wake.set()
 
-    async def preload_bots(self, bots: list[str]) -> None:
-        """New pipecat bots (a reload): a new forkserver with them preloaded forks every
-        worker from now on, so those import nothing; the old one keeps serving the workers
-        it forked until the pool stops."""
-        if bots == self.forkserver.bots:
-            return
-        self.forkserver.preload(self.config.backend, bots)
-        await self.processes.run(self.forkserver.replace)
-        log.info("forkserver replaced for new pipecat bots", bots=len(bots))
+    async def reload_lanes(self, lanes: tuple[str, ...], bots: list[str]) -> None:
+        """New profiles (a reload): a lane they need that has no forkserver gets one, and new
+        pipecat bots get the Pipecat lane a new forkserver with them preloaded, which forks
+        its workers from now on, so those import nothing; a replaced one keeps serving the
+        workers it forked until the pool stops. A lane no longer needed keeps no idle
+        worker (``reconcile``)."""
+        replace = bots != self.bots and PIPECAT in self.forkservers
+        self.bots = list(bots)
+        set_environment(self.config.backend, self.bots, self._worker_user)
+        for lane in lanes:
+            if lane not in self.forkservers:
+                self.forkservers[lane] = Forkserver(lane)
+                await self.processes.run(self.forkservers[lane].ensure_running)
+                log.info("forkserver started for a new lane", lane=lane)
+        if replace:
+            await self.processes.run(self.forkservers[PIPECAT].replace)
+            log.info("forkserver replaced for new pipecat bots", bots=len(bots))
+        self.desired = dataclasses.replace(self.desired, lanes=lanes)
+        self.wake()
 
     def alive(self) -> list[WorkerHandle]:
         """The workers whose process may still run."""
@@ -161,8 +180,12 @@ class Pool:
 
     # -- sessions --------------------------------------------------------------------------
 
-    def acquire(self, session_id: str, listener: WorkerListener, *, failover: bool = False) -> WorkerHandle:
-        """Promise a worker to a session: an idle one, a booting one, or a new one.
+    def acquire(self, session_id: str, listener: WorkerListener, lane: str, *, failover: bool = False) -> WorkerHandle:
+        """Promise a worker of ``lane`` to a session: an idle one, a booting one, or a new
+        one. At ``max_workers``, a built-in session borrows an idle Pipecat worker, and a
+        session with no worker of its lane free takes the place of an idle worker of the
+        other lane: that one is killed (it holds no session) and the new one forked once
+        it has exited.
 
         Raises ``PoolFull`` when every worker is promised and ``max_workers`` processes are
         alive (retiring ones count: they still hold memory and a CPU share); promised but
@@ -170,13 +193,16 @@ class Pool:
         """
         if self.desired.draining and not failover:  # a drain takes no new session, but keeps live ones alive
             raise PoolFull("the supervisor is draining")
-        candidates = [w for w in self.workers.values() if w.state == WorkerState.IDLE] or \
-                     [w for w in self.workers.values() if w.state == WorkerState.BOOTING]
-        if candidates:
-            handle = min(candidates, key=lambda w: w.started_at)
+        handle = self._free(lane, WorkerState.IDLE) or self._free(lane, WorkerState.BOOTING)
+        if handle is not None:
             handle.state = WorkerState.RESERVED
         elif len(self.alive()) < self.desired.max_workers:
-            handle = self._spawn(WorkerState.RESERVED)
+            handle = self._spawn(lane, WorkerState.RESERVED)
+        elif (borrowed := self._free(lane, WorkerState.IDLE, borrow=True)) is not None:
+            handle = borrowed
+            handle.state = WorkerState.RESERVED
+        elif (other := self._free(lane, WorkerState.IDLE, other=True)) is not None:
+            handle = self._spawn(lane, WorkerState.RESERVED, after=other)
         else:
             raise PoolFull(f"all {self.desired.max_workers} workers are busy")
         handle.session_id = session_id
@@ -185,23 +211,48 @@ class Pool:
         self.wake()
         return handle
 
-    def idle(self) -> int:
-        """Workers booted (forked from the preloaded forkserver, Hello said) and free."""
-        return sum(1 for w in self.workers.values() if w.state == WorkerState.IDLE)
+    def _free(self, lane: str, state: WorkerState, *, borrow: bool = False, other: bool = False) -> WorkerHandle | None:
+        """The oldest worker in ``state`` of ``lane``; with ``borrow``, of another lane that
+        can host ``lane``'s sessions; with ``other``, of any other lane."""
+        def fits(w: WorkerHandle) -> bool:
+            if borrow:
+                return w.lane != lane and can_host(w.lane, lane)
+            return (w.lane != lane) if other else (w.lane == lane)
+        candidates = [w for w in self.workers.values() if w.state == state and fits(w)]
+        return min(candidates, key=lambda w: w.started_at) if candidates else None
+
+    def idle(self, lane: str | None = None) -> int:
+        """Workers booted (forked from their lane's preloaded forkserver, Hello said) and
+        free: of ``lane``, or of every lane."""
+        return sum(1 for w in self.workers.values() if w.state == WorkerState.IDLE and lane in (None, w.lane))
 
     @property
     def warm(self) -> bool:
-        """Whether ``min_idle`` workers have been idle at once since start-up: until then the
-        first callers would wait for a forkserver's preload and a worker's boot. Latched:
-        afterwards sessions taking idle workers leave the pool warm (it refills them while
-        spawning up to ``max_workers`` on demand), so readiness does not flap under load."""
+        """Whether every lane has had its ``min_idle`` workers idle at once since start-up:
+        until then the first callers would wait for a forkserver's preload and a worker's
+        boot. Latched: afterwards sessions taking idle workers leave the pool warm (it
+        refills them while spawning up to ``max_workers`` on demand), so readiness does not
+        flap under load, nor when a reload adds a lane."""
         return self._latch_warm()
 
+    def warming(self) -> list[str]:
+        """What readiness still waits for, one line per lane short of its warm workers."""
+        if self._latch_warm():
+            return []
+        return [f"{self.idle(lane)} of min_idle {target} {lane} workers are warm yet"
+                for lane, target in self.desired.idle_targets().items() if self.idle(lane) < target]
+
     def _latch_warm(self) -> bool:
-        if not self._warmed and self.idle() >= self.desired.min_idle:
+        targets = self.desired.idle_targets()
+        if not self._warmed and all(self.idle(lane) >= target for lane, target in targets.items()):
             self._warmed = True
-            log.info("pool warm", idle=self.idle(), min_idle=self.desired.min_idle)
+            log.info("pool warm", **{f"idle_{lane}": self.idle(lane) for lane in targets},
+                     min_idle=self.desired.min_idle)
         return self._warmed
+
+    def boot_failing(self) -> bool:
+        """Whether workers of some lane are failing to boot (the last ones did not)."""
+        return any(history.failures for history in self.boot.values())
 
     def capacity(self) -> int:
         """How many more sessions could be given a worker now."""
@@ -267,21 +318,32 @@ class Pool:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def _spawn(self, state: WorkerState = WorkerState.BOOTING) -> WorkerHandle:
-        """A new worker, counted at once; its process starts on the spawner thread."""
+    def _spawn(self, lane: str, state: WorkerState = WorkerState.BOOTING,
+               after: WorkerHandle | None = None) -> WorkerHandle:
+        """A new worker of ``lane``, counted at once; its process starts on the spawner
+        thread, now or, ``after`` given (an idle worker taking its place), once that one is
+        killed and has exited, so the process count never exceeds ``max_workers``."""
         wid = f"w{next(self._ids)}-{self._tag}"
-        handle = WorkerHandle(wid, None, state=state)
+        handle = WorkerHandle(wid, None, state=state, lane=lane)
         self.workers[wid] = handle
         self.spawned += 1
+        if after is None:
+            self._start(handle)
+        else:
+            self._after_exit[after.id] = handle
+            after.state = WorkerState.RETIRING  # nobody else takes it meanwhile
+            self.processes.kill(after, f"its place went to a {lane} worker (max_workers reached)")
+        return handle
+
+    def _start(self, handle: WorkerHandle) -> None:
         self.processes.start(handle, {
             "connect": self.endpoint,
-            "worker_id": wid,
+            "worker_id": handle.id,
             "identity": handle.identity.decode(),
             "backend": self.config.backend,
             "supervisor_pid": self.supervisor_pid,
             "handshake_timeout_s": self.config.pool.start_timeout_s,
         })
-        return handle
 
     def _started(self, handle: WorkerHandle) -> None:
         self.publish("worker", {"worker_id": handle.id, "state": handle.state.value, "pid": handle.pid})
@@ -289,7 +351,7 @@ class Pool:
     def _hello(self, handle: WorkerHandle, hello: Hello) -> None:
         if not liveness.welcome(handle, hello, self.config.pool, self.router):
             return
-        self.boot = BootHistory()
+        self.boot.pop(handle.lane, None)  # this lane boots again
         self._latch_warm()  # as the min_idle-th worker says Hello, whether or not anyone asks
         self.publish("worker", {"worker_id": handle.id, "state": handle.state.value, "pid": hello.pid})
         self.wake()
@@ -303,9 +365,10 @@ class Pool:
         reason = why or handle.exit_reason or describe_exit(code)
         expected = was == WorkerState.RETIRING or (code == ExitCode.OK and handle.session_id is None)
         if not handle.booted or code == ExitCode.BOOT_FAILED:
-            self.boot = BootHistory(self.boot.failures + 1, time.monotonic())
-            log.warning("worker failed to boot", worker_id=handle.id, exit_code=code, reason=reason,
-                        failures=self.boot.failures)
+            failures = self.boot.get(handle.lane, BootHistory()).failures + 1
+            self.boot[handle.lane] = BootHistory(failures, time.monotonic())
+            log.warning("worker failed to boot", worker_id=handle.id, lane=handle.lane, exit_code=code,
+                        reason=reason, failures=failures)
         elif not expected:
             self.restarts += 1
             log.warning("worker died", worker_id=handle.id, exit_code=code, reason=reason, session_id=handle.session_id)
@@ -321,6 +384,12 @@ class Pool:
         self.workers.pop(handle.id, None)
         self.router.departed(handle)
         self.publish("worker", {"worker_id": handle.id, "state": "dead", "exit_code": code, "reason": reason})
+        waiting = self._after_exit.pop(handle.id, None)
+        if waiting is not None:  # its place was promised to a worker of another lane
+            if waiting.kill_pending is not None:  # that one's session ended meanwhile
+                self._dead(waiting, None, f"killed before it started: {waiting.kill_pending}")
+            else:
+                self._start(waiting)
         self.wake()
 
     def _shutdown(self, handle: WorkerHandle, reason: str) -> None:
@@ -361,7 +430,7 @@ class Pool:
         for action in actions:
             if isinstance(action, Spawn):
                 for _ in range(action.count):
-                    self._spawn()
+                    self._spawn(action.lane)
                 continue
             handle = self.workers.get(action.worker_id)
             if handle is None:
@@ -392,6 +461,7 @@ class Pool:
         return self.router.bad_frames
 
 
-def _desired(config: Config, min_idle: int, max_workers: int, *, draining: bool) -> Desired:
+def _desired(config: Config, min_idle: int, max_workers: int, *, draining: bool, lanes: tuple[str, ...]) -> Desired:
     p = config.pool
-    return Desired(min_idle, max_workers, p.worker_memory_limit_mb, p.ping_timeout_s, p.start_timeout_s, draining)
+    return Desired(min_idle, max_workers, p.worker_memory_limit_mb, p.ping_timeout_s, p.start_timeout_s, draining,
+                   lanes)

@@ -19,7 +19,7 @@ import structlog
 
 from callfleet.entry import run_entry
 from protocol.messages import ExitCode
-from supervisor.pool.forkserver import Forkserver
+from supervisor.pool.forkserver import Forkserver, stop_resource_tracker
 from supervisor.pool.reconcile import WorkerState
 from supervisor.pool.workers import WorkerHandle
 
@@ -31,12 +31,13 @@ T = TypeVar("T")
 
 
 class Processes:
-    """Starts worker processes and tells the pool when one started (``on_started``) or is
-    gone (``on_exited``: its exit code, or None and why when it never started)."""
+    """Starts worker processes, each from its lane's forkserver, and tells the pool when one
+    started (``on_started``) or is gone (``on_exited``: its exit code, or None and why when
+    it never started)."""
 
-    def __init__(self, forkserver: Forkserver, on_started: Callable[[WorkerHandle], None],
+    def __init__(self, forkservers: dict[str, Forkserver], on_started: Callable[[WorkerHandle], None],
                  on_exited: Callable[[WorkerHandle, int | None, str | None], None]) -> None:
-        self.forkserver = forkserver
+        self.forkservers = forkservers  # lane -> its forkserver; the pool adds lanes on reload
         self._on_started = on_started
         self._on_exited = on_exited
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spawner")
@@ -48,10 +49,11 @@ class Processes:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     def start(self, handle: WorkerHandle, options: dict[str, Any]) -> None:
-        """Fork the worker's process on the spawner thread; ``on_started`` or ``on_exited``
-        follows."""
-        handle.process = self.forkserver.process(run_entry, (WORKER_ENTRY, options), handle.id)
-        start = asyncio.get_running_loop().run_in_executor(self._thread, handle.process.start)
+        """Fork the worker's process from its lane's forkserver on the spawner thread;
+        ``on_started`` or ``on_exited`` follows."""
+        forkserver = self.forkservers[handle.lane]
+        handle.process = forkserver.process(run_entry, (WORKER_ENTRY, options), handle.id)
+        start = asyncio.get_running_loop().run_in_executor(self._thread, forkserver.start, handle.process)
         self._starts.add(start)
         start.add_done_callback(lambda fut: self._started(handle, fut))
 
@@ -73,9 +75,11 @@ class Processes:
             await asyncio.wait(set(self._starts), timeout=2)
 
     async def stop(self) -> None:
-        """Stop the forkserver(s) and the resource tracker, then the spawner thread: after
+        """Stop the forkservers and the resource tracker, then the spawner thread: after
         the last worker, so the daemon leaves no process."""
-        await self.run(self.forkserver.stop)
+        for forkserver in self.forkservers.values():
+            await self.run(forkserver.stop)
+        await self.run(stop_resource_tracker)
         self._thread.shutdown(wait=False)
 
     def _started(self, handle: WorkerHandle, fut: asyncio.Future[None]) -> None:

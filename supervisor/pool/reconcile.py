@@ -1,8 +1,8 @@
 """The pool's one decision step: desired state and observed workers in, actions out.
 
 Pure and synchronous (gunicorn's ``manage_workers``): the runner observes processes and
-carries the actions out; this only decides. It keeps ``min_idle`` workers warm, never lets
-the pool exceed ``max_workers``, kills workers that miss their handshake or pings, retires
+carries the actions out; this only decides. It keeps each lane's ``min_idle`` workers warm
+(``supervisor.pool.lanes``), never lets the pool exceed ``max_workers``, kills workers that miss their handshake or pings, retires
 workers over their memory limit (after their session; at once if far over), shrinks
 without touching busy workers, and spaces out spawns after boot failures so a broken
 environment is not a crash loop.
@@ -11,9 +11,11 @@ environment is not a crash loop.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from callfleet.backoff import Backoff
+from supervisor.pool.lanes import BUILTIN, idle_targets
 
 
 class WorkerState(enum.Enum):
@@ -38,6 +40,11 @@ class Desired:
     ping_timeout_s: float
     start_timeout_s: float
     draining: bool = False
+    lanes: tuple[str, ...] = (BUILTIN,)  # the lanes the profiles need
+
+    def idle_targets(self) -> dict[str, int]:
+        """How many idle workers each lane keeps warm."""
+        return idle_targets(self.min_idle, self.max_workers, self.lanes)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class WorkerView:
     booted: bool  # said Hello (a RESERVED worker may still be booting)
     pss_mb: float | None = None
     retire_after_session: bool = False
+    lane: str = BUILTIN
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class BootHistory:
 @dataclass(frozen=True)
 class Spawn:
     count: int
+    lane: str = BUILTIN
 
 
 @dataclass(frozen=True)
@@ -94,8 +103,10 @@ class RetireAfterSession:
 Action = Spawn | Kill | Retire | RetireAfterSession
 
 
-def reconcile(desired: Desired, workers: list[WorkerView], boot: BootHistory, now: float) -> list[Action]:
-    """The actions that bring ``workers`` towards ``desired`` at ``now`` (monotonic)."""
+def reconcile(desired: Desired, workers: list[WorkerView], boot: Mapping[str, BootHistory],
+              now: float) -> list[Action]:
+    """The actions that bring ``workers`` towards ``desired`` at ``now`` (monotonic);
+    ``boot`` holds each lane's boot failures (a lane missing from it has had none)."""
     actions: list[Action] = []
     gone: set[str] = set()
 
@@ -120,24 +131,36 @@ def reconcile(desired: Desired, workers: list[WorkerView], boot: BootHistory, no
                 actions.append(RetireAfterSession(w.id, over))
 
     live = [w for w in workers if w.state in ALIVE and w.state != WorkerState.RETIRING and w.id not in gone]
-    idle = [w for w in live if w.state == WorkerState.IDLE]
-    spare = idle + [w for w in live if w.state == WorkerState.BOOTING]  # booting ones become idle
+    idle = sorted((w for w in live if w.state == WorkerState.IDLE), key=lambda w: w.started_at)
 
     if desired.draining:
         actions.extend(Retire(w.id, "draining") for w in idle)
         return actions
 
-    # Shrink: beyond max_workers, or more idle than wanted. Oldest idle go first.
-    surplus = max(len(live) - desired.max_workers, len(idle) - desired.min_idle, 0)
-    for w in sorted(idle, key=lambda w: w.started_at)[:surplus]:
-        actions.append(Retire(w.id, "pool shrinking" if len(live) > desired.max_workers else "more idle than min_idle"))
-    if surplus:
+    # Shrink: more idle in a lane than it keeps warm (a lane no profile needs keeps none),
+    # or beyond max_workers. Oldest idle go first.
+    targets = desired.idle_targets()
+    shrink: list[WorkerView] = []
+    for lane in {w.lane for w in idle}:
+        in_lane = [w for w in idle if w.lane == lane]
+        shrink += in_lane[:len(in_lane) - targets.get(lane, 0)]
+    beyond_max = len(live) - desired.max_workers - len(shrink)
+    shrink += [w for w in idle if w not in shrink][:max(beyond_max, 0)]
+    if shrink:
+        why = "pool shrinking" if len(live) > desired.max_workers else "more idle than min_idle"
+        actions.extend(Retire(w.id, why) for w in sorted(shrink, key=lambda w: w.started_at))
         return actions
 
-    # Grow to min_idle warm, within max_workers -- retiring processes still count, so the
-    # number of processes never exceeds it -- unless boot failures say wait.
+    # Grow each lane to its warm target, within max_workers -- retiring processes still
+    # count, so the number of processes never exceeds it -- unless its boot failures say wait.
     retiring = sum(1 for w in workers if w.state == WorkerState.RETIRING and w.id not in gone)
-    want = min(desired.min_idle - len(spare), desired.max_workers - len(live) - retiring)
-    if want > 0 and now >= boot.next_spawn_at():
-        actions.append(Spawn(want if boot.failures == 0 else 1))  # one probe after failures
+    room = desired.max_workers - len(live) - retiring
+    for lane, target in targets.items():
+        spare = sum(1 for w in live if w.lane == lane and w.state in (WorkerState.IDLE, WorkerState.BOOTING))
+        want = min(target - spare, room)
+        history = boot.get(lane, BootHistory())
+        if want > 0 and now >= history.next_spawn_at():
+            want = want if history.failures == 0 else 1  # one probe after failures
+            actions.append(Spawn(want, lane))
+            room -= want
     return actions

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from protocol.audio import AudioIn
 from protocol.messages import BotFinished, Event, SocketBytes, SocketClose, SocketText, TurnFigures
+from supervisor.pool.lanes import BUILTIN
 from supervisor.pool.pending import PendingRequests
 from supervisor.pool.reconcile import WorkerState, WorkerView
 
@@ -36,6 +37,7 @@ class WorkerHandle:
     process: Any
     started_at: float = field(default_factory=time.monotonic)
     state: WorkerState = WorkerState.BOOTING
+    lane: str = BUILTIN  # which forkserver it is forked from (supervisor.pool.lanes)
     pid: int | None = None
     started: bool = False  # the process exists (its start runs off the loop)
     booted: bool = False  # said Hello and was welcomed
@@ -72,7 +74,7 @@ class WorkerHandle:
     def view(self) -> WorkerView:
         """What ``reconcile`` judges of this worker."""
         return WorkerView(self.id, self.state, self.started_at, self.last_heard, self.booted, self.pss_mb,
-                          self.retire_after_session)
+                          self.retire_after_session, self.lane)
 
     def describe(self, now: float) -> dict[str, Any]:
         """This worker as ``ctl workers`` shows it (``now``: monotonic)."""
@@ -80,6 +82,7 @@ class WorkerHandle:
             "id": self.id,
             "pid": self.pid,
             "state": self.state.value,
+            "lane": self.lane,
             "session_id": self.session_id,
             "uptime_s": round(now - self.started_at, 1),
             "last_heard_s": round(now - self.last_heard, 2),

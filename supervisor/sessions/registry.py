@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from supervisor.pool.lanes import lane_of
 from supervisor.sessions.requests import StartRequest
 from supervisor.sessions.services import Services
 from supervisor.sessions.session import Session
@@ -36,7 +37,7 @@ class Registry:
     def start(self, request: StartRequest) -> Session:
         """Start a session; raises ``PoolFull`` when no worker can be promised."""
         session = Session(self.s, request)
-        session.worker = self.s.pool.acquire(session.id, session)
+        session.worker = self.s.pool.acquire(session.id, session, lane_of(request.kind))
         self.live[session.id] = session
         self.empty.clear()
         self._by_daily_key[session.daily_key] = session

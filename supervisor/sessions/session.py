@@ -56,6 +56,7 @@ from protocol.messages import (
 from supervisor.bots import BOT_KINDS, Bot
 from supervisor.daily_rest import DailyAPIError
 from supervisor.pool import PoolFull, WorkerHandle
+from supervisor.pool.lanes import lane_of
 from supervisor.sessions.actor import Actor, End, SessionGone, WorkerEvent, WorkerLost, answer_error
 from supervisor.sessions.bot_link import BotLink
 from supervisor.sessions.call_events import CallEvents
@@ -275,7 +276,7 @@ class Session(Actor):
             raise End(EndReason.WORKER_CRASHED, f"{reason}; a browser's WebRTC peer lived in that worker: the call ends")
         self.log.warning("worker lost; failing over", reason=reason)
         try:
-            self.worker = self.s.pool.acquire(self.id, self, failover=True)
+            self.worker = self.s.pool.acquire(self.id, self, lane_of(self.request.kind), failover=True)
         except PoolFull as exc:
             raise End(EndReason.WORKER_CRASHED, f"{reason}; no worker for failover: {exc}") from None
         try:

@@ -1,5 +1,6 @@
-"""Reloading profiles that add a Pipecat bot: the forkserver is restarted with it
-preloaded, so a worker forked after the reload imports nothing when its session starts;
+"""Reloading profiles that add a Pipecat bot: the Pipecat lane's forkserver is started (or
+restarted) with it preloaded, so a worker forked after the reload imports nothing when its
+session starts;
 a bot that does not import makes the reload refused, naming the profile -- callfleet's
 built-in Daily Bots pipelines too, located without importing their providers. A bot that
 cannot be imported when its session starts ends that session as ``bot_error``."""
@@ -52,12 +53,13 @@ async def test_a_reload_that_adds_a_pipecat_bot_preloads_it_for_new_workers(tmp_
         profiles.write_text(WITH_PIPECAT)
         reloaded = sup.ctl("reload")
         assert reloaded.returncode == 0, reloaded.stderr
-        # The idle worker forked before the reload has no Pipecat; let the pool replace it.
-        before = {w["pid"] for w in await sup.workers()}
-        sup.ctl("scale", "--min-idle", "0", "--max-workers", "2")
-        await sup.workers(lambda ws: not ({w["pid"] for w in ws} & before))
-        sup.ctl("scale", "--min-idle", "1", "--max-workers", "2")
-        await sup.workers(lambda ws: any(w["state"] == "idle" for w in ws))
+        # The profiles now need a Pipecat lane: it gets a forkserver with the bot preloaded and
+        # its own warm worker; the built-in lane's idle worker, forked before, stays as it is.
+        before = [w for w in await sup.workers() if w["state"] == "idle"]
+        assert [w["lane"] for w in before] == ["builtin"]
+        ws = await sup.workers(lambda ws: sorted(w["lane"] for w in ws if w["state"] == "idle") == ["builtin", "pipecat"],
+                               timeout=30)
+        assert before[0]["pid"] in {w["pid"] for w in ws}
 
         status, body, _ = await sup.http("POST", "/start", json={"profile": "pipecat_echo"})
         assert status == 200, body

@@ -41,7 +41,7 @@ async def test_readyz_says_503_until_min_idle_workers_are_warm_and_the_first_ech
         assert cold, "the first /readyz, as the HTTP API opened, already said 200: no worker can be warm then"
         for status, body in cold:
             assert status == 503 and body["idle"] < MIN_IDLE, body
-            assert body["reasons"] == [f"{body['idle']} of min_idle {MIN_IDLE} workers are warm yet"], body
+            assert body["reasons"] == [f"{body['idle']} of min_idle {MIN_IDLE} builtin workers are warm yet"], body
         assert ready["idle"] >= MIN_IDLE and ready["reasons"] == [], ready
         idle = _idle_workers(sup)
         assert len(idle) >= MIN_IDLE

@@ -9,16 +9,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from supervisor.config import parse
 from supervisor.daemon_state import DaemonState
 from supervisor.http.app import make_app
-from supervisor.pool.reconcile import BootHistory
 from supervisor.profiles import parse as parse_profiles
 from tests.doubles.http_daemon import BareDaemon
 
 
 class _Pool:
-    boot = BootHistory()
+    def boot_failing(self) -> bool:
+        return False
 
     def capacity(self) -> int:
         return 0
+
+    def warming(self) -> list[str]:
+        return []
 
 
 class DrainingDaemon(BareDaemon):

@@ -155,7 +155,7 @@ class FakePool:
         self.released: list[WorkerHandle] = []
         self._ids = itertools.count(1)
 
-    def acquire(self, session_id: str, listener: Any, *, failover: bool = False) -> WorkerHandle:
+    def acquire(self, session_id: str, listener: Any, lane: str, *, failover: bool = False) -> WorkerHandle:
         if not self.spares:
             raise PoolFull("no spare worker in the fake pool")
         worker = self.spares.pop(0)

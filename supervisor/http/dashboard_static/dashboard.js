@@ -193,7 +193,7 @@ function renderNodes(health, nodeId, sessions) {
 function renderWorkers(workers) {
   renderTable("workers", workers.map((w) => ({
     key: w.id,
-    cells: [mono(w.id), dash(w.pid), stateCell(w.state), mono(w.session_id), dash(w.pss_mb), clock(w.uptime_s),
+    cells: [mono(w.id), dash(w.pid), dash(w.lane), stateCell(w.state), mono(w.session_id), dash(w.pss_mb), clock(w.uptime_s),
       dash(w.calls_done)],
   })));
 }
