@@ -30,7 +30,7 @@ class Host(enum.Enum):
 async def step(host: Host, n: int, seconds: float, profile: Profile, repo: Path,
                progress: Progress) -> dict[str, Any]:
     """One host at ``n`` sessions on a fresh stack: its report, or ``{"error"}`` if it failed."""
-    stack = Stack(n, repo)
+    stack = Stack(n, repo, profile=profile.name)
     try:
         stack.start(supervisor=host is Host.CALLFLEET)
         if host is Host.CALLFLEET:

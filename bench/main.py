@@ -154,7 +154,7 @@ async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Pat
     # holds any socket or thread its forked peers would inherit.
     progress(f"forwarding floor: a bare ROUTER, {sessions} peers, {FLOOR_SECONDS:g} s")
     floor = await forward(ForwardMode.READER, sessions, FLOOR_SECONDS)
-    stack = Stack(sessions, repo, profiles)
+    stack = Stack(sessions, repo, profiles, profile_name)
     stack.start()
     try:
         if transport == "twilio":
@@ -458,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="echo",
                         help="the profile to start (default echo); a pipecat one is also run on the peer")
     parser.add_argument("--profiles", type=Path, default=None,
-                        help="the supervisor's profiles file (default: the checkout's configs/profiles.toml; "
-                             "its pipecat profiles make every worker preload Pipecat)")
+                        help="where --profile is found (default: the checkout's configs/profiles.toml); the "
+                             "supervisor is given that profile alone, as the peer runs only its bot")
     parser.add_argument("--transport", choices=("daily", "twilio"), default="daily",
                         help="daily (rooms, the default) or twilio: phone calls over Media Streams WebSockets "
                              "(default profile phone_echo of bench/phone_profiles.toml)")

@@ -3,13 +3,16 @@ ports, with a temporary run_dir, started from a checkout and torn down after the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_USER_ENV = "CALLFLEET_BENCH_WORKER_USER"  # pool.worker_user for the bench's supervisor, when set
@@ -23,15 +26,21 @@ def free_port() -> int:
 
 class Stack:
     """A sandbox and a supervisor run from ``repo`` (this checkout by default, or another
-    one, e.g. a worktree of an older commit, to measure it with today's bench)."""
+    one, e.g. a worktree of an older commit, to measure it with today's bench).
 
-    def __init__(self, sessions: int, repo: Path = REPO, profiles: Path | None = None) -> None:
+    The supervisor is given the benched ``profile`` of ``profiles`` alone, as the peer runs
+    only its bot: what it keeps warm and preloads is what that profile needs, not every
+    shipped profile's (the shipped Daily Bots profiles preload every provider's SDK)."""
+
+    def __init__(self, sessions: int, repo: Path = REPO, profiles: Path | None = None,
+                 profile: str = "echo") -> None:
         self.repo = repo.resolve()
         # The command line's module: cli/ since it left callfleet/ (an older checkout, for a
         # before/after comparison, still has callfleet/cli.py).
         self.entry = "cli" if (self.repo / "cli" / "__main__.py").exists() else "callfleet.cli"
-        self.profiles = (profiles or self.repo / "configs" / "profiles.toml").resolve()
         self.tmp = Path(tempfile.mkdtemp(prefix="callfleet-bench-"))
+        self.profiles = self.tmp / "profiles.toml"
+        self.profiles.write_text(only_profile((profiles or self.repo / "configs" / "profiles.toml").resolve(), profile))
         self.sandbox_port = free_port()
         self.http_port = free_port()
         self.sessions = sessions
@@ -112,3 +121,21 @@ start = false
                     proc.kill()
                     proc.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def only_profile(path: Path, name: str) -> str:
+    """A profiles file holding profile ``name`` of ``path`` alone (``KeyError`` if it has
+    none such)."""
+    with open(path, "rb") as f:
+        table = tomllib.load(f).get("profiles", {})[name]
+    return f"[profiles.{name}]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in table.items())
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's strings, numbers, booleans and arrays are TOML's too; a table
+    is written inline."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
