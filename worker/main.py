@@ -374,6 +374,10 @@ async def serve(opts: WorkerOptions) -> int:
     except Exception as exc:  # BackendError, or whatever the SDK's init raises
         log.error("cannot boot", error=str(exc))
         return ExitCode.BOOT_FAILED
+    if "pipecat.pipeline.worker" in sys.modules:  # a Pipecat lane's worker: preloaded, never yet run
+        from worker.pipecat_warmup import warm_up
+
+        await warm_up()
     worker = Worker(opts, backend)
     loop = asyncio.get_running_loop()
     # SIGTERM (also the parent-death signal) ends the worker; SIGINT is ignored because a
