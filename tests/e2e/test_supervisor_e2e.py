@@ -7,13 +7,38 @@ import json
 import os
 import signal
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import DailyRest, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess, alive
 from tests.waiting import wait_until
+
+
+@pytest.fixture(scope="module")
+def sandbox_proc() -> Iterator[SandboxProcess]:
+    """One sandbox for the module: each test looks only at its own rooms and sessions."""
+    sandbox = SandboxProcess("--no-rate-limits")
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture
+async def own_sandbox() -> AsyncIterator[tuple[SandboxProcess, DailyRest]]:
+    """A sandbox of the test's own and its REST client, for a test that wants it empty at its end."""
+    sandbox = SandboxProcess("--no-rate-limits")
+    rest = DailyRest(sandbox.api_url)
+    try:
+        yield sandbox, rest
+    finally:
+        await rest.close()
+        sandbox.stop()
 
 
 def supervisor(tmp_path: Path, sandbox: SandboxProcess | None, **overrides: Any) -> SupervisorProcess:
@@ -346,8 +371,9 @@ async def test_ctl_drain_and_ctl_events(tmp_path: Path, sandbox_proc: SandboxPro
         sup.stop()
 
 
-async def test_pooled_rooms_serve_starts_and_are_never_leaked(tmp_path: Path, sandbox_proc: SandboxProcess,
-                                                              sandbox_rest: DailyRest) -> None:
+async def test_pooled_rooms_serve_starts_and_are_never_leaked(
+        tmp_path: Path, own_sandbox: tuple[SandboxProcess, DailyRest]) -> None:
+    sandbox_proc, sandbox_rest = own_sandbox
     sup = supervisor(tmp_path, sandbox_proc, daily={"room_pool": 2})
     try:
         async def pooled() -> list[str]:
