@@ -13,7 +13,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,17 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture(scope="package")
+def sandbox_proc() -> Iterator[SandboxProcess]:
+    """One sandbox for the whole multi-node suite: every test reaches it through a witness
+    of its own (or reads only rooms it made), and none changes how it answers."""
+    sandbox = SandboxProcess("--no-rate-limits")
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
 
 
 @pytest.fixture
