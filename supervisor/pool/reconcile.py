@@ -143,7 +143,7 @@ def reconcile(desired: Desired, workers: list[WorkerView], boot: Mapping[str, Bo
     shrink: list[WorkerView] = []
     for lane in {w.lane for w in idle}:
         in_lane = [w for w in idle if w.lane == lane]
-        shrink += in_lane[:len(in_lane) - targets.get(lane, 0)]
+        shrink += in_lane[:max(len(in_lane) - targets.get(lane, 0), 0)]
     beyond_max = len(live) - desired.max_workers - len(shrink)
     shrink += [w for w in idle if w not in shrink][:max(beyond_max, 0)]
     if shrink:

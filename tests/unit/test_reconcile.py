@@ -155,3 +155,11 @@ def test_shrinking_below_the_busy_count_retires_idle_of_any_lane_oldest_first() 
     workers = [lw("e1", "builtin", started=5), lw("p1", "pipecat", started=3), lw("b", "pipecat", WorkerState.BUSY),
                lw("b2", "builtin", WorkerState.BUSY)]
     assert reconcile(small, workers, {}, NOW) == [Retire("p1", "pool shrinking"), Retire("e1", "pool shrinking")]
+
+
+def test_a_lane_short_of_its_warm_target_keeps_every_idle_worker_and_grows() -> None:
+    big = Desired(min_idle=10, max_workers=12, memory_limit_mb=200, ping_timeout_s=5, start_timeout_s=10,
+                  lanes=("pipecat",))
+    for have in range(1, 10):
+        idle = [lw(f"p{i}", "pipecat", started=i) for i in range(have)]
+        assert reconcile(big, idle, {}, NOW) == [Spawn(10 - have, "pipecat")], have
