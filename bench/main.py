@@ -179,10 +179,10 @@ async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Pat
 class CallfleetWindow(ProcessTreeWindow):
     """The supervisor's own figures over the speaking window, beside the whole tree's."""
 
-    def __init__(self, stack: Stack, http: aiohttp.ClientSession, idle_pids: list[int]) -> None:
+    def __init__(self, stack: Stack, http: aiohttp.ClientSession) -> None:
         assert stack.supervisor is not None
         super().__init__(stack.supervisor.pid)
-        self.stack, self.http, self.idle_pids = stack, http, idle_pids
+        self.stack, self.http = stack, http
         self.stalls = LoopStallReader(stack.control_path)
         self.busy = LoopStallReader(stack.control_path, "loop_busy_ms_recent")
         self.routed_before = self.sup_cpu_before = 0.0
@@ -201,7 +201,9 @@ class CallfleetWindow(ProcessTreeWindow):
 
     async def middle(self) -> None:
         await super().middle()
-        self.in_call_pss = (_worker_pss(self.root, only=set(descendants(self.root)) - set(self.idle_pids))
+        # The workers hosting a session, as the supervisor says: not the processes new since
+        # the burst, which are the pool's refill (idle), while the warm ones took the calls.
+        self.in_call_pss = (_worker_pss(self.root, only=await _busy_worker_pids(self.stack.control_path))
                             or _worker_pss(self.root))
 
     async def tick(self) -> None:
@@ -271,7 +273,6 @@ async def measure_callfleet(stack: Stack, n: int, seconds: float, progress: Prog
             await json_request(http, "DELETE", f"{stack.api}/sessions/{body['session_id']}")
             await _await_idle(http, stack.api, n)  # the pool back to n idle before the next
         await asyncio.sleep(1.0)
-        idle_pids = [p for p in descendants(sup_pid) if _pss(p) is not None]
 
         progress(f"callfleet: starting {n} sessions at once")
         started = await asyncio.gather(*(_start_callfleet(http, stack.api, profile.name) for _ in range(n)))
@@ -281,7 +282,7 @@ async def measure_callfleet(stack: Stack, n: int, seconds: float, progress: Prog
             latencies.append((detail["joined_at"] - sent) * 1000)
         tokens = [(body["room_url"], body["token"]) for _, body in started]
 
-        window = CallfleetWindow(stack, http, idle_pids)
+        window = CallfleetWindow(stack, http)
         said = await talk(http, stack.sandbox_api, tokens, seconds, window, progress, "callfleet")
 
         progress("callfleet: stopping every session, checking for leaks")
@@ -341,10 +342,9 @@ async def measure_callfleet_phone(stack: Stack, n: int, seconds: float, progress
         progress(f"callfleet: {LONE_STARTS} lone calls, one at a time")
         alone = await lone_starts(call, settle)
         await asyncio.sleep(1.0)
-        idle_pids = [p for p in descendants(sup_pid) if _pss(p) is not None]
         progress(f"callfleet: {n} calls at once")
         phones, latencies = await burst(call, n)
-        window = CallfleetWindow(stack, http, idle_pids)
+        window = CallfleetWindow(stack, http)
         said = await phone_talk(http, phones, seconds, window, progress, "callfleet")
 
         progress("callfleet: every phone hung up; checking for leaks")
@@ -404,6 +404,13 @@ async def _metrics(http: aiohttp.ClientSession, api: str) -> tuple[int, float]:
         if line.startswith("callfleet_frames_routed_total"):
             return resp.status, float(line.split()[-1])
     return resp.status, 0.0
+
+
+async def _busy_worker_pids(control_path: Path) -> set[int]:
+    """The pids of the workers hosting a session (``ctl workers``); raises ``ConnectionError``
+    if the supervisor does not answer."""
+    reply = await asyncio.to_thread(request, control_path, "workers", {})
+    return {int(w["pid"]) for w in reply.get("result") or [] if w.get("session_id") and w.get("pid")}
 
 
 def _worker_pss(sup_pid: int, only: set[int] | None = None) -> float | None:
