@@ -11,3 +11,5 @@ WORKER_HOME_ENV = "CALLFLEET_WORKER_HOME"
 # Set for the processes that run bots (the forkserver, the bot import check): importing
 # worker.privileges there gives up what a bot must not have; imported elsewhere it does nothing.
 DROP_PRIVILEGES_ENV = "CALLFLEET_DROP_PRIVILEGES"
+# Set when pool.merge_pages is on: the forkserver opts itself and every worker into KSM.
+MERGE_PAGES_ENV = "CALLFLEET_MERGE_PAGES"

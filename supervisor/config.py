@@ -48,6 +48,9 @@ class PoolSection(_Section):
     # CAP_SETUID); default "callfleet-bot" if that user exists, else "nobody". "" keeps the
     # supervisor's own user (a start-up warning says what is then not isolated).
     worker_user: str | None = None
+    # Kernel same-page merging for the workers (worker.page_merging): a Pipecat worker's
+    # copies of its forkserver's pages merged back, ~14 -> ~5 MB private each; needs ksmd on.
+    merge_pages: bool = False
 
 
 class DailySection(_Section):

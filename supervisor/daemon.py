@@ -158,6 +158,7 @@ class Daemon:
         except ValueError as exc:
             raise startup.StartupError(str(exc)) from None
         self.isolation = startup.isolate(cfg, self.profiles.profiles.values(), self.environ)
+        startup.check_page_merging(cfg)
         startup.prepare_run_dir(self.run_dir)
         # Importing the pipecat bots takes a fresh process a second or so: beside the sandbox's start.
         bots_checked = asyncio.ensure_future(check_bots_async(self.profiles.pipecat_bots(), self.config.backend,

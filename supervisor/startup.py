@@ -31,6 +31,7 @@ from supervisor.store import Store
 log = structlog.get_logger("supervisor")
 
 RUN_DIR_SOCKETS = ("workers.sock", "control.sock", "events.sock")
+KSM_RUN = Path("/sys/kernel/mm/ksm/run")  # "1" while the kernel's page-merging thread runs
 
 
 class StartupError(Exception):
@@ -127,6 +128,23 @@ async def sandbox_answering(config: Config, child: SandboxChild | None) -> None:
     except SandboxStartError as exc:
         raise StartupError(str(exc)) from None
     log.info("sandbox answering", api_url=config.daily_api_url)
+
+
+def check_page_merging(config: Config, ksm_run: Path = KSM_RUN) -> None:
+    """``pool.merge_pages`` marks the workers' memory mergeable, but only the host's ksmd
+    merges it: say so at start-up when it is not running, rather than let the operator read
+    unchanged PSS figures and wonder."""
+    if not config.pool.merge_pages:
+        return
+    try:
+        running = ksm_run.read_text().strip() == "1"
+    except OSError as exc:
+        log.warning("pool.merge_pages is on but this kernel has no page merging (KSM): nothing will be merged",
+                    error=str(exc))
+        return
+    if not running:
+        log.warning("pool.merge_pages is on but the host's KSM thread is stopped: nothing will be merged until "
+                    f"the host's administrator writes 1 to {ksm_run}")
 
 
 async def join_cluster(config: Config, rest: DailyREST, store: Store) -> Cluster | None:

@@ -17,7 +17,8 @@ import uvloop  # noqa: F401
 import zmq  # noqa: F401
 
 import worker.main  # noqa: F401
-from protocol.environment import PRELOAD_BACKEND_ENV
+from protocol.environment import MERGE_PAGES_ENV, PRELOAD_BACKEND_ENV
+from worker import page_merging
 from worker.backends import BackendError, load_backend
 
 # The call client the supervisor named. One that does not load is skipped here, as
@@ -25,6 +26,10 @@ from worker.backends import BackendError, load_backend
 # it boots.
 with contextlib.suppress(BackendError):
     load_backend(os.environ.get(PRELOAD_BACKEND_ENV, "sandbox"))
+
+# Before the first fork: every worker inherits it (pool.merge_pages, worker.page_merging).
+if os.environ.get(MERGE_PAGES_ENV):
+    page_merging.opt_in()
 
 gc.collect()
 gc.freeze()

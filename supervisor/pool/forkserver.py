@@ -24,6 +24,7 @@ from typing import Any
 from callfleet.privileges import WorkerUser
 from protocol.environment import (
     DROP_PRIVILEGES_ENV,
+    MERGE_PAGES_ENV,
     PRELOAD_BACKEND_ENV,
     PRELOAD_BOTS_ENV,
     WORKER_GID_ENV,
@@ -33,13 +34,19 @@ from protocol.environment import (
 from supervisor.pool.lanes import PIPECAT
 
 
-def set_environment(backend: str, bots: list[str], worker_user: WorkerUser | None) -> None:
+def set_environment(backend: str, bots: list[str], worker_user: WorkerUser | None,
+                    merge_pages: bool = False) -> None:
     """What every forkserver started from now on reads when it starts: the call client
     ``backend`` names (by name: which module a name means is the worker's to know), the
-    Pipecat bots to preload (read only by the Pipecat lane's), and the workers' user."""
+    Pipecat bots to preload (read only by the Pipecat lane's), the workers' user, and
+    whether their pages may be merged (``pool.merge_pages``)."""
     os.environ[PRELOAD_BACKEND_ENV] = backend
     os.environ[PRELOAD_BOTS_ENV] = "\n".join(bots)
     os.environ[DROP_PRIVILEGES_ENV] = "1"
+    if merge_pages:
+        os.environ[MERGE_PAGES_ENV] = "1"
+    else:
+        os.environ.pop(MERGE_PAGES_ENV, None)
     if worker_user is not None:
         os.environ[WORKER_UID_ENV] = str(worker_user.uid)
         os.environ[WORKER_GID_ENV] = str(worker_user.gid)

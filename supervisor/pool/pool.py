@@ -79,7 +79,7 @@ class Pool:
         self.boot: dict[str, BootHistory] = {}  # each lane's boot failures; none yet
         self.bots = list(pipecat_bots or [])
         self._worker_user = worker_user
-        set_environment(config.backend, self.bots, worker_user)
+        set_environment(config.backend, self.bots, worker_user, config.pool.merge_pages)
         self.forkservers = {lane: Forkserver(lane) for lane in lanes}
         self.processes = Processes(self.forkservers, self._started, self._dead)
         self._after_exit: dict[str, WorkerHandle] = {}  # a worker's id -> the spawn waiting for its exit
@@ -139,7 +139,7 @@ class Pool:
         worker (``reconcile``)."""
         replace = bots != self.bots and PIPECAT in self.forkservers
         self.bots = list(bots)
-        set_environment(self.config.backend, self.bots, self._worker_user)
+        set_environment(self.config.backend, self.bots, self._worker_user, self.config.pool.merge_pages)
         for lane in lanes:
             if lane not in self.forkservers:
                 self.forkservers[lane] = Forkserver(lane)
