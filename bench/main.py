@@ -144,7 +144,7 @@ def load_profile(path: Path, name: str) -> Profile:
 
 async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Path = REPO,
                     profile_name: str = "echo", profiles: Path | None = None,
-                    transport: str = "daily") -> tuple[dict[str, Any], dict[str, Any]]:
+                    transport: str = "daily", merge_pages: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report (its fixed keys, the forwarding floor and the loop stall; for a pipecat
     profile the peer's figures under ``"peer"``), and diagnostics for the human summary.
     Raises ``RuntimeError`` if the stack fails, ``KeyError`` for an unknown profile."""
@@ -154,7 +154,7 @@ async def run_bench(sessions: int, seconds: float, progress: Progress, repo: Pat
     # holds any socket or thread its forked peers would inherit.
     progress(f"forwarding floor: a bare ROUTER, {sessions} peers, {FLOOR_SECONDS:g} s")
     floor = await forward(ForwardMode.READER, sessions, FLOOR_SECONDS)
-    stack = Stack(sessions, repo, profiles, profile_name)
+    stack = Stack(sessions, repo, profiles, profile_name, merge_pages)
     stack.start()
     try:
         if transport == "twilio":
@@ -467,6 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", type=Path, default=None,
                         help="where --profile is found (default: the checkout's configs/profiles.toml); the "
                              "supervisor is given that profile alone, as the peer runs only its bot")
+    parser.add_argument("--merge-pages", action="store_true",
+                        help="run the pool with merge_pages = true (kernel same-page merging; the host's "
+                             "/sys/kernel/mm/ksm/run must be 1, and merging settles over tens of seconds: "
+                             "use --seconds 30 or more, since PSS is read mid-window)")
     parser.add_argument("--transport", choices=("daily", "twilio"), default="daily",
                         help="daily (rooms, the default) or twilio: phone calls over Media Streams WebSockets "
                              "(default profile phone_echo of bench/phone_profiles.toml)")
@@ -510,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     for n in ns.sessions:  # one N after the other, never two at once on the machine
-        runs.append(uvloop.run(run_bench(n, ns.seconds, Progress(), ns.repo, ns.profile, ns.profiles, ns.transport)))
+        runs.append(uvloop.run(run_bench(n, ns.seconds, Progress(), ns.repo, ns.profile, ns.profiles, ns.transport,
+                                         ns.merge_pages)))
     reports = [report for report, _ in runs]
     text = json.dumps(reports[0] if len(reports) == 1 else {"runs": reports}, indent=2)
     if ns.out:

@@ -33,7 +33,7 @@ class Stack:
     shipped profile's (the shipped Daily Bots profiles preload every provider's SDK)."""
 
     def __init__(self, sessions: int, repo: Path = REPO, profiles: Path | None = None,
-                 profile: str = "echo") -> None:
+                 profile: str = "echo", merge_pages: bool = False) -> None:
         self.repo = repo.resolve()
         # The command line's module: cli/ since it left callfleet/ (an older checkout, for a
         # before/after comparison, still has callfleet/cli.py).
@@ -44,6 +44,7 @@ class Stack:
         self.sandbox_port = free_port()
         self.http_port = free_port()
         self.sessions = sessions
+        self.merge_pages = merge_pages  # pool.merge_pages: written only when on (an older checkout lacks the key)
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.supervisor: subprocess.Popen[bytes] | None = None
         self.api = f"http://127.0.0.1:{self.http_port}"
@@ -72,6 +73,7 @@ ping_interval_s = 1.0
 ping_timeout_s = 10.0
 start_timeout_s = 60.0
 {worker_user}
+{"merge_pages = true" if self.merge_pages else ""}
 
 [daily]
 mode = "sandbox"

@@ -9,7 +9,7 @@
 #
 # Each run's JSON is kept in OUT_DIR (default bench-isolation-<UTC time>) beside the
 # summary (table.md). On a host whose /root is closed to the workers' user, run with
-# CALLFLEET_BENCH_WORKER_USER="" (bench/stack.py). Takes about 25 min with ROUNDS=3.
+# CALLFLEET_BENCH_WORKER_USER="" (bench/stack.py). Takes about 15 min with ROUNDS=3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -34,6 +34,22 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 run "capacity-after" "$(pwd)" --profile pipecat_echo --sessions 5,10,20,30 --seconds 10
+
+# pool.merge_pages, where this host lets us switch its KSM thread on for the run (root):
+# a 30 s window, since merging settles over seconds and PSS is read mid-window; the
+# kernel thread's own CPU over the run is written beside it (it is no process of ours).
+KSM=/sys/kernel/mm/ksm
+if [ -w "$KSM/run" ]; then
+    saved_run=$(cat "$KSM/run") saved_scan=$(cat "$KSM/pages_to_scan")
+    echo 1 >"$KSM/run"
+    echo 2000 >"$KSM/pages_to_scan"
+    ksmd_ticks() { awk '{print $14 + $15}' "/proc/$(pgrep -x ksmd)/stat"; }
+    before_ticks=$(ksmd_ticks)
+    run "pipecat-after-ksm" "$(pwd)" --profile pipecat_echo --sessions 20 --seconds 30 --merge-pages
+    echo "$(( $(ksmd_ticks) - before_ticks ))" >"$OUT/ksmd-ticks.txt"
+    echo "$saved_scan" >"$KSM/pages_to_scan"
+    echo "$saved_run" >"$KSM/run"
+fi
 
 .venv/bin/python - "$OUT" <<'EOF' | tee "$OUT/table.md"
 """The README table: each figure's range over the rounds, before and after, peer beside."""
@@ -85,6 +101,16 @@ for kind, title in (("pipecat", "Pipecat echo, N=20, 10 s"), ("echo", "echo, N=2
         if peer:
             row += f" {span(before, 'peer.' + path)} | {span(after, 'peer.' + path)} |"
         print(row)
+
+ksm = load("pipecat-after-ksm.json")
+if ksm:
+    ticks = (out / "ksmd-ticks.txt").read_text().strip() if (out / "ksmd-ticks.txt").exists() else "?"
+    print("\n### Pipecat echo, N=20, 30 s, pool.merge_pages on (KSM, 2000 pages per 20 ms)\n")
+    print("| | callfleet | peer |")
+    print("|---|---|---|")
+    for label, path in ROWS[:9]:
+        print(f"| {label} | {span(ksm, path)} | {span(ksm, 'peer.' + path)} |")
+    print(f"\nksmd CPU over the whole run (both hosts): {ticks} ticks of 10 ms")
 
 capacity = load("capacity-after.json")
 if capacity:
