@@ -26,6 +26,8 @@ run() {  # run NAME REPO ARGS...: one bench, its JSON in $OUT/NAME.json, its sum
     "${BENCH[@]}" "$@" --repo "$repo" --out "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 || echo "  $name failed (see $OUT/$name.txt)" >&2
 }
 
+# TABLE_ONLY=1: no run, only the table again from OUT_DIR's reports.
+[ -n "${TABLE_ONLY:-}" ] && ROUNDS=0
 for round in $(seq 1 "$ROUNDS"); do
     for side in before after; do
         repo=$([ "$side" = before ] && echo "$OLD" || pwd)
@@ -33,19 +35,20 @@ for round in $(seq 1 "$ROUNDS"); do
         run "echo-$side-$round" "$repo" --sessions 20 --seconds 15
     done
 done
-run "capacity-after" "$(pwd)" --profile pipecat_echo --sessions 5,10,20,30 --seconds 10
+[ -z "${TABLE_ONLY:-}" ] && run "capacity-after" "$(pwd)" --profile pipecat_echo --sessions 5,10,20,30 --seconds 10
 
 # pool.merge_pages, where this host lets us switch its KSM thread on for the run (root):
-# a 30 s window, since merging settles over seconds and PSS is read mid-window; the
+# a 60 s window, since merging settles over seconds (longer while the calls keep both
+# cores busy: ksmd runs niced) and PSS is read mid-window; the
 # kernel thread's own CPU over the run is written beside it (it is no process of ours).
 KSM=/sys/kernel/mm/ksm
-if [ -w "$KSM/run" ]; then
+if [ -z "${TABLE_ONLY:-}" ] && [ -w "$KSM/run" ]; then
     saved_run=$(cat "$KSM/run") saved_scan=$(cat "$KSM/pages_to_scan")
     echo 1 >"$KSM/run"
     echo 2000 >"$KSM/pages_to_scan"
     ksmd_ticks() { awk '{print $14 + $15}' "/proc/$(pgrep -x ksmd)/stat"; }
     before_ticks=$(ksmd_ticks)
-    run "pipecat-after-ksm" "$(pwd)" --profile pipecat_echo --sessions 20 --seconds 30 --merge-pages
+    run "pipecat-after-ksm" "$(pwd)" --profile pipecat_echo --sessions 20 --seconds 60 --merge-pages
     echo "$(( $(ksmd_ticks) - before_ticks ))" >"$OUT/ksmd-ticks.txt"
     echo "$saved_scan" >"$KSM/pages_to_scan"
     echo "$saved_run" >"$KSM/run"
@@ -91,7 +94,7 @@ ROWS = [("CPU s per session-minute", "cpu_s_per_session_minute"),
         ("forwarding floor us per frame", "forwarding_floor_us_per_frame")]
 
 for kind, title in (("pipecat", "Pipecat echo, N=20, 10 s"), ("echo", "echo, N=20, 15 s")):
-    before, after = load(f"{kind}-before-*.json"), load(f"{kind}-after-*.json")
+    before, after = load(f"{kind}-before-[0-9]*.json"), load(f"{kind}-after-[0-9]*.json")
     print(f"\n### {title} ({len(before)} + {len(after)} runs, alternating)\n")
     peer = kind == "pipecat"
     print("| | before | after |" + (" peer (before runs) | peer (after runs) |" if peer else ""))
@@ -105,7 +108,7 @@ for kind, title in (("pipecat", "Pipecat echo, N=20, 10 s"), ("echo", "echo, N=2
 ksm = load("pipecat-after-ksm.json")
 if ksm:
     ticks = (out / "ksmd-ticks.txt").read_text().strip() if (out / "ksmd-ticks.txt").exists() else "?"
-    print("\n### Pipecat echo, N=20, 30 s, pool.merge_pages on (KSM, 2000 pages per 20 ms)\n")
+    print("\n### Pipecat echo, N=20, 60 s, pool.merge_pages on (KSM, 2000 pages per 20 ms)\n")
     print("| | callfleet | peer |")
     print("|---|---|---|")
     for label, path in ROWS[:9]:
