@@ -214,8 +214,23 @@ class SandboxProcess:
 
 
 @pytest.fixture
-async def sandbox_proc() -> AsyncIterator[SandboxProcess]:
-    """``callfleet sandbox`` as its own process (rate limits off)."""
+async def sandbox_proc(request: pytest.FixtureRequest) -> AsyncIterator[SandboxProcess]:
+    """``callfleet sandbox`` as its own process (rate limits off): a test's own, or in a
+    module that sets ``ONE_SANDBOX = True`` (its tests each look only at their own rooms and
+    sessions) one for the whole module."""
+    if getattr(request.module, "ONE_SANDBOX", False):
+        yield request.getfixturevalue("module_sandbox")
+        return
+    sb = SandboxProcess("--no-rate-limits")
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture(scope="module")
+def module_sandbox() -> Iterator[SandboxProcess]:
+    """The one sandbox of a module that sets ``ONE_SANDBOX = True`` (``sandbox_proc``)."""
     sb = SandboxProcess("--no-rate-limits")
     try:
         yield sb

@@ -6,25 +6,14 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sandbox.caller import Caller, CallerOptions
 from tests.conftest import REPO, DailyRest, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 
-
-@pytest.fixture(scope="module")
-def sandbox_proc() -> Iterator[SandboxProcess]:
-    """One sandbox for the module: each test has its own supervisor and looks only at its own sessions."""
-    sandbox = SandboxProcess("--no-rate-limits")
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+ONE_SANDBOX = True  # conftest's sandbox_proc: each test has its own supervisor and looks only at its own sessions
 
 
 def callfleet(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

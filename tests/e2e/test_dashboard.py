@@ -31,14 +31,7 @@ KEY_ENV = "CALLFLEET_TEST_DASHBOARD_KEY"
 KEY = "dashboard-test-key-5d1c"
 NEEDS_KEY = "This supervisor needs its API key"
 
-
-@pytest.fixture(scope="module")
-def sandbox_proc() -> Iterator[SandboxProcess]:
-    sandbox = SandboxProcess("--no-rate-limits")
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+ONE_SANDBOX = True  # conftest's sandbox_proc: each test has its own supervisor and looks only at its own sessions
 
 
 def _supervisor(tmp: Path, sandbox: SandboxProcess, **overrides: Any) -> SupervisorProcess:
@@ -50,8 +43,8 @@ def _supervisor(tmp: Path, sandbox: SandboxProcess, **overrides: Any) -> Supervi
 
 
 @pytest.fixture(scope="module")
-def open_sup(tmp_path_factory: pytest.TempPathFactory, sandbox_proc: SandboxProcess) -> Iterator[SupervisorProcess]:
-    sup = _supervisor(tmp_path_factory.mktemp("dashboard-open"), sandbox_proc)
+def open_sup(tmp_path_factory: pytest.TempPathFactory, module_sandbox: SandboxProcess) -> Iterator[SupervisorProcess]:
+    sup = _supervisor(tmp_path_factory.mktemp("dashboard-open"), module_sandbox)
     try:
         yield sup
     finally:
@@ -59,8 +52,8 @@ def open_sup(tmp_path_factory: pytest.TempPathFactory, sandbox_proc: SandboxProc
 
 
 @pytest.fixture(scope="module")
-def keyed_sup(tmp_path_factory: pytest.TempPathFactory, sandbox_proc: SandboxProcess) -> Iterator[SupervisorProcess]:
-    sup = _supervisor(tmp_path_factory.mktemp("dashboard-keyed"), sandbox_proc, env={KEY_ENV: KEY},
+def keyed_sup(tmp_path_factory: pytest.TempPathFactory, module_sandbox: SandboxProcess) -> Iterator[SupervisorProcess]:
+    sup = _supervisor(tmp_path_factory.mktemp("dashboard-keyed"), module_sandbox, env={KEY_ENV: KEY},
                       supervisor={"api_key_env": KEY_ENV})
     try:
         yield sup

@@ -13,11 +13,8 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from supervisor.daily_rest import get_name_from_url
 from tests.conftest import DailyRest, SandboxProcess
@@ -28,15 +25,7 @@ from tests.waiting import wait_until
 LONGEST_S = 14400  # the longest max_duration the API accepts
 ROOM_EXP_S = 10800  # 3 h, as both shipped configs have it: shorter than LONGEST_S
 
-
-@pytest.fixture(scope="module")
-def sandbox_proc() -> Iterator[SandboxProcess]:
-    """One sandbox for the module: each test reads only the rooms and tokens of its own sessions, or rooms it names itself."""
-    sandbox = SandboxProcess("--no-rate-limits")
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+ONE_SANDBOX = True  # conftest's sandbox_proc: each test reads only the rooms and tokens of its own sessions, or rooms it names itself
 
 
 def supervisor(tmp_path: Path, sandbox: SandboxProcess, **overrides: Any) -> SupervisorProcess:

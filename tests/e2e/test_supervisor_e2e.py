@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,7 @@ from tests.conftest import DailyRest, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess, alive
 from tests.waiting import wait_until
 
-
-@pytest.fixture(scope="module")
-def sandbox_proc() -> Iterator[SandboxProcess]:
-    """One sandbox for the module: each test looks only at its own rooms and sessions."""
-    sandbox = SandboxProcess("--no-rate-limits")
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+ONE_SANDBOX = True  # conftest's sandbox_proc: each test looks only at its own rooms and sessions
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,7 @@ from tests.waiting import wait_until
 SECRET_ENV = "CALLFLEET_TEST_WEBHOOK_SECRET"
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
-
-@pytest.fixture(scope="module")
-def sandbox_proc() -> Iterator[SandboxProcess]:
-    """One sandbox for the module: each test has its own supervisor and receiver and looks only at its own sessions."""
-    sandbox = SandboxProcess("--no-rate-limits")
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+ONE_SANDBOX = True  # conftest's sandbox_proc: each test has its own supervisor and receiver and looks only at its own sessions
 
 
 @pytest.fixture

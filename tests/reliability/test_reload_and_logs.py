@@ -9,24 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import REPO, SandboxProcess
 from tests.supervisor_harness import SupervisorProcess
 from tests.waiting import wait_until
 
-
-@pytest.fixture(scope="module")
-def sandbox_proc() -> Iterator[SandboxProcess]:
-    """One sandbox for the module: each test has its own supervisor and none looks at the sandbox."""
-    sandbox = SandboxProcess("--no-rate-limits")
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+ONE_SANDBOX = True  # conftest's sandbox_proc: each test has its own supervisor and none looks at the sandbox
 
 
 async def wait_log(sup: SupervisorProcess, *needles: str, timeout: float = 10) -> str:
