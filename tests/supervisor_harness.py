@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -71,7 +72,7 @@ class SupervisorProcess:
     def write_config(self) -> None:
         self.config_path.write_text(toml(self.config))
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 60) -> None:
         log = open(self.log_path, "a")
         env = {**os.environ, **self.env} if self.env else None
         as_user: dict[str, Any] = {}
@@ -83,8 +84,15 @@ class SupervisorProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "cli", "supervisor", "--config", str(self.config_path)],
                                      cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=env, **as_user)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "HTTP API" in line, f"supervisor did not start: {line!r}\n{self.log_path.read_text()[-3000:]}"
+        # The first line says where it listens; wait for it ``timeout`` at most, not forever
+        # (a supervisor that hangs at start-up would otherwise hold the test until pytest's limit).
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not ready:
+            self.proc.kill()
+            self.proc.wait()
+        assert "HTTP API" in line, (f"supervisor did not start within {timeout:g} s: {line!r}\n"
+                                    f"{self.log_path.read_text()[-3000:]}")
 
     def stored(self, session_id: str) -> Any:
         """The session's record as the supervisor wrote it to its store (None if absent)."""
