@@ -137,7 +137,7 @@ class Pool:
         its workers from now on, so those import nothing; a replaced one keeps serving the
         workers it forked until the pool stops. A lane no longer needed keeps no idle
         worker (``reconcile``)."""
-        replace = bots != self.bots and PIPECAT in self.forkservers
+        replace = bool(bots) and bots != self.bots and PIPECAT in self.forkservers  # none left: the lane empties
         self.bots = list(bots)
         set_environment(self.config.backend, self.bots, self._worker_user, self.config.pool.merge_pages)
         for lane in lanes:
