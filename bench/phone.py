@@ -224,7 +224,7 @@ async def phone_talk(http: aiohttp.ClientSession, phones: list[BenchPhone], seco
         started = time.monotonic()
         for phone in everyone:
             phone.measure(True)
-        await asyncio.sleep(min(seconds / 2, 5))
+        await asyncio.sleep(seconds / 2)  # memory mid-window: a long run reads it settled (page merging takes ~20 s)
         await window.middle()
         while time.monotonic() - started < seconds:
             progress(f"{prefix}: speaking... {time.monotonic() - started:.0f}/{seconds:g} s")

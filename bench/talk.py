@@ -93,7 +93,7 @@ async def talk(http: aiohttp.ClientSession, sandbox_api: str, rooms: list[tuple[
         await window.begin()
         started = time.monotonic()
         speaking = asyncio.ensure_future(asyncio.gather(*(c.speak() for c in echo_callers + direct_callers)))
-        await asyncio.sleep(min(seconds / 2, 5))
+        await asyncio.sleep(seconds / 2)  # memory mid-window: a long run reads it settled (page merging takes ~20 s)
         await window.middle()
         while not speaking.done():
             progress(f"{prefix}: speaking... {time.monotonic() - started:.0f}/{seconds:g} s")
