@@ -3,6 +3,7 @@ before its first fork, so every worker it forks is mergeable from birth; without
 
 from __future__ import annotations
 
+import ctypes
 import json
 from pathlib import Path
 
@@ -11,8 +12,14 @@ import pytest
 from tests.conftest import SandboxProcess
 from tests.supervisor_harness import SupervisorProcess
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/ksm_stat").exists(),
-                                reason="this kernel shows no KSM state per process (Linux 6.4+ with KSM)")
+PR_GET_MEMORY_MERGE = 68  # linux/prctl.h, Linux 6.4+: -1 (EINVAL) where the kernel has no per-process merging
+
+
+def kernel_merges() -> bool:
+    return Path("/proc/self/ksm_stat").exists() and ctypes.CDLL(None).prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0) >= 0
+
+
+pytestmark = pytest.mark.skipif(not kernel_merges(), reason="this kernel has no per-process page merging (Linux 6.4+ with KSM)")
 
 
 def merge_any(pid: int) -> bool:
