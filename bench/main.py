@@ -296,10 +296,7 @@ async def measure_callfleet(stack: Stack, n: int, seconds: float, progress: Prog
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(3.0)  # recycled workers exit, the pool refills to min_idle
-        helpers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p) or "resource_tracker" in cmdline(p)]
-        workers_left = [w for f in helpers for w in descendants(f)]
-        others = [p for p in descendants(sup_pid) if p not in helpers and p not in workers_left]
-        leaked_processes = max(0, len(workers_left) - n) + len(others)  # beyond the idle pool
+        leaked_processes = _leaked_processes(sup_pid, n)
         # Rooms are counted once the supervisor has stopped cleanly: until then the room pool's
         # ready rooms are in the sandbox by design.
         stack.supervisor.terminate()
@@ -350,10 +347,7 @@ async def measure_callfleet_phone(stack: Stack, n: int, seconds: float, progress
         progress("callfleet: every phone hung up; checking for leaks")
         await _await_live(http, stack.api)
         await asyncio.sleep(3.0)  # recycled workers exit, the pool refills to min_idle
-        helpers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p) or "resource_tracker" in cmdline(p)]
-        workers_left = [w for f in helpers for w in descendants(f)]
-        others = [p for p in descendants(sup_pid) if p not in helpers and p not in workers_left]
-        leaked_processes = max(0, len(workers_left) - n) + len(others)
+        leaked_processes = _leaked_processes(sup_pid, n)
         _, listing = await json_request(http, "GET", f"{stack.api}/sessions")
         live_sessions = sum(1 for s in listing["data"] if not SessionState(s["state"]).finished)
         stack.supervisor.terminate()
@@ -413,10 +407,23 @@ async def _busy_worker_pids(control_path: Path) -> set[int]:
     return {int(w["pid"]) for w in reply.get("result") or [] if w.get("session_id") and w.get("pid")}
 
 
+def _worker_pids(sup_pid: int) -> list[int]:
+    """The worker processes: the children of the supervisor's forkservers (one per lane)."""
+    return [w for f in descendants(sup_pid) if "forkserver" in cmdline(f) for w in descendants(f)]
+
+
+def _leaked_processes(sup_pid: int, idle: int) -> int:
+    """Processes under the supervisor once every session ended: workers beyond the ``idle``
+    the pool keeps, and anything that is no worker, forkserver or resource tracker."""
+    workers = _worker_pids(sup_pid)
+    others = [p for p in descendants(sup_pid)
+              if p not in workers and "forkserver" not in cmdline(p) and "resource_tracker" not in cmdline(p)]
+    return max(0, len(workers) - idle) + len(others)
+
+
 def _worker_pss(sup_pid: int, only: set[int] | None = None) -> float | None:
-    """Median PSS of the worker processes (the forkserver's children), or of those in ``only``."""
-    forkservers = [p for p in descendants(sup_pid) if "forkserver" in cmdline(p)]
-    workers = [c for f in forkservers for c in descendants(f) if only is None or c in only]
+    """Median PSS of the worker processes, or of those in ``only``."""
+    workers = [w for w in _worker_pids(sup_pid) if only is None or w in only]
     values = [v for v in (_pss(p) for p in workers) if v is not None]
     return round(statistics.median(values), 1) if values else None
 
@@ -426,8 +433,7 @@ def _cpu_breakdown(stack: Stack) -> dict[str, float]:
     workers, and this process (the callers)."""
     assert stack.supervisor is not None and stack.sandbox is not None
     sup = stack.supervisor.pid
-    forkservers = [p for p in descendants(sup) if "forkserver" in cmdline(p)]
-    workers = [w for f in forkservers for w in descendants(f)]
+    workers = _worker_pids(sup)
     out = {"supervisor": cpu_seconds(sup), "sandbox": cpu_seconds(stack.sandbox.pid),
            "bench callers": cpu_seconds(os.getpid()), "workers": sum(cpu_seconds(p) for p in workers)}
     for name, used in thread_cpu_seconds(sup).items():

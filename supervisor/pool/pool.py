@@ -193,15 +193,14 @@ class Pool:
         """
         if self.desired.draining and not failover:  # a drain takes no new session, but keeps live ones alive
             raise PoolFull("the supervisor is draining")
-        handle = self._free(lane, WorkerState.IDLE) or self._free(lane, WorkerState.BOOTING)
+        at_max = len(self.alive()) >= self.desired.max_workers
+        handle = (self._oldest(WorkerState.IDLE, lambda w: w == lane) or self._oldest(WorkerState.BOOTING, lambda w: w == lane)
+                  or (self._oldest(WorkerState.IDLE, lambda w: w != lane and can_host(w, lane)) if at_max else None))
         if handle is not None:
             handle.state = WorkerState.RESERVED
-        elif len(self.alive()) < self.desired.max_workers:
+        elif not at_max:
             handle = self._spawn(lane, WorkerState.RESERVED)
-        elif (borrowed := self._free(lane, WorkerState.IDLE, borrow=True)) is not None:
-            handle = borrowed
-            handle.state = WorkerState.RESERVED
-        elif (other := self._free(lane, WorkerState.IDLE, other=True)) is not None:
+        elif (other := self._oldest(WorkerState.IDLE, lambda w: w != lane)) is not None:
             handle = self._spawn(lane, WorkerState.RESERVED, after=other)
         else:
             raise PoolFull(f"all {self.desired.max_workers} workers are busy")
@@ -211,14 +210,9 @@ class Pool:
         self.wake()
         return handle
 
-    def _free(self, lane: str, state: WorkerState, *, borrow: bool = False, other: bool = False) -> WorkerHandle | None:
-        """The oldest worker in ``state`` of ``lane``; with ``borrow``, of another lane that
-        can host ``lane``'s sessions; with ``other``, of any other lane."""
-        def fits(w: WorkerHandle) -> bool:
-            if borrow:
-                return w.lane != lane and can_host(w.lane, lane)
-            return (w.lane != lane) if other else (w.lane == lane)
-        candidates = [w for w in self.workers.values() if w.state == state and fits(w)]
+    def _oldest(self, state: WorkerState, lane_fits: Callable[[str], bool]) -> WorkerHandle | None:
+        """The oldest worker in ``state`` whose lane fits."""
+        candidates = [w for w in self.workers.values() if w.state == state and lane_fits(w.lane)]
         return min(candidates, key=lambda w: w.started_at) if candidates else None
 
     def idle(self, lane: str | None = None) -> int:

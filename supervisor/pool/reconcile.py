@@ -2,8 +2,8 @@
 
 Pure and synchronous (gunicorn's ``manage_workers``): the runner observes processes and
 carries the actions out; this only decides. It keeps each lane's ``min_idle`` workers warm
-(``supervisor.pool.lanes``), never lets the pool exceed ``max_workers``, kills workers that miss their handshake or pings, retires
-workers over their memory limit (after their session; at once if far over), shrinks
+(``supervisor.pool.lanes``), never lets the pool exceed ``max_workers``, kills workers that
+miss their handshake or pings, retires workers over their memory limit (after their session; at once if far over), shrinks
 without touching busy workers, and spaces out spawns after boot failures so a broken
 environment is not a crash loop.
 """
@@ -145,7 +145,8 @@ def reconcile(desired: Desired, workers: list[WorkerView], boot: Mapping[str, Bo
         in_lane = [w for w in idle if w.lane == lane]
         shrink += in_lane[:max(len(in_lane) - targets.get(lane, 0), 0)]
     beyond_max = len(live) - desired.max_workers - len(shrink)
-    shrink += [w for w in idle if w not in shrink][:max(beyond_max, 0)]
+    chosen = {w.id for w in shrink}
+    shrink += [w for w in idle if w.id not in chosen][:max(beyond_max, 0)]
     if shrink:
         why = "pool shrinking" if len(live) > desired.max_workers else "more idle than min_idle"
         actions.extend(Retire(w.id, why) for w in sorted(shrink, key=lambda w: w.started_at))
